@@ -1,0 +1,65 @@
+#!/bin/sh
+# dev.sh - the README's quick start.  On a fresh Debian 12 machine:
+#   ./dev.sh run     install missing build deps, build, run the main job
+#   ./dev.sh check   install missing build deps, build, run the whole test suite
+#   ./dev.sh deps    only install missing Debian packages
+#   ./dev.sh build   deps + autogen/configure/make
+# Extra configure flags come from $CONFIGURE_FLAGS (e.g. --enable-werror).
+set -eu
+cd "$(dirname "$0")"
+
+# Debian packages needed to build and test (by name; nothing is downloaded
+# from anywhere else).
+PKGS="build-essential autoconf automake libtool pkg-config
+liblua5.4-dev lua5.4 libinih-dev libjansson-dev libsystemd-dev
+bats bats-support bats-assert socat util-linux procps systemd man-db"
+
+say() { printf '%s\n' "dev.sh: $*" >&2; }
+
+deps() {
+	missing=""
+	for p in $PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	say "installing missing Debian packages:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+}
+
+build() {
+	deps
+	flags="${CONFIGURE_FLAGS:-}"
+	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ] ||
+		[ -n "$(find . -name '*.mk' -newer configure -print -quit 2>/dev/null)" ]; then
+		./autogen.sh
+	fi
+	if [ ! -f config.status ] || [ "$(cat .configure-flags 2>/dev/null)" != "$flags" ] ||
+		[ configure -nt config.status ]; then
+		# shellcheck disable=SC2086
+		./configure $flags
+		printf '%s' "$flags" > .configure-flags
+	fi
+	make -j"$(nproc)"
+}
+
+case "${1:-}" in
+deps) deps ;;
+build) build ;;
+check)
+	build
+	make -j"$(nproc)" check
+	;;
+run)
+	build
+	exec ./tests/seed/run-examples.sh
+	;;
+*)
+	echo "usage: $0 run|check|build|deps" >&2
+	exit 2
+	;;
+esac

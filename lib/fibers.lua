@@ -1,0 +1,2 @@
+-- placeholder facade, replaced by the runtime-core work
+return {}

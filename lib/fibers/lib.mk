@@ -1,0 +1,3 @@
+## lib/fibers/lib.mk - the pure-Lua library files (installed) and their tests.
+dist_luafibers_DATA +=
+dist_luafibersio_DATA +=

@@ -1,0 +1,30 @@
+/*
+ * lbind.h - shared declarations of the Lua bindings of the C core.
+ *
+ * The bindings follow Lua's own libraries (loslib.c, liolib.c): luaL_Reg
+ * method tables, userdata with __gc/__close, misuse raises, OS failure
+ * returns nil, message, errno.
+ *
+ * `require 'fibers.core'` returns one table whose fields are the private
+ * sub-modules (core.sched, core.stream, core.proc, core.sys ...).  Each
+ * binding file provides one opener `int fl_open_<name>(lua_State *L)` that
+ * pushes its sub-module table; lcore.c lists them.
+ */
+#ifndef FIBERS_LBIND_H
+#define FIBERS_LBIND_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+/* The loader of `fibers.core` (also preloaded into fibersd). */
+int luaopen_fibers_core(lua_State *L);
+/* Register `fibers.core` in package.preload of L (for embedding hosts). */
+void fl_preload(lua_State *L);
+
+/* Push nil, strerror(err), err and return 3 (the liolib failure shape). */
+int fl_pusherr(lua_State *L, int err);
+
+/* Sub-module openers; each pushes a table. */
+int fl_open_sys(lua_State *L);
+
+#endif

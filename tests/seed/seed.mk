@@ -1,0 +1,1 @@
+## tests/seed/seed.mk - the seed document's examples, verbatim, as tests.
