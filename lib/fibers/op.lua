@@ -1,0 +1,507 @@
+-- fibers/op.lua - the Op algebra (library.md §4): first-class events in the
+-- Concurrent ML style, and the perform engine that synchronises on them.
+--
+-- Owns: the `Op` metatable and every combinator, suspensions (the handle a
+-- blocking primitive completes later), `perform_raw`, and the internal
+-- scope-aware perform used by fibers.scope (`_perform_in`).  It must not
+-- know about scopes beyond the tiny protocol documented at `_perform_in`,
+-- and never resumes a fiber synchronously: completion goes through
+-- `fiber:resume`, which only schedules.
+--
+-- Representation.  An Op is a table with metatable `Op` and a field `k`:
+--   PRIM   leaf: try(op) -> ready, ...; block(susp, token, op); wrap?
+--   CHOICE ops = { op... }          GUARD   g() -> op (run per perform)
+--   NACK   g(nack_op) -> op         WRAP    op, f
+--   ABORT  op, f (on_abort)         ORELSE  op, thunk
+-- Performing compiles the tree into a flat list of leaves (depth first), so
+-- every on_abort/with_nack subtree covers a contiguous index range [lo, hi];
+-- when leaf w wins, every range not containing w fires (inner first).
+--
+-- Primitive contract (for channel, cond, sleep, io ...):
+--   new_primitive(wrap_fn?, try_fn, block_fn)
+--   try_fn() -> ready, ...values           (must not block)
+--   block_fn(suspension, token)            (arrange for a later
+--       suspension:complete(token, ...values), or complete_task)
+-- `token` (the spec's `leaf_wrap`) is OPAQUE: pass it back unchanged, never
+-- call it.  Check `suspension:waiting()` before handing over anything that
+-- must not be lost (a value, bytes); `complete` on a finished suspension
+-- raises.  `suspension:add_cleanup(f, a, b)` runs `f(a, b)` in the performing
+-- fiber once it wakes, whichever leaf won: use it to unlink the registration
+-- (bounded memory, library.md §0.8).
+local runtime = require 'fibers.runtime'
+
+local unpack = table.unpack or unpack
+local random = math.random
+local select, type, error, setmetatable, getmetatable =
+      select, type, error, setmetatable, getmetatable
+
+local M = {}
+
+local PRIM, CHOICE, GUARD, NACK, WRAP, ABORT, ORELSE = 1, 2, 3, 4, 5, 6, 7
+
+local Op = {}
+Op.__index = Op
+Op.__name = "fibers.op"
+M.Op = Op
+
+local function pack(...) return { n = select('#', ...), ... } end
+
+local function is_op(x) return getmetatable(x) == Op end
+M.is_op = is_op
+
+local function check_op(x, who)
+  if getmetatable(x) ~= Op then
+    error(who .. ": expected op, got " .. type(x), 3)
+  end
+  return x
+end
+
+local function check_fn(f, who)
+  if type(f) ~= "function" and not (type(f) == "table" and getmetatable(f)
+      and getmetatable(f).__call) then
+    error(who .. ": expected function, got " .. type(f), 3)
+  end
+  return f
+end
+
+------------------------------------------------------------------------------
+-- Suspensions
+
+local Susp = {}
+Susp.__index = Susp
+Susp.__name = "fibers.suspension"
+
+-- Completion tokens that are not leaf indices.
+local TASK_ERR = {}   -- task:cancel(reason): the perform raises `reason`
+local CANCEL = {}     -- the scope's not-ok condition won (see _perform_in)
+M._CANCEL = CANCEL
+
+-- True while no leaf has completed this suspension yet.
+function Susp:waiting() return self.w end
+
+-- Complete with the given leaf token and values; schedules the fiber.
+function Susp:complete(token, ...)
+  if not self.w then error("suspension: already completed", 2) end
+  self.w = false
+  self.f:resume(token, ...)
+end
+
+-- Register f(a, b) to run in the performing fiber after it wakes.
+function Susp:add_cleanup(f, a, b)
+  local c = self.c
+  if not c then c = { n = 0 }; self.c = c end
+  local n = c.n
+  c[n + 1] = f; c[n + 2] = a; c[n + 3] = b
+  c.n = n + 3
+end
+
+local Task = {}
+Task.__index = Task
+Task.__name = "fibers.suspension_task"
+
+-- Run the task: completes the suspension if it is still waiting.
+function Task:run()
+  local s = self.s
+  if s.w and not self.x then
+    local v = self.v
+    if v then s:complete(self.t, unpack(v, 1, v.n)) else s:complete(self.t) end
+  end
+end
+
+-- Cancel the task: if still waiting, the perform raises `reason`
+-- (default "operation cancelled").  Later runs do nothing.
+function Task:cancel(reason)
+  self.x = true
+  local s = self.s
+  if s.w then s:complete(TASK_ERR, reason or "operation cancelled") end
+end
+
+-- A task that completes this suspension with token and values when run.
+function Susp:complete_task(token, ...)
+  local v
+  if select('#', ...) > 0 then v = pack(...) end
+  return setmetatable({ s = self, t = token, v = v }, Task)
+end
+
+local function new_susp(fiber)
+  return setmetatable({ f = fiber, w = true, c = nil }, Susp)
+end
+
+local function run_cleanups(s)
+  local c = s.c
+  if c then
+    s.c = nil
+    for i = 1, c.n, 3 do c[i](c[i + 1], c[i + 2]) end
+  end
+end
+
+------------------------------------------------------------------------------
+-- Builders
+
+local function prim_call_try(op) return op.tf() end
+local function prim_call_block(susp, token, op) return op.bf(susp, token) end
+
+-- A leaf Op.  `wrap_fn` post-processes the values (from try or complete).
+function M.new_primitive(wrap_fn, try_fn, block_fn)
+  if wrap_fn ~= nil then check_fn(wrap_fn, "new_primitive") end
+  check_fn(try_fn, "new_primitive"); check_fn(block_fn, "new_primitive")
+  return setmetatable({ k = PRIM, try = prim_call_try, block = prim_call_block,
+                        tf = try_fn, bf = block_fn, wf = wrap_fn }, Op)
+end
+
+-- Internal fast constructor: try(op) and block(susp, token, op) receive the
+-- op itself, so per-perform leaves need no closures (sleep, scope ops).
+function M._prim(try, block, wrap, fields)
+  local o = fields or {}
+  o.k = PRIM; o.try = try; o.block = block; o.wf = wrap
+  return setmetatable(o, Op)
+end
+
+local function always_try(op) local v = op.v; return true, unpack(v, 1, v.n) end
+local function always1_try(op) return true, op.v1 end
+local function noblock() end
+local function never_try() return false end
+
+-- An op that is always ready with the given values.
+function M.always(...)
+  local n = select('#', ...)
+  if n == 1 then
+    return setmetatable({ k = PRIM, try = always1_try, block = noblock, v1 = (...) }, Op)
+  end
+  return setmetatable({ k = PRIM, try = always_try, block = noblock, v = pack(...) }, Op)
+end
+
+local NEVER = setmetatable({ k = PRIM, try = never_try, block = noblock }, Op)
+-- An op that never completes.
+function M.never() return NEVER end
+
+-- Race the given ops; nested choices are flattened.
+function M.choice(...)
+  local n = select('#', ...)
+  if n == 1 then return check_op((...), "choice") end
+  if n == 0 then return NEVER end
+  local ops = {}
+  for i = 1, n do
+    local o = check_op((select(i, ...)), "choice")
+    if o.k == CHOICE then
+      local sub = o.ops
+      for j = 1, #sub do ops[#ops + 1] = sub[j] end
+    else
+      ops[#ops + 1] = o
+    end
+  end
+  return setmetatable({ k = CHOICE, ops = ops }, Op)
+end
+
+-- g() builds the op afresh at every perform.
+function M.guard(g)
+  return setmetatable({ k = GUARD, g = check_fn(g, "guard") }, Op)
+end
+
+-- g(nack_op) builds an op; nack_op becomes ready if a leaf outside wins.
+function M.with_nack(g)
+  return setmetatable({ k = NACK, g = check_fn(g, "with_nack") }, Op)
+end
+
+-- Post-process the results with f (in the performing fiber; f may block).
+function Op:wrap(f)
+  check_fn(f, "wrap")
+  if self.k == PRIM then
+    -- Fold into the leaf so wrapped primitives keep the fast path.
+    local o = {}
+    for key, v in pairs(self) do o[key] = v end
+    local inner = self.wf
+    if inner then
+      o.wf = function(...) return f(inner(...)) end
+    else
+      o.wf = f
+    end
+    return setmetatable(o, Op)
+  end
+  return setmetatable({ k = WRAP, op = self, f = f }, Op)
+end
+
+-- f() runs if another leaf of the same perform wins.
+function Op:on_abort(f)
+  return setmetatable({ k = ABORT, op = self, f = check_fn(f, "on_abort") }, Op)
+end
+
+-- One non-blocking attempt; if nothing is ready, thunk()'s results.
+function Op:or_else(thunk)
+  return setmetatable({ k = ORELSE, op = self, f = check_fn(thunk, "or_else") }, Op)
+end
+
+-- cleanup(false) after the op wins, cleanup(true) if it loses.
+function Op:finally(cleanup)
+  check_fn(cleanup, "finally")
+  return self:wrap(function(...) cleanup(false); return ... end)
+             :on_abort(function() cleanup(true) end)
+end
+
+-- Per perform: res = acquire(), op = use(res); release(res, aborted) once.
+function M.bracket(acquire, release, use)
+  check_fn(acquire, "bracket"); check_fn(release, "bracket"); check_fn(use, "bracket")
+  return M.guard(function()
+    local res = acquire()
+    local released = false
+    local o = check_op(use(res), "bracket")
+    return o:wrap(function(...)
+      if not released then released = true; release(res, false) end
+      return ...
+    end):on_abort(function()
+      if not released then released = true; release(res, true) end
+    end)
+  end)
+end
+
+-- Race ops; the winner's index and values go through on_win(i, ...).
+function M.race(ops, on_win)
+  local arms = {}
+  for i = 1, #ops do
+    local o = check_op(ops[i], "race")
+    if on_win then
+      arms[i] = o:wrap(function(...) return on_win(i, ...) end)
+    else
+      arms[i] = o:wrap(function(...) return i, ... end)
+    end
+  end
+  return M.choice(unpack(arms, 1, #ops))
+end
+
+-- Race ops; yields index, ... of the winner.
+function M.first_ready(ops) return M.race(ops) end
+
+-- Race named arms; yields name, ... of the winner.
+function M.named_choice(arms)
+  if type(arms) ~= "table" then error("named_choice: expected table, got " .. type(arms), 2) end
+  local names = {}
+  for name in pairs(arms) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local list = {}
+  for i, name in ipairs(names) do
+    list[i] = check_op(arms[name], "named_choice"):wrap(function(...) return name, ... end)
+  end
+  return M.choice(unpack(list, 1, #list))
+end
+
+-- Race two ops; yields true, ... if a wins, false, ... if b wins.
+function M.boolean_choice(a, b)
+  check_op(a, "boolean_choice"); check_op(b, "boolean_choice")
+  return M.choice(a:wrap(function(...) return true, ... end),
+                  b:wrap(function(...) return false, ... end))
+end
+
+------------------------------------------------------------------------------
+-- Nack conditions (one per with_nack per perform)
+
+local NackCond = {}
+
+local function nack_try(op) return op.c.fired end
+local function nack_block(susp, token, op)
+  local c = op.c
+  local n = #c
+  c[n + 1] = susp; c[n + 2] = token
+end
+
+local function nack_fire(c)
+  c.fired = true
+  for i = 1, #c, 2 do
+    local s = c[i]
+    if s.w then s:complete(c[i + 1]) end
+    c[i] = nil; c[i + 1] = nil
+  end
+end
+
+------------------------------------------------------------------------------
+-- Compile: C = { n = leaves, [2i-1] = leaf, [2i] = wrap chain | false,
+--               na, ab = { lo, hi, f_or_nackcond ... }, fb = first fallback }
+
+local compile
+
+local function push_abort(C, lo, f)
+  local ab = C.ab
+  if not ab then ab = {}; C.ab = ab end
+  local na = C.na
+  ab[na + 1] = lo; ab[na + 2] = C.n; ab[na + 3] = f
+  C.na = na + 3
+end
+
+compile = function(op, chain, C)
+  local k = op.k
+  if k == PRIM then
+    local n = C.n + 1
+    C.n = n
+    C[2 * n - 1] = op; C[2 * n] = chain
+  elseif k == CHOICE then
+    local ops = op.ops
+    for i = 1, #ops do compile(ops[i], chain, C) end
+  elseif k == WRAP then
+    compile(op.op, { op.f, chain }, C)
+  elseif k == GUARD then
+    local o = op.g()
+    if getmetatable(o) ~= Op then error("guard: builder returned " .. type(o) .. ", expected op", 0) end
+    compile(o, chain, C)
+  elseif k == ABORT then
+    local lo = C.n + 1
+    compile(op.op, chain, C)
+    push_abort(C, lo, op.f)
+  elseif k == NACK then
+    local c = setmetatable({ fired = false }, NackCond)
+    local lo = C.n + 1
+    local o = op.g(M._prim(nack_try, nack_block, nil, { c = c }))
+    if getmetatable(o) ~= Op then error("with_nack: builder returned " .. type(o) .. ", expected op", 0) end
+    compile(o, chain, C)
+    push_abort(C, lo, c)
+  else -- ORELSE: a pseudo-leaf after the inner leaves, never tried/blocked
+    compile(op.op, chain, C)
+    local n = C.n + 1
+    C.n = n
+    C[2 * n - 1] = op; C[2 * n] = chain
+    if not C.fb then C.fb = n end
+  end
+end
+
+local function fire_aborts(C, w)
+  local ab = C.ab
+  if not ab then return end
+  for i = 1, C.na, 3 do
+    if w < ab[i] or w > ab[i + 1] then
+      local f = ab[i + 2]
+      if getmetatable(f) == NackCond then
+        nack_fire(f)
+      else
+        f()
+      end
+    end
+  end
+end
+
+local function apply(chain, ...)
+  if not chain then return ... end
+  return apply(chain[2], chain[1](...))
+end
+
+-- Leaf i won with values ...: fire losers, then the wraps (inner first).
+local function win(C, i, ...)
+  fire_aborts(C, i)
+  local leaf = C[2 * i - 1]
+  local w = leaf.wf
+  if w then return apply(C[2 * i], w(...)) end
+  return apply(C[2 * i], ...)
+end
+
+local NOT_READY = {}
+
+local try_from
+local function try_result(C, i, left, ready, ...)
+  if ready then return win(C, i, ...) end
+  if left <= 1 then return NOT_READY end
+  return try_from(C, i % C.n + 1, left - 1)
+end
+try_from = function(C, i, left)
+  local leaf = C[2 * i - 1]
+  if leaf.k == PRIM then return try_result(C, i, left, leaf.try(leaf)) end
+  return try_result(C, i, left, false)
+end
+
+local function noop() end
+
+------------------------------------------------------------------------------
+-- Perform
+
+-- Scope protocol used by _perform_in (sc may be nil = not scope-aware):
+--   sc._status   nil while ok; anything else means not ok
+--   sc._cw       table susp -> token of cancel waiters; the scope completes
+--                each waiting one with its token when it turns not ok
+--   sc:_raise()  raises the cancellation sentinel / primary (never returns)
+
+local function after_block(C, s, sc, token, ...)
+  run_cleanups(s)
+  if sc then sc._cw[s] = nil end
+  if token == CANCEL then
+    fire_aborts(C, 0)
+    return sc:_raise()
+  elseif token == TASK_ERR then
+    fire_aborts(C, 0)
+    error((...), 0)
+  end
+  return win(C, token, ...)
+end
+
+local function block(C, sc)
+  local fiber = runtime.current_fiber()
+  if not fiber then error("perform: cannot block outside a fiber", 3) end
+  local s = new_susp(fiber)
+  for i = 1, C.n do
+    local leaf = C[2 * i - 1]
+    if leaf.k == PRIM then
+      leaf.block(s, i, leaf)
+      if not s.w then break end
+    end
+  end
+  if sc and s.w then sc._cw[s] = CANCEL end
+  return after_block(C, s, sc, runtime.suspend(noop))
+end
+
+local function after_try(C, sc, first, ...)
+  if first ~= NOT_READY then return first, ... end
+  local fb = C.fb
+  if fb then
+    fire_aborts(C, fb)
+    local o = C[2 * fb - 1]
+    return apply(C[2 * fb], o.f())
+  end
+  return block(C, sc)
+end
+
+-- Single leaf fast path.
+local function prim_after_block(op, s, sc, token, ...)
+  run_cleanups(s)
+  if sc then sc._cw[s] = nil end
+  if token == CANCEL then return sc:_raise() end
+  if token == TASK_ERR then error((...), 0) end
+  local w = op.wf
+  if w then return w(...) end
+  return ...
+end
+
+local function prim_after_try(op, sc, ready, ...)
+  if ready then
+    local w = op.wf
+    if w then return w(...) end
+    return ...
+  end
+  local fiber = runtime.current_fiber()
+  if not fiber then error("perform: cannot block outside a fiber", 3) end
+  local s = new_susp(fiber)
+  op.block(s, 1, op)
+  if sc and s.w then sc._cw[s] = CANCEL end
+  return prim_after_block(op, s, sc, runtime.suspend(noop))
+end
+
+-- Perform op, raced against sc's not-ok condition when sc is given.
+local function perform_in(op, sc)
+  if sc and sc._status then return sc:_raise() end
+  if op.k == PRIM then return prim_after_try(op, sc, op.try(op)) end
+  local C = { n = 0, na = 0 }
+  compile(op, false, C)
+  if sc and sc._status then
+    fire_aborts(C, 0)
+    return sc:_raise()
+  end
+  local n = C.n
+  if n == 0 then return after_try(C, sc, NOT_READY) end
+  return after_try(C, sc, try_from(C, n > 1 and random(n) or 1, n))
+end
+M._perform_in = perform_in
+
+-- Synchronise on op; not scope-aware (library.md §4).
+function M.perform_raw(op)
+  if getmetatable(op) ~= Op then error("perform: expected op, got " .. type(op), 2) end
+  return perform_in(op, nil)
+end
+
+-- Method form: op:perform_raw().
+Op.perform_raw = M.perform_raw
+
+return M
