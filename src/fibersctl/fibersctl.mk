@@ -1,0 +1,30 @@
+## fibersctl: the control client (src/fibersctl/), the shared protocol header,
+## the daemon-side JSON/credentials binding (src/fibersd/lcontrol.c, linked
+## into fibersd through libfibersdcontrol.la), the bash completion, and the
+## tests of the control layer.  Owner: control (issue 6).
+
+bin_PROGRAMS += src/fibersctl/fibersctl
+src_fibersctl_fibersctl_SOURCES = src/fibersctl/fibersctl.h src/fibersctl/fibersctl.c \
+	src/fibersctl/commands.c src/fibersctl/render.c src/fibersd/protocol.h
+src_fibersctl_fibersctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd \
+	-DFIBERSD_CONFIG_FILE='"$(sysconfdir)/fibersd.conf"'
+src_fibersctl_fibersctl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS)
+src_fibersctl_fibersctl_LDADD = $(JANSSON_LIBS) $(INIH_LIBS)
+
+## The `_fibersd` sub-module `control` (JSON via jansson, peer credentials).
+## fibersd links libfibersdcontrol.la; its opener fd_open_control() is listed
+## in the subs[] table of src/fibersd/lhost.c.
+noinst_LTLIBRARIES += libfibersdcontrol.la
+libfibersdcontrol_la_SOURCES = src/fibersd/lcontrol.c src/fibersd/lcontrol.h src/fibersd/protocol.h
+libfibersdcontrol_la_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(JANSSON_CFLAGS) -fPIC \
+	-DFIBERSD_VERSION='"$(PACKAGE_VERSION)"'
+libfibersdcontrol_la_LIBADD = $(JANSSON_LIBS)
+
+## C unit test of the binding: embeds Lua, opens the sub-module, runs TAP checks.
+check_PROGRAMS += tests/unit/json.t
+tests_unit_json_t_SOURCES = tests/unit/json.c
+tests_unit_json_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) -I$(top_srcdir)/src/fibersd
+tests_unit_json_t_LDADD = libfibersdcontrol.la $(LUA_LIBS) -lm
+
+TESTS += tests/unit/json.t tests/bats/050-fibersctl-client.bats
+EXTRA_DIST += tests/bats/050-fibersctl-client.bats tests/bats/fixtures/control/fake-server.sh

@@ -1,0 +1,559 @@
+/*
+ * lcontrol.c - `_fibersd`.control: what the control server (lib/fibersd/
+ * control.lua) needs from C.  JSON encoding/decoding through jansson (no
+ * hand-written parser), UTF-8 sanitising (invalid bytes -> U+FFFD), peer
+ * credentials and roles (SO_PEERCRED, SO_PEERGROUPS else getgrouplist),
+ * signal names, RFC 3339 timestamps, and the protocol constants of
+ * protocol.h.  It owns no sockets and keeps no state; misuse raises, OS
+ * failure returns nil, message, errno.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <math.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <lauxlib.h>
+
+#include "lcontrol.h"
+#include "protocol.h"
+
+#ifndef FIBERSD_VERSION
+#define FIBERSD_VERSION PACKAGE_VERSION
+#endif
+
+#define JSON_MAX_DEPTH 200
+#define ARRAY_MT "fibersd.json.array"
+
+/* The JSON null sentinel: a light userdata with a unique address. */
+static const char null_sentinel = 0;
+
+static int pusherr(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, strerror(err));
+	lua_pushinteger(L, err);
+	return 3;
+}
+
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+/* Length of the valid sequence at s (1..4), or 0 if it is not valid UTF-8. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	unsigned min;
+	if (c >= 0xc2 && c <= 0xdf) { n = 2; min = 0x80; }
+	else if (c >= 0xe0 && c <= 0xef) { n = 3; min = 0x800; }
+	else if (c >= 0xf0 && c <= 0xf4) { n = 4; min = 0x10000; }
+	else return 0;
+	if (left < n)
+		return 0;
+	unsigned cp = c & (0x3f >> (n - 1));
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Length of the valid UTF-8 prefix of s (== len when all of it is valid). */
+size_t ctl_utf8_valid_prefix(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		size_t n = utf8_seq(u + i, len - i);
+		if (!n)
+			break;
+		i += n;
+	}
+	return i;
+}
+
+/* Copy src into valid UTF-8 (each invalid byte -> U+FFFD); see lcontrol.h. */
+char *ctl_utf8_sanitize(const char *src, size_t len, size_t *outlen)
+{
+	const unsigned char *u = (const unsigned char *)src;
+	char *out = malloc(len * 3 + 1);
+	size_t o = 0, i = 0;
+	if (!out)
+		return NULL;
+	while (i < len) {
+		size_t n = utf8_seq(u + i, len - i);
+		if (n) {
+			memcpy(out + o, src + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+/* A jansson string of valid UTF-8 from arbitrary bytes. */
+static json_t *string_value(const char *s, size_t len)
+{
+	if (ctl_utf8_valid_prefix(s, len) == len)
+		return json_stringn_nocheck(s, len);
+	size_t n;
+	char *clean = ctl_utf8_sanitize(s, len, &n);
+	json_t *v = clean ? json_stringn_nocheck(clean, n) : NULL;
+	free(clean);
+	return v;
+}
+
+/* ---- Lua -> JSON ---------------------------------------------------------- */
+
+/* Encoder errors are collected here and raised once the partial jansson tree
+ * is freed (luaL_error would longjmp past it and leak). */
+struct enc {
+	lua_State *L;
+	char err[128];
+};
+
+static json_t *to_json(struct enc *e, int idx, int depth);
+
+/* Is the table at idx a sequence 1..n (n > 0), or marked as an array? */
+static int is_array(lua_State *L, int idx, size_t *len)
+{
+	size_t n = (size_t)lua_rawlen(L, idx), count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1)) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		lua_Integer k = lua_tointeger(L, -1);
+		if (k < 1 || (size_t)k > n) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		count++;
+	}
+	*len = n;
+	if (count == n && n > 0)
+		return 1;
+	if (count == 0 && luaL_getmetafield(L, idx, "__jsontype") != LUA_TNIL) {
+		int arr = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "array") == 0;
+		lua_pop(L, 1);
+		return arr;
+	}
+	return 0;
+}
+
+static json_t *table_to_json(struct enc *e, int idx, int depth)
+{
+	lua_State *L = e->L;
+	size_t n;
+	luaL_checkstack(L, 4, "json_encode");
+	if (is_array(L, idx, &n)) {
+		json_t *a = json_array();
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, idx, (lua_Integer)i);
+			json_t *v = to_json(e, lua_gettop(L), depth + 1);
+			lua_pop(L, 1);
+			if (!v) {
+				json_decref(a);
+				return NULL;
+			}
+			json_array_append_new(a, v);
+		}
+		return a;
+	}
+	json_t *o = json_object();
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		size_t klen;
+		const char *k;
+		char kbuf[64];
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			k = lua_tolstring(L, -2, &klen);
+		} else if (lua_type(L, -2) == LUA_TNUMBER) {
+			if (lua_isinteger(L, -2))
+				snprintf(kbuf, sizeof kbuf, "%lld", (long long)lua_tointeger(L, -2));
+			else
+				snprintf(kbuf, sizeof kbuf, "%.14g", (double)lua_tonumber(L, -2));
+			k = kbuf;
+			klen = strlen(kbuf);
+		} else {
+			snprintf(e->err, sizeof e->err, "json_encode: cannot encode a %s key",
+				 luaL_typename(L, -2));
+			lua_pop(L, 2);
+			json_decref(o);
+			return NULL;
+		}
+		json_t *v = to_json(e, lua_gettop(L), depth + 1);
+		if (!v) {
+			lua_pop(L, 2);
+			json_decref(o);
+			return NULL;
+		}
+		json_t *ks = string_value(k, klen);
+		json_object_setn_new_nocheck(o, json_string_value(ks), json_string_length(ks), v);
+		json_decref(ks);
+		lua_pop(L, 1);
+	}
+	return o;
+}
+
+static json_t *to_json(struct enc *e, int idx, int depth)
+{
+	lua_State *L = e->L;
+	if (depth > JSON_MAX_DEPTH) {
+		snprintf(e->err, sizeof e->err, "json_encode: nesting deeper than %d (a cycle?)",
+			 JSON_MAX_DEPTH);
+		return NULL;
+	}
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL: return json_null();
+	case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return json_integer((json_int_t)lua_tointeger(L, idx));
+		else {
+			double d = (double)lua_tonumber(L, idx);
+			return isfinite(d) ? json_real(d) : json_null();
+		}
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		return string_value(s, len);
+	}
+	case LUA_TTABLE: return table_to_json(e, idx, depth);
+	case LUA_TLIGHTUSERDATA:
+		if (lua_touserdata(L, idx) == (void *)&null_sentinel)
+			return json_null();
+		/* fallthrough */
+	default:
+		snprintf(e->err, sizeof e->err, "json_encode: cannot encode a %s", luaL_typename(L, idx));
+		return NULL;
+	}
+}
+
+/* control.json_encode(v) -> compact JSON text (one line, sorted keys). */
+static int l_json_encode(lua_State *L)
+{
+	struct enc e = { .L = L };
+	luaL_checkany(L, 1);
+	lua_settop(L, 1);
+	json_t *v = to_json(&e, 1, 0);
+	if (!v)
+		return luaL_error(L, "%s", e.err[0] ? e.err : "json_encode: out of memory");
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+	json_decref(v);
+	if (!s)
+		return luaL_error(L, "json_encode: out of memory");
+	lua_pushstring(L, s);
+	free(s);
+	return 1;
+}
+
+/* ---- JSON -> Lua ---------------------------------------------------------- */
+
+static void push_json(lua_State *L, json_t *v)
+{
+	luaL_checkstack(L, 3, "json_decode");
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *e;
+		lua_createtable(L, 0, (int)json_object_size(v));
+		json_object_foreach(v, k, e) {
+			push_json(L, e);
+			lua_setfield(L, -2, k);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *e;
+		lua_createtable(L, (int)json_array_size(v), 0);
+		json_array_foreach(v, i, e) {
+			push_json(L, e);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		luaL_setmetatable(L, ARRAY_MT);
+		break;
+	}
+	case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); break;
+	case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
+	case JSON_REAL: lua_pushnumber(L, json_real_value(v)); break;
+	case JSON_TRUE: lua_pushboolean(L, 1); break;
+	case JSON_FALSE: lua_pushboolean(L, 0); break;
+	default: lua_pushlightuserdata(L, (void *)&null_sentinel); break;
+	}
+}
+
+/* control.json_decode(s) -> value | nil, "line:col: message" (null -> control.null). */
+static int l_json_decode(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	json_error_t err;
+	json_t *v = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	if (!v) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s (line %d, column %d)", err.text, err.line, err.column);
+		return 2;
+	}
+	push_json(L, v);
+	json_decref(v);
+	return 1;
+}
+
+/* control.array(t?) -> t marked to encode as a JSON array even when empty. */
+static int l_array(lua_State *L)
+{
+	if (lua_isnoneornil(L, 1))
+		lua_newtable(L);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	luaL_setmetatable(L, ARRAY_MT);
+	return 1;
+}
+
+/* control.sanitize(s) -> s with each invalid UTF-8 byte replaced by U+FFFD. */
+static int l_sanitize(lua_State *L)
+{
+	size_t len, n;
+	const char *s = luaL_checklstring(L, 1, &len);
+	if (ctl_utf8_valid_prefix(s, len) == len) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	char *clean = ctl_utf8_sanitize(s, len, &n);
+	if (!clean)
+		return luaL_error(L, "sanitize: out of memory");
+	lua_pushlstring(L, clean, n);
+	free(clean);
+	return 1;
+}
+
+/* ---- peers ------------------------------------------------------------------ */
+
+/* control.peer_cred(fd) -> pid, uid, gid | nil, msg, errno. */
+static int l_peer_cred(lua_State *L)
+{
+	int fd = (int)luaL_checkinteger(L, 1);
+	struct ucred cr;
+	socklen_t sl = sizeof cr;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0)
+		return pusherr(L, errno);
+	lua_pushinteger(L, cr.pid);
+	lua_pushinteger(L, cr.uid);
+	lua_pushinteger(L, cr.gid);
+	return 3;
+}
+
+/* Fill groups (cap entries) with the peer's supplementary groups; returns
+ * the count or -1 (errno set). */
+static int peer_groups(int fd, uid_t uid, gid_t gid, gid_t *groups, int cap)
+{
+#ifdef SO_PEERGROUPS
+	socklen_t sl = (socklen_t)(cap * (int)sizeof(gid_t));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &sl) == 0)
+		return (int)(sl / sizeof(gid_t));
+	if (errno != ENOPROTOOPT && errno != EINVAL)
+		return -1;
+#endif
+	struct passwd *pw = getpwuid(uid);
+	if (!pw)
+		return 0;
+	int n = cap;
+	if (getgrouplist(pw->pw_name, gid, groups, &n) < 0)
+		n = cap;
+	return n;
+}
+
+/* control.peer_groups(fd) -> { gid... } | nil, msg, errno. */
+static int l_peer_groups(lua_State *L)
+{
+	int fd = (int)luaL_checkinteger(L, 1);
+	struct ucred cr;
+	socklen_t sl = sizeof cr;
+	gid_t groups[1024];
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0)
+		return pusherr(L, errno);
+	int n = peer_groups(fd, cr.uid, cr.gid, groups, 1024);
+	if (n < 0)
+		return pusherr(L, errno);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushinteger(L, groups[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+/* control.peer_role(fd, control_gid?, admin_gid?) -> role|false, pid, uid, gid
+ * | nil, msg, errno.  uid 0 or the daemon's uid -> "admin"; a peer whose
+ * groups (primary or supplementary) hold admin_gid -> "admin", control_gid
+ * -> "read"; anyone else -> false. */
+static int l_peer_role(lua_State *L)
+{
+	int fd = (int)luaL_checkinteger(L, 1);
+	lua_Integer control = luaL_optinteger(L, 2, -1);
+	lua_Integer admin = luaL_optinteger(L, 3, -1);
+	struct ucred cr;
+	socklen_t sl = sizeof cr;
+	gid_t groups[1024];
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0)
+		return pusherr(L, errno);
+	const char *role = NULL;
+	if (cr.uid == 0 || cr.uid == geteuid()) {
+		role = FIBERSD_ROLE_ADMIN;
+	} else {
+		int n = peer_groups(fd, cr.uid, cr.gid, groups, 1024);
+		if (n < 0)
+			return pusherr(L, errno);
+		int is_admin = admin >= 0 && (lua_Integer)cr.gid == admin;
+		int is_read = control >= 0 && (lua_Integer)cr.gid == control;
+		for (int i = 0; i < n; i++) {
+			is_admin |= admin >= 0 && (lua_Integer)groups[i] == admin;
+			is_read |= control >= 0 && (lua_Integer)groups[i] == control;
+		}
+		role = is_admin ? FIBERSD_ROLE_ADMIN : is_read ? FIBERSD_ROLE_READ : NULL;
+	}
+	if (role)
+		lua_pushstring(L, role);
+	else
+		lua_pushboolean(L, 0);
+	lua_pushinteger(L, cr.pid);
+	lua_pushinteger(L, cr.uid);
+	lua_pushinteger(L, cr.gid);
+	return 4;
+}
+
+/* ---- signals, time ----------------------------------------------------------- */
+
+static const struct { const char *name; int num; } signames[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
+	{ "TRAP", SIGTRAP }, { "ABRT", SIGABRT }, { "BUS", SIGBUS }, { "FPE", SIGFPE },
+	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
+	{ "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
+	{ "TTOU", SIGTTOU }, { "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+	{ "SYS", SIGSYS },
+};
+
+/* control.signum(name_or_number) -> signo, "NAME" | nil, message.  Names are
+ * case-insensitive, with or without the SIG prefix. */
+static int l_signum(lua_State *L)
+{
+	const size_t nsig = sizeof signames / sizeof signames[0];
+	if (lua_type(L, 1) == LUA_TNUMBER || (lua_type(L, 1) == LUA_TSTRING && lua_isnumber(L, 1))) {
+		lua_Integer n = lua_tointeger(L, 1);
+		for (size_t i = 0; i < nsig; i++)
+			if (signames[i].num == n) {
+				lua_pushinteger(L, n);
+				lua_pushstring(L, signames[i].name);
+				return 2;
+			}
+		if (n >= SIGRTMIN && n <= SIGRTMAX) {
+			lua_pushinteger(L, n);
+			lua_pushfstring(L, "%d", (int)n);
+			return 2;
+		}
+	} else {
+		const char *s = luaL_checkstring(L, 1);
+		if (strncasecmp(s, "SIG", 3) == 0)
+			s += 3;
+		for (size_t i = 0; i < nsig; i++)
+			if (strcasecmp(signames[i].name, s) == 0) {
+				lua_pushinteger(L, signames[i].num);
+				lua_pushstring(L, signames[i].name);
+				return 2;
+			}
+	}
+	const char *what = luaL_tolstring(L, 1, NULL);
+	lua_pushnil(L);
+	lua_pushfstring(L, "unknown signal '%s'", what);
+	return 2;
+}
+
+/* control.rfc3339(epoch_seconds) -> "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC). */
+static int l_rfc3339(lua_State *L)
+{
+	double t = (double)luaL_checknumber(L, 1);
+	time_t sec = (time_t)floor(t);
+	int ms = (int)((t - floor(t)) * 1000.0);
+	struct tm tm;
+	char buf[64];
+	if (ms > 999)
+		ms = 999;
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof buf - n, ".%03dZ", ms);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+static const luaL_Reg control_funcs[] = {
+	{ "json_encode", l_json_encode },
+	{ "json_decode", l_json_decode },
+	{ "array", l_array },
+	{ "sanitize", l_sanitize },
+	{ "peer_cred", l_peer_cred },
+	{ "peer_groups", l_peer_groups },
+	{ "peer_role", l_peer_role },
+	{ "signum", l_signum },
+	{ "rfc3339", l_rfc3339 },
+	{ NULL, NULL },
+};
+
+/* Push the `control` sub-module table (an entry of lhost.c's subs[]). */
+int fd_open_control(lua_State *L)
+{
+	if (luaL_newmetatable(L, ARRAY_MT)) {
+		lua_pushliteral(L, "array");
+		lua_setfield(L, -2, "__jsontype");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, control_funcs);
+	lua_pushlightuserdata(L, (void *)&null_sentinel);
+	lua_setfield(L, -2, "null");
+	lua_pushstring(L, FIBERSD_VERSION);
+	lua_setfield(L, -2, "VERSION");
+	lua_pushinteger(L, FIBERSD_PROTOCOL_VERSION);
+	lua_setfield(L, -2, "PROTOCOL");
+	lua_pushinteger(L, FIBERSD_PROTO_MAX_REQUEST);
+	lua_setfield(L, -2, "MAX_REQUEST");
+	lua_pushinteger(L, FIBERSD_PROTO_MAX_REPLY);
+	lua_setfield(L, -2, "MAX_REPLY");
+	lua_pushinteger(L, FIBERSD_PROTO_MAX_CLIENTS);
+	lua_setfield(L, -2, "MAX_CLIENTS");
+	lua_pushinteger(L, FIBERSD_PROTO_ADMIN_RESERVED);
+	lua_setfield(L, -2, "ADMIN_RESERVED");
+	lua_pushinteger(L, FIBERSD_PROTO_MAX_UNSENT);
+	lua_setfield(L, -2, "MAX_UNSENT");
+	lua_newtable(L); /* errors: code -> code, so typos fail loudly in Lua */
+#define X(id, s, ex) lua_pushstring(L, s); lua_setfield(L, -2, s);
+	FIBERSD_PROTO_ERRORS(X)
+#undef X
+	lua_setfield(L, -2, "errors");
+	return 1;
+}
