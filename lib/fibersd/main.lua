@@ -1,0 +1,310 @@
+-- fibersd.main - the daemon's entry point, called by the C host (main.c) as
+-- require('fibersd.main').run(cfg, opts) whose result is the exit status.
+--
+-- It owns the daemon's life cycle: host setup (subreaper, file limit,
+-- runaway/memory hooks, exec and alarm hosting), the scope layout, the
+-- control socket hand-off to control.lua, the initial load, readiness and
+-- STATUS= notifications, the systemd watchdog, signals (HUP reload,
+-- TERM/INT graceful shutdown) and --check.  Policy details live in
+-- supervisor.lua (restarts) and reload.lua (config + task dir diff).
+--
+-- Scope layout (children of the library's root scope):
+--   daemon             this file's fibers (signals, notifier, watchdog)
+--     supervisor       one supervisor fiber per task
+--     tasks            one child scope per running task, named after it
+--     control          the control server (control.lua)
+
+local fibers = require 'fibers'
+local runtime = require 'fibers.runtime'
+local scope = require 'fibers.scope'
+local sleep = require 'fibers.sleep'
+local host = require 'fibersd.host'
+local log = require 'fibersd.log'
+local task = require 'fibersd.task'
+local supervisor = require 'fibersd.supervisor'
+local reload = require 'fibersd.reload'
+
+local M = {}
+
+local ORPHAN_FMT = 'reaped orphan pid %d (%s)'
+
+-- Put lua_path entries (";"-separated dirs or templates) on package.path.
+local function add_lua_path(lp)
+  if not lp or lp == '' then return end
+  for entry in lp:gmatch('[^;]+') do
+    entry = entry:gsub('^%s+', ''):gsub('%s+$', '')
+    if entry ~= '' then
+      if entry:find('?', 1, true) then
+        package.path = package.path .. ';' .. entry
+      else
+        local okt, why = host.check_trust(entry)
+        if okt then
+          package.path = package.path .. ';' .. entry .. '/?.lua;' .. entry .. '/?/init.lua'
+        else
+          log.daemon('err', 'lua_path %s refused: %s', entry, tostring(why))
+        end
+      end
+    end
+  end
+end
+
+-- --check: compile every task script, print problems, 0 when all is well.
+local function check(cfg)
+  local bad = 0
+  local entries, errs = reload.scan(cfg)
+  for _, e in ipairs(errs or {}) do
+    io.stderr:write(e.message, '\n')
+    bad = bad + 1
+  end
+  for _, entry in ipairs(entries or {}) do
+    local spec, err = reload.prepare(cfg, entry)
+    if not spec then err = err elseif spec.error then err = spec.error else err = nil end
+    if err then
+      io.stderr:write(err, '\n')
+      bad = bad + 1
+    end
+  end
+  return bad == 0 and 0 or 1
+end
+M.check = check
+
+-- The STATUS= line: "4 tasks running, 1 in backoff, 3 processes".
+function M.status_line(sv)
+  local c = sv:counts()
+  local running = (c.running or 0) + (c.ready or 0) + (c.loading or 0)
+  local parts = { string.format('%d task%s running', running, running == 1 and '' or 's') }
+  for _, k in ipairs({ 'stopping', 'backoff', 'failed', 'fatal' }) do
+    if (c[k] or 0) > 0 then
+      parts[#parts + 1] = string.format('%d %s', c[k], k == 'backoff' and 'in backoff' or k)
+    end
+  end
+  local procs = 0
+  local seen = {}
+  local function walk(s)
+    if seen[s] then return end
+    seen[s] = true
+    local okc, snap = pcall(s.snapshot, s)
+    if not okc or not snap then return end
+    for _, cmd in ipairs(snap.commands or {}) do
+      if cmd.state == 'running' then procs = procs + 1 end
+    end
+    for _, id in ipairs(snap.children or {}) do
+      local ch = scope.by_id(id)
+      if ch then walk(ch) end
+    end
+  end
+  for _, s in ipairs(sv:scopes()) do walk(s) end
+  parts[#parts + 1] = string.format('%d process%s', procs, procs == 1 and '' or 'es')
+  return table.concat(parts, ', ')
+end
+
+-- Hook exec (log modes, defaults, orphans) and alarms into the daemon.
+local function host_library()
+  local okx, exec = pcall(require, 'fibers.exec')
+  if okx and type(exec._set_host) == 'function' then
+    exec._set_host({
+      defaults = { stdin = 'null', stdout = 'log', stderr = 'log' },
+      scrub_env = { 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS',
+        'LISTEN_PID', 'LISTEN_FDNAMES', 'JOURNAL_STREAM', 'INVOCATION_ID' },
+      log_line = function(cmd, stream, line, s)
+        local owner = s or (type(cmd) == 'table' and (cmd.scope or cmd._scope)) or scope.current()
+        local rec, path = task.of_scope(owner)
+        local pid = type(cmd) == 'table' and cmd.pid and cmd:pid() or nil
+        log.emit(stream == 'stderr' and 4 or 6, line, rec and rec.name, path, pid, stream)
+      end,
+      on_orphan = function(pid, status)
+        log.emit(5, string.format(ORPHAN_FMT, pid, tostring(status)), nil, nil, pid)
+      end,
+    })
+  end
+  local oka, alarm = pcall(require, 'fibers.alarm')
+  if oka and alarm.set_time_source and alarm.realtime then
+    pcall(alarm.set_time_source, alarm.realtime)
+    return alarm
+  end
+end
+
+-- Adopt a socket-activated control socket or bind our own.
+-- Returns fd, bound_path | nil, msg, exitcode.
+local function control_socket(F)
+  local fds = host.listen_fds()
+  local pick
+  for _, l in ipairs(fds) do
+    if l.name == 'control' then pick = l end
+  end
+  if not pick and #fds == 1 then pick = fds[1] end
+  if pick then
+    log.daemon('info', 'adopted control socket (fd %d, %s)', pick.fd, tostring(pick.name))
+    return pick.fd, nil
+  end
+  local fd, warn, code = host.bind_control(F.control_socket, F.control_mode, F.control_group)
+  if not fd then return nil, warn, code end
+  if warn then log.daemon('warning', '%s', warn) end
+  return fd, F.control_socket
+end
+
+-- The daemon body, in the `daemon` scope.  Returns the exit status.
+local function daemon(D, cfg, opts)
+  local F = cfg.fibersd
+  local T0 = fibers.now()
+  log.configure(F.log_level, F.log_lines)
+  host.subreaper()
+  host.raise_nofile()
+  host.set_max_slice(F.max_slice or 1.0)
+  host.install_hooks(runtime)
+  add_lua_path(F.lua_path)
+  _G.print = task.print
+  local alarm = host_library()
+  local signal = require 'fibers.signal'
+
+  local S = assert(D:child()); pcall(S.set_name, S, 'supervisor')
+  local T = assert(D:child()); pcall(T.set_name, T, 'tasks')
+  local C = assert(D:child()); pcall(C.set_name, C, 'control')
+  local sv = supervisor.new({ tasks_scope = T, sup_scope = S })
+  local rctx = { sv = sv, cfg = cfg }
+  function rctx.load()
+    local new, err = host.load_config(rctx.cfg.file)
+    if new and opts.log_level then new.fibersd.log_level = opts.log_level end
+    return new, err
+  end
+  function rctx.on_config(new)
+    log.configure(new.fibersd.log_level, new.fibersd.log_lines)
+    host.set_log(new.fibersd.log_level, new.fibersd.log_target)
+    host.set_max_slice(new.fibersd.max_slice or 1.0)
+  end
+  sv.reload_fn = function() return reload.reload(rctx) end
+  function sv.reload() return sv.reload_fn() end
+
+  local fd, bound, code = control_socket(F)
+  if not fd then
+    log.daemon('err', '%s', tostring(bound))
+    host.notify('STATUS=' .. tostring(bound) .. '\nERRNO=98')
+    return code or 2
+  end
+  local okc, control = pcall(require, 'fibersd.control')
+  if okc and type(control) == 'table' and control.start then
+    control.start({ scope = C, fd = fd, sv = sv, cfg = cfg, reload = sv.reload,
+      version = host.native and host.native.version, started = T0 })
+  else
+    log.daemon('warning', 'control server not available: %s', tostring(control))
+  end
+
+  local res = reload.apply(sv, cfg)
+  while sv:loading() > 0 do fibers.perform(sv:changed_op()) end
+  host.notify('READY=1\nSTATUS=' .. M.status_line(sv))
+  log.daemon('notice', 'fibersd %s ready: %d tasks (%d errors) in %.3fs',
+    host.native and host.native.version or '?', #res.added, #res.errors, fibers.now() - T0)
+
+  -- STATUS= on changes, at most one per 100 ms.
+  D:spawn(function()
+    local last_line, last_t = nil, 0
+    while true do
+      fibers.perform(sv:changed_op())
+      local wait = last_t + 0.1 - fibers.now()
+      if wait > 0 then sleep.sleep(wait) end
+      local line = M.status_line(sv)
+      if line ~= last_line then
+        host.notify('STATUS=' .. line)
+        last_line, last_t = line, fibers.now()
+      end
+    end
+  end)
+  -- systemd watchdog from the scheduler: a wedged loop stops the pings.
+  local wd = host.watchdog_usec()
+  if wd > 0 then
+    D:spawn(function()
+      while true do
+        host.notify('WATCHDOG=1')
+        sleep.sleep(wd / 2e6)
+      end
+    end)
+  end
+  -- Clock steps: tell alarms (wall clock minus monotonic moved by > 1 s).
+  if alarm and alarm.time_changed then
+    D:spawn(function()
+      local off = log.realtime() - log.monotime()
+      while true do
+        sleep.sleep(10)
+        local o = log.realtime() - log.monotime()
+        if math.abs(o - off) > 1 then alarm.time_changed() end
+        off = o
+      end
+    end)
+  end
+
+  while true do
+    local which = fibers.named_choice({
+      term = signal.signal_op('TERM'), int = signal.signal_op('INT'), hup = signal.signal_op('HUP'),
+    })
+    if which ~= 'hup' then
+      log.daemon('notice', 'SIG%s: shutting down', which:upper())
+      break
+    end
+    local r = sv.reload()
+    host.notify('READY=1\nSTATUS=' .. M.status_line(sv))
+    if #r.errors > 0 then log.daemon('warning', 'reload finished with %d errors', #r.errors) end
+  end
+
+  -- Graceful shutdown: cancel every task with "shutdown", wait for them.
+  local F2 = rctx.cfg.fibersd
+  host.notify('STOPPING=1')
+  sv:shutdown()
+  T:cancel('shutdown')
+  local t0 = fibers.now()
+  local deadline = t0 + (F2.shutdown_timeout or 30)
+  local next_extend = t0 + 1
+  local forced = false
+  while sv:active() > 0 do
+    local which = fibers.named_choice({
+      changed = sv:changed_op(), timeout = sleep.sleep_until_op(deadline),
+      extend = sleep.sleep_until_op(next_extend),
+      term = signal.signal_op('TERM'), int = signal.signal_op('INT'),
+    })
+    if which == 'timeout' or which == 'term' or which == 'int' then
+      forced = true
+      break
+    elseif which == 'extend' then
+      local left = math.max(deadline - fibers.now(), 0) + 5
+      host.notify(string.format('EXTEND_TIMEOUT_USEC=%d', math.floor(math.min(left, 10) * 1e6)))
+      next_extend = fibers.now() + 5
+    end
+  end
+  local left = 0
+  for _, s in ipairs(sv:scopes()) do
+    left = left + 1
+    supervisor.kill_tree(s)
+  end
+  if forced or left > 0 then
+    log.daemon('warning', 'shutdown: %d task%s did not stop in time: killed', left, left == 1 and '' or 's')
+  end
+  C:cancel('shutdown')
+  fibers.named_choice({ joined = C:join_op(), timeout = sleep.sleep_op(1) })
+  if bound then host.unlink_control(bound) end
+  log.daemon('notice', 'stopped')
+  return 0
+end
+
+-- Entry point: run the daemon (or --check) and return the exit status.
+function M.run(cfg, opts)
+  opts = opts or {}
+  if opts.check then return check(cfg) end
+  local code = 1
+  local sched = runtime.current_scheduler
+  local D = assert(scope.root():child())
+  pcall(D.set_name, D, 'fibersd')
+  D:spawn(function(s)
+    local okd, c = pcall(daemon, s, cfg, opts)
+    if okd then
+      code = c
+    else
+      log.daemon('crit', 'fatal: %s', tostring(c))
+      host.notify('STATUS=fatal: ' .. tostring(c))
+      code = 1
+    end
+    sched:stop()
+  end)
+  sched:main()
+  return code
+end
+
+return M

@@ -1,0 +1,182 @@
+-- fibersd.reload - turning (config, task directory) into supervisor
+-- actions: the initial load at startup and every reload (SIGHUP or
+-- `fibersctl reload`).
+--
+-- A reload re-reads the config (an invalid one keeps the old), rescans the
+-- task dir by content hash and diffs it against the supervisor: new files
+-- start, removed files stop, changed files are compiled first (a compile
+-- error keeps the old version running), unchanged tasks only get their
+-- restart policy updated live.  It returns the reply for the control
+-- socket: { added, removed, changed, unchanged, errors, warnings }.
+
+local host = require 'fibersd.host'
+local log = require 'fibersd.log'
+local task = require 'fibersd.task'
+
+local M = {}
+
+local POLICY_KEYS = { 'restart', 'restart_delay', 'restart_max_delay', 'restart_limit',
+  'restart_window', 'shutdown_grace', 'memory_limit', 'stop_timeout', 'watchdog_sec' }
+
+-- Keys that only take effect at a daemon restart.
+local RESTART_KEYS = { 'task_dir', 'control_socket', 'control_mode', 'control_group',
+  'admin_group', 'lua_path', 'control_idle' }
+
+-- The effective policy, params and enabled flag of task `name` under cfg.
+function M.task_config(cfg, name)
+  local d = cfg.defaults or {}
+  local t = (cfg.tasks or {})[name] or {}
+  local pol = {}
+  for _, k in ipairs(POLICY_KEYS) do
+    if t[k] ~= nil then pol[k] = t[k] else pol[k] = d[k] end
+  end
+  if pol.stop_timeout == nil then pol.stop_timeout = (pol.shutdown_grace or 5) + 5 end
+  local enabled = t.enabled
+  if enabled == nil then enabled = true end
+  return pol, t.params or {}, enabled
+end
+
+local function same_params(a, b)
+  for k, v in pairs(a) do if b[k] ~= v then return false end end
+  for k, v in pairs(b) do if a[k] ~= v then return false end end
+  return true
+end
+
+-- Whether the process runs as root (trust checks apply then).
+local function is_root()
+  local n = host.native
+  return n ~= nil and n.getuid ~= nil and n.getuid() == 0
+end
+
+-- Read, hash, trust-check and compile one task file.  Returns a spec for
+-- the supervisor; spec.error is set when it cannot run (compile error).
+-- Returns nil, msg when the file must be refused altogether.
+function M.prepare(cfg, entry)
+  local okt, why = host.check_trust(entry.file)
+  if not okt then return nil, entry.file .. ': ' .. tostring(why) end
+  local src, err = task.read(entry.file)
+  if not src then return nil, tostring(err) end
+  local pol, params, enabled = M.task_config(cfg, entry.name)
+  local spec = { name = entry.name, file = entry.file, source = src, hash = task.hash(src),
+    policy = pol, params = params, enabled = enabled }
+  local chunk, cerr = task.compile(src, entry.file, task.new_env())
+  if chunk then spec.chunk = chunk else spec.error = cerr end
+  return spec
+end
+
+-- Scan the task dir of cfg (trust-checked): entries, errors.
+function M.scan(cfg)
+  local dir = cfg.fibersd.task_dir
+  local errors = {}
+  local okt, why = host.check_trust(dir)
+  if not okt then
+    return nil, { { file = dir, message = dir .. ': ' .. tostring(why) } }
+  end
+  local entries, refused = task.scan(dir)
+  if not entries then
+    return nil, { { file = dir, message = tostring(refused) } }
+  end
+  for _, r in ipairs(refused) do
+    errors[#errors + 1] = { file = r.file, message = r.file .. ': refused: ' .. r.reason }
+  end
+  return entries, errors
+end
+
+-- Apply the task set of cfg to the supervisor.  Used at startup (empty
+-- supervisor) and by reload.  Returns the result table.
+function M.apply(sv, cfg)
+  local res = { added = {}, removed = {}, changed = {}, unchanged = {}, errors = {}, warnings = {} }
+  local entries, errs = M.scan(cfg)
+  for _, e in ipairs(errs or {}) do
+    res.errors[#res.errors + 1] = e
+    log.daemon('err', '%s', e.message)
+  end
+  if not entries then return res end
+  local seen = {}
+  for _, entry in ipairs(entries) do
+    seen[entry.name] = true
+    local rec = sv:get(entry.name)
+    local spec, err = M.prepare(cfg, entry)
+    if not spec then
+      res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = err }
+      log.daemon('err', '%s', err)
+      if rec then res.unchanged[#res.unchanged + 1] = entry.name end
+    elseif not rec then
+      if spec.error then
+        res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = spec.error }
+      end
+      sv:add(spec)
+      res.added[#res.added + 1] = entry.name
+    elseif rec.hash ~= spec.hash or not same_params(rec.params, spec.params)
+        or rec.policy.memory_limit ~= spec.policy.memory_limit then
+      if spec.error then
+        -- the new version does not compile: the old one keeps running
+        res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = spec.error }
+        log.task(entry.name, entry.name, 'err', 'not reloaded: %s', spec.error)
+        rec.policy = spec.policy
+        res.unchanged[#res.unchanged + 1] = entry.name
+      else
+        res.changed[#res.changed + 1] = entry.name
+        rec:replace(spec)
+      end
+    else
+      res.unchanged[#res.unchanged + 1] = entry.name
+      rec.policy = spec.policy
+      rec.public.params = spec.params
+      if rec.enabled ~= spec.enabled then
+        rec.enabled = spec.enabled
+        if spec.enabled then
+          if rec.state == 'disabled' then sv:start(entry.name) end
+        else
+          rec:request('reload', 'disable')
+        end
+      end
+    end
+  end
+  for _, name in ipairs(sv:names()) do
+    if not seen[name] then
+      res.removed[#res.removed + 1] = name
+      sv:get(name):request('reload', 'exit')
+    end
+  end
+  return res
+end
+
+-- Reload: re-read the config (ctx.load() -> cfg | nil, msg), then apply.
+-- ctx = { sv, cfg (current), load = fn, on_config = fn(new, old) }.
+function M.reload(ctx)
+  local t0 = log.monotime()
+  host.notify(string.format('RELOADING=1\nMONOTONIC_USEC=%d', math.floor(t0 * 1e6)))
+  log.daemon('notice', 'reloading')
+  local cfg, err = ctx.load()
+  local errors, warnings = {}, {}
+  if not cfg then
+    for line in tostring(err):gmatch('[^\n]+') do
+      errors[#errors + 1] = { message = line }
+      log.daemon('err', 'config: %s (keeping the old configuration)', line)
+    end
+    cfg = ctx.cfg
+  else
+    for _, k in ipairs(RESTART_KEYS) do
+      if cfg.fibersd[k] ~= ctx.cfg.fibersd[k] then
+        warnings[#warnings + 1] = k .. ' changed: takes effect when fibersd restarts'
+        cfg.fibersd[k] = ctx.cfg.fibersd[k]
+      end
+    end
+    if ctx.on_config then ctx.on_config(cfg, ctx.cfg) end
+    ctx.cfg = cfg
+  end
+  local res = M.apply(ctx.sv, cfg)
+  for _, e in ipairs(errors) do table.insert(res.errors, 1, e) end
+  for _, w in ipairs(warnings) do
+    res.warnings[#res.warnings + 1] = w
+    log.daemon('warning', '%s', w)
+  end
+  log.daemon('notice', 'reloaded: %d added, %d removed, %d changed, %d unchanged, %d errors',
+    #res.added, #res.removed, #res.changed, #res.unchanged, #res.errors)
+  return res
+end
+
+M.is_root = is_root
+
+return M

@@ -1,0 +1,564 @@
+-- fibersd.supervisor - the restart state machine of every task and the API
+-- the control server (control.lua) and reload (reload.lua) drive.
+--
+-- Each task record has one supervisor fiber (in the daemon's `supervisor`
+-- scope) that runs the task in a fresh child scope of the tasks scope,
+-- waits for its outcome and applies the restart policy.  The supervisor is
+-- itself a client of scopes and Ops: it never reaches into a task's fibers.
+--
+-- States: loading running ready stopping backoff exited failed fatal stopped
+-- disabled.  Cancellation reasons sent by the daemon: stop restart reload
+-- shutdown (anything else cancelling a task scope is the task's own doing).
+--
+-- ---- API for control.lua ---------------------------------------------------
+--   sv:names()            sorted array of task names
+--   sv:get(name)          task record or nil (treat as read-only)
+--   sv:status(name)       plain table { name, file, state, since, uptime,
+--                         reason, restarts, next_restart_in, last_exit,
+--                         last_error, extra_errors, ready, memory, enabled,
+--                         forced, id (scope id|nil), scope (live Scope|nil) }
+--                         or nil when unknown
+--   sv:counts()           { tasks, running, ready, backoff, failed, fatal, ... }
+--   sv:start(name) / sv:stop(name) / sv:restart(name)
+--                         -> true | nil, code, message  (code: not_found,
+--                         shutting_down, failed); they do not wait
+--   sv:wait_op(name, fn)  Op ready (yielding the status table) once
+--                         fn(status) is true, e.g. to await "stopped"
+--   sv:watch(fn)          fn(event) for every state change, returns an
+--                         unsubscribe function; event = { event = "state",
+--                         task, scope (path), id, from, to, reason, t, time }
+--                         (t monotonic, time epoch seconds; never blocks)
+--   sv:reload()           see reload.lua (set by main as sv.reload_fn)
+--   sv.shutting_down      true once shutdown began
+--   logs: require('fibersd.log').lines(name, n) / .follow(name, fn)
+
+local fibers = require 'fibers'
+local runtime = require 'fibers.runtime'
+local sleep = require 'fibers.sleep'
+local cond = require 'fibers.cond'
+local host = require 'fibersd.host'
+local log = require 'fibersd.log'
+local task = require 'fibersd.task'
+
+local M = {}
+
+local Sup = {}
+Sup.__index = Sup
+local Rec = {}
+Rec.__index = Rec
+
+local ACTIVE = { loading = true, running = true, ready = true, stopping = true }
+
+local function now() return fibers.now() end
+
+-- ---- the supervisor ---------------------------------------------------------
+
+-- Create the supervisor: opts.tasks_scope (parent of task scopes),
+-- opts.sup_scope (where supervisor fibers live).
+function M.new(opts)
+  local sv = setmetatable({
+    tasks = {}, tasks_scope = opts.tasks_scope, sup_scope = opts.sup_scope,
+    watchers = {}, changed = cond.new(), started = now(),
+    shutting_down = false,
+  }, Sup)
+  return sv
+end
+
+-- Sorted task names.
+function Sup:names()
+  local out = {}
+  for name in pairs(self.tasks) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+-- The record of a task or nil.
+function Sup:get(name) return self.tasks[name] end
+
+-- Call fn(event) on every state change; returns the unsubscribe function.
+function Sup:watch(fn)
+  self.watchers[fn] = true
+  return function() self.watchers[fn] = nil end
+end
+
+-- An Op ready once anything changed (for the STATUS= notifier and waiters).
+function Sup:changed_op() return self.changed:wait_op() end
+
+function Sup:emit(ev)
+  local c = self.changed
+  self.changed = cond.new()
+  c:signal()
+  for fn in pairs(self.watchers) do
+    local okc, err = pcall(fn, ev)
+    if not okc then
+      self.watchers[fn] = nil
+      log.daemon('warning', 'state watcher failed: %s', tostring(err))
+    end
+  end
+end
+
+-- Counts of tasks by state, plus the total (`tasks`).
+function Sup:counts()
+  local c = { tasks = 0 }
+  for _, r in pairs(self.tasks) do
+    c.tasks = c.tasks + 1
+    c[r.state] = (c[r.state] or 0) + 1
+  end
+  return c
+end
+
+-- Plain status table of one task (see the header), or nil.
+function Sup:status(name)
+  local r = self.tasks[name]
+  if not r then return nil end
+  local t = now()
+  return {
+    name = r.name, file = r.file, state = r.state, since = r.since,
+    uptime = t - r.since, reason = r.reason, restarts = r.restarts,
+    next_restart_in = r.next_start and math.max(0, r.next_start - t) or nil,
+    last_exit = r.last_exit, last_error = r.last_error,
+    extra_errors = r.extra_errors or {}, ready = r.ready,
+    memory = host.task_memory(r.acct), enabled = r.enabled,
+    forced = r.forced or false, id = r.scope and r.scope:id() or nil,
+    scope = r.scope,
+  }
+end
+
+-- An Op that becomes ready (yielding the status) once pred(status) holds.
+function Sup:wait_op(name, pred)
+  local op = require 'fibers.op'
+  local function step()
+    local st = self:status(name)
+    if st == nil or pred(st) then return st end
+    return nil
+  end
+  local function loop_op()
+    return op.guard(function()
+      local st = step()
+      if st ~= nil or not self.tasks[name] then return op.always(st) end
+      return self:changed_op():wrap(function() return fibers.perform(loop_op()) end)
+    end)
+  end
+  return loop_op()
+end
+
+local function lookup(self, name)
+  local r = self.tasks[name]
+  if not r then return nil, 'not_found', "no task '" .. tostring(name) .. "'" end
+  if self.shutting_down then return nil, 'shutting_down', 'fibersd is shutting down' end
+  return r
+end
+
+-- Start a task (re-arms fatal ones).  true | nil, code, msg.
+function Sup:start(name)
+  local r, code, msg = lookup(self, name)
+  if not r then return nil, code, msg end
+  r.recent, r.delay = {}, nil
+  if ACTIVE[r.state] then return true end
+  r.after, r.want, r.next_start = nil, 'run', nil
+  r:poke()
+  return true
+end
+
+-- Stop a task (state stopped; not restarted until started).
+function Sup:stop(name)
+  local r, code, msg = lookup(self, name)
+  if not r then return nil, code, msg end
+  r:request('stop', 'idle')
+  return true
+end
+
+-- Restart a task now (stopping it first when it runs).
+function Sup:restart(name)
+  local r, code, msg = lookup(self, name)
+  if not r then return nil, code, msg end
+  r.recent, r.delay = {}, nil
+  r:request('restart', 'run')
+  return true
+end
+
+-- Add a task record and start its supervisor fiber.  spec = { name, file,
+-- source, hash, chunk|nil, error|nil, policy, params, enabled }.
+function Sup:add(spec)
+  local r = setmetatable({
+    sv = self, name = spec.name, file = spec.file, restarts = 0, recent = {},
+    state = 'loading', since = now(), wake = cond.new(), ready = false,
+  }, Rec)
+  r:set_version(spec)
+  r.want = r.enabled and 'run' or 'idle'
+  if not r.enabled then r.state = 'disabled' end
+  self.tasks[r.name] = r
+  self:emit({ event = 'state', task = r.name, scope = r.name, from = nil, to = r.state,
+    reason = 'added', t = now(), time = log.realtime() })
+  local me = runtime.current_fiber()
+  local old = me and me.tag
+  if me then me.tag = nil end
+  self.sup_scope:spawn(function() r:main() end)
+  if me then me.tag = old end
+  return r
+end
+
+-- Begin a graceful shutdown: no restarts; running tasks are cancelled by
+-- the caller cancelling the tasks scope with "shutdown".
+function Sup:shutdown()
+  self.shutting_down = true
+  for _, r in pairs(self.tasks) do
+    r.want = 'idle'
+    if not r.scope then
+      if r.state == 'backoff' or r.state == 'loading' then r:set_state('stopped', 'shutdown') end
+      r.next_start = nil
+    end
+    r:poke()
+  end
+end
+
+-- Number of tasks whose scope has not ended yet (running or stopping).
+function Sup:active()
+  local n = 0
+  for _, r in pairs(self.tasks) do
+    if r.scope then n = n + 1 end
+  end
+  return n
+end
+
+-- Number of tasks still loading (READY=1 waits for 0).
+function Sup:loading()
+  local n = 0
+  for _, r in pairs(self.tasks) do
+    if r.state == 'loading' then n = n + 1 end
+  end
+  return n
+end
+
+-- Every live task scope (for process counts and the final SIGKILL).
+function Sup:scopes()
+  local out = {}
+  for _, r in pairs(self.tasks) do
+    if r.scope then out[#out + 1] = r.scope end
+    for s in pairs(r.abandoned or {}) do out[#out + 1] = s end
+  end
+  return out
+end
+
+-- ---- one task ---------------------------------------------------------------
+
+-- Install a (new) version: source, chunk, policy, params.
+function Rec:set_version(spec)
+  self.file = spec.file or self.file
+  self.source, self.hash = spec.source, spec.hash
+  self.first_chunk, self.compile_error = spec.chunk, spec.error
+  self.policy = spec.policy
+  self.params = spec.params or {}
+  self.enabled = spec.enabled ~= false
+  self.public = { name = self.name, file = self.file, params = self.params }
+end
+
+-- Wake the supervisor fiber.
+function Rec:poke()
+  local c = self.wake
+  self.wake = cond.new()
+  c:signal()
+end
+
+-- Change state, log at debug and tell the watchers.
+function Rec:set_state(to, reason)
+  local from = self.state
+  if from == to and self.reason == reason then return end
+  self.state, self.reason, self.since = to, reason, now()
+  if to ~= 'backoff' then self.next_start = nil end
+  self.sv:emit({ event = 'state', task = self.name, scope = self.name,
+    id = self.scope and self.scope:id() or nil, from = from, to = to,
+    reason = reason, t = self.since, time = log.realtime() })
+end
+
+-- Ask the task to stop with a reason, then do `after` (idle|run|exit|
+-- disable|replace) once it has stopped.
+function Rec:request(reason, after)
+  self.after = after
+  if self.scope then
+    if not self.intent then
+      self.intent = reason
+      self.scope:cancel(reason)
+    end
+  else
+    self.next_start = nil
+    if after == 'run' or after == 'replace' then
+      self.want = 'run'
+    elseif after == 'disable' then
+      self.want = 'idle'
+      self:set_state('disabled', reason)
+    elseif after == 'exit' then
+      self.want = 'exit'
+    else
+      self.want = 'idle'
+      if self.state == 'backoff' or self.state == 'loading' then self:set_state('stopped', reason) end
+    end
+  end
+  self:poke()
+end
+
+-- Install a changed version (reload): a running task is stopped with reason
+-- "reload" first; then the new version starts (unless the operator stopped
+-- it or it is disabled).
+function Rec:replace(spec)
+  self.recent, self.delay = {}, nil
+  if self.scope then
+    self.pending = spec
+    self:request('reload', 'replace')
+    return
+  end
+  self:set_version(spec)
+  if not self.enabled then
+    self:request('reload', 'disable')
+  elseif not (self.state == 'stopped' and self.reason == 'stop') then
+    self.want, self.next_start = 'run', nil
+    self:poke()
+  end
+end
+
+function Rec:on_ready()
+  if self.ready then return end
+  self.ready = true
+  if self.state == 'running' or self.state == 'loading' then self:set_state('ready') end
+  log.task(self.name, self.name, 'info', 'ready')
+end
+
+function Rec:on_watchdog() self.wd_last = now() end
+
+-- The supervisor fiber's loop.
+function Rec:main()
+  while self.want ~= 'exit' do
+    if self.want == 'run' and not self.sv.shutting_down then
+      if self.next_start and now() < self.next_start then
+        if self.state ~= 'backoff' then self:set_state('backoff') end
+        fibers.named_choice({ timer = sleep.sleep_until_op(self.next_start), wake = self.wake:wait_op() })
+      else
+        self.next_start = nil
+        self:run_once()
+      end
+    else
+      fibers.perform(self.wake:wait_op())
+    end
+  end
+  self.sv.tasks[self.name] = nil
+  log.drop(self.name)
+  self:set_state('removed', 'reload')
+end
+
+local function kill_tree(s, seen)
+  seen = seen or {}
+  if seen[s] then return end
+  seen[s] = true
+  local okc, snap = pcall(s.snapshot, s)
+  if not okc or not snap then return end
+  for _, c in ipairs(snap.commands or {}) do
+    if c.pid and c.state == 'running' then host.kill(c.pid, 9, true) end
+  end
+  local scope = require 'fibers.scope'
+  for _, id in ipairs(snap.children or {}) do
+    local ch = scope.by_id(id)
+    if ch then kill_tree(ch, seen) end
+  end
+end
+M.kill_tree = kill_tree
+
+-- Start one run of the task and supervise it to its outcome.
+function Rec:run_once()
+  local pol = self.policy
+  local chunk, err = self.first_chunk, self.compile_error
+  self.first_chunk = nil
+  if not chunk and not err then
+    chunk, err = task.compile(self.source, self.file, task.new_env())
+  end
+  if not chunk then
+    self.last_error, self.last_exit = err, 'failed'
+    self.want = 'idle'
+    self:set_state('loading')
+    log.task(self.name, self.name, 'err', '%s', err)
+    self:set_state('failed', 'compile error')
+    return
+  end
+  local sc, why = self.sv.tasks_scope:child()
+  if not sc then
+    self.want = 'idle'
+    self:set_state('stopped', why)
+    return
+  end
+  pcall(sc.set_name, sc, self.name)
+  sc:set_default('shutdown_grace', pol.shutdown_grace)
+  task.register(sc, self)
+  local acct = host.task_new(pol.memory_limit or 0)
+  self.scope, self.acct, self.ready, self.forced = sc, acct, false, false
+  self.intent, self.after, self.fail_override, self.force_at = nil, nil, nil, nil
+  self.started_at, self.wd_last = now(), now()
+  self:set_state('loading')
+  local chunk_done = cond.new()
+  local public = self.public
+  local me = runtime.current_fiber()
+  local oldtag = me.tag
+  me.tag = acct
+  sc:spawn(function(s)
+    chunk(s, public)
+    s:close()
+    chunk_done:signal()
+  end)
+  me.tag = oldtag
+  runtime.yield() -- the chunk runs its first slice before we go on
+  if self.state == 'loading' then self:set_state('running') end
+
+  local phase, status, perr, report = 'body', nil, nil, nil
+  while true do
+    local arms = { wake = self.wake:wait_op() }
+    if phase == 'body' then
+      arms.done = chunk_done:wait_op()
+      arms.notok = sc:not_ok_op()
+    else
+      arms.joined = sc:join_op()
+    end
+    local wd = pol.watchdog_sec or 0
+    if wd > 0 and not self.intent and not self.fail_override then
+      arms.wd = sleep.sleep_until_op(self.wd_last + wd)
+    end
+    if self.force_at then arms.force = sleep.sleep_until_op(self.force_at) end
+    local which, a, b, c = fibers.named_choice(arms)
+    if which == 'joined' then
+      status, perr, report = a, b, c
+      break
+    elseif which == 'done' then
+      phase = 'join'
+    elseif which == 'notok' then
+      phase = 'join'
+      if a == 'cancelled' and not self.intent and self.sv.shutting_down then self.intent = 'shutdown' end
+      if self.state ~= 'stopping' then self:set_state('stopping', self.intent or b) end
+      self.force_at = self.force_at or now() + (pol.stop_timeout or 10)
+    elseif which == 'wd' then
+      if now() - self.wd_last >= wd then
+        self.fail_override = 'watchdog timeout'
+        log.task(self.name, self.name, 'err', 'watchdog timeout (no fibersd.watchdog() for %gs)', wd)
+        sc:cancel('watchdog timeout')
+      end
+    elseif which == 'force' then
+      break
+    else -- wake: a request may have cancelled the scope
+      if self.intent and not self.force_at then
+        self:set_state('stopping', self.intent)
+        self.force_at = now() + (pol.stop_timeout or 10)
+      end
+    end
+  end
+  self:finish(sc, status, perr, report)
+end
+
+-- Map a run's end to a state and decide what comes next.
+function Rec:finish(sc, status, perr, report)
+  local t = now()
+  local dur = t - self.started_at
+  local intent, after = self.intent, self.after
+  self.scope = nil
+  if status == nil then -- forced past stop_timeout
+    kill_tree(sc)
+    self.abandoned = self.abandoned or setmetatable({}, { __mode = 'k' })
+    self.abandoned[sc] = true
+    self.forced = true
+    self.last_exit = 'stopped (forced)'
+    log.task(self.name, self.name, 'warning', 'did not stop within %gs: forced (processes killed, fibers abandoned)',
+      self.policy.stop_timeout or 10)
+  else
+    local doomed = host.task_doomed(self.acct)
+    if doomed and status == 'failed' then perr = doomed end
+    task.unregister(sc)
+    host.task_free(self.acct)
+  end
+  self.acct = nil
+  self.extra_errors = report and report.extra_errors or {}
+  local outcome, reason
+  if status == nil then
+    outcome, reason = 'stopped', 'forced'
+  elseif self.fail_override then
+    outcome, reason = 'failed', self.fail_override
+  elseif status == 'ok' then
+    outcome, reason = 'exited', nil
+  elseif status == 'failed' then
+    outcome, reason = 'failed', perr
+  elseif intent then
+    outcome, reason = 'stopped', intent
+  else
+    outcome, reason = 'exited', perr
+  end
+  if status ~= nil then self.last_exit = outcome == 'exited' and (reason and ('exited: ' .. tostring(reason)) or 'exited') or outcome end
+  if outcome == 'failed' then
+    self.last_error = tostring(reason)
+    log.task(self.name, self.name, 'err', 'failed: %s', self.last_error)
+  elseif outcome == 'exited' then
+    log.task(self.name, self.name, 'info', 'exited%s', reason and (' (' .. tostring(reason) .. ')') or '')
+  else
+    log.task(self.name, self.name, 'info', 'stopped (%s)', tostring(reason))
+  end
+  self:set_state(outcome, reason)
+
+  if intent or self.sv.shutting_down then
+    self.want = 'idle'
+    if self.sv.shutting_down then return end
+    if after == 'replace' and self.pending then
+      self:set_version(self.pending)
+      self.pending = nil
+      if self.enabled then self.want = 'run' else self:set_state('disabled', intent) end
+    elseif after == 'run' then
+      self.want = 'run'
+    elseif after == 'exit' then
+      self.want = 'exit'
+    elseif after == 'disable' then
+      self:set_state('disabled', intent)
+    end
+    return
+  end
+  local restart = self.policy.restart or 'on-failure'
+  if outcome == 'failed' and restart ~= 'no' then
+    self:schedule_restart(true, dur)
+  elseif outcome == 'exited' and restart == 'always' then
+    self:schedule_restart(false, dur)
+  else
+    self.want = 'idle'
+  end
+end
+
+-- Apply backoff and the restart limit after a run of `dur` seconds.
+function Rec:schedule_restart(failure, dur)
+  local pol, t = self.policy, now()
+  local window = pol.restart_window or 60
+  if dur >= window then self.delay, self.recent = nil, {} end
+  local recent = {}
+  for _, ts in ipairs(self.recent) do
+    if t - ts < window then recent[#recent + 1] = ts end
+  end
+  self.recent = recent
+  if #recent >= (pol.restart_limit or 5) then
+    self.want = 'idle'
+    log.task(self.name, self.name, 'err', 'more than %d restarts within %gs: giving up (fatal); last error: %s',
+      pol.restart_limit or 5, window, tostring(self.last_error))
+    self:set_state('fatal', self.last_error)
+    return
+  end
+  recent[#recent + 1] = t
+  self.restarts = self.restarts + 1
+  local first = pol.restart_delay or 0.1
+  local maxd = pol.restart_max_delay or 30
+  local base
+  if failure then
+    base = math.min(self.delay or first, maxd)
+    self.delay = math.min(base * 2, maxd)
+  else
+    base = math.min(first, maxd)
+  end
+  local d = base * (0.8 + 0.4 * math.random())
+  self.want = 'run'
+  if d > 0 then
+    self.next_start = t + d
+    log.task(self.name, self.name, 'notice', 'restarting in %.3fs (restart %d)', d, self.restarts)
+    self:set_state('backoff', string.format('%.3f', d))
+  else
+    self.next_start = nil
+  end
+end
+
+return M
