@@ -12,6 +12,7 @@ static const struct {
 	lua_CFunction open;
 } subs[] = {
 	{ "sys", fl_open_sys },
+	{ "proc", fl_open_proc },
 };
 
 int fl_pusherr(lua_State *L, int err)

@@ -1,0 +1,96 @@
+/*
+ * proc_test.h - tiny TAP helpers shared by the process-core unit tests
+ * (tests/unit/proc.c, tests/unit/proc_reap.c): ok/is macros and a helper
+ * that runs a spec with stdout captured through a pipe.
+ */
+#ifndef FIBERS_PROC_TEST_H
+#define FIBERS_PROC_TEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+static int t_n, t_failed;
+
+#define ok(cond, ...)                                                  \
+	do {                                                           \
+		int c_ = (cond) ? 1 : 0;                               \
+		printf("%sok %d - ", c_ ? "" : "not ", ++t_n);         \
+		printf(__VA_ARGS__);                                   \
+		printf("\n");                                          \
+		if (!c_) {                                             \
+			t_failed++;                                    \
+			printf("# at %s:%d\n", __FILE__, __LINE__);    \
+		}                                                      \
+		fflush(stdout);                                        \
+	} while (0)
+
+#define is_int(got, exp, name)                                               \
+	do {                                                                 \
+		long g_ = (long)(got), e_ = (long)(exp);                     \
+		ok(g_ == e_, "%s", name);                                    \
+		if (g_ != e_)                                                \
+			printf("#      got: %ld\n# expected: %ld\n", g_, e_); \
+	} while (0)
+
+#define is_str(got, exp, name)                                                   \
+	do {                                                                     \
+		const char *g_ = (got), *e_ = (exp);                             \
+		int s_ = g_ && strcmp(g_, e_) == 0;                              \
+		ok(s_, "%s", name);                                              \
+		if (!s_)                                                         \
+			printf("#      got: '%s'\n# expected: '%s'\n", g_ ? g_ : "(null)", e_); \
+	} while (0)
+
+static inline int t_done(void)
+{
+	printf("1..%d\n", t_n);
+	return t_failed ? 1 : 0;
+}
+
+/* Wait for one specific child (tests only; the library reaps with -1). */
+static inline int t_wait(pid_t pid)
+{
+	int st = -1;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return st;
+}
+
+/* Run spec with stdout to a pipe; store up to cap-1 bytes of output in out,
+ * return the wait status (or -1000 - errno for a parent failure). */
+static inline int t_capture(struct proc_spec *spec, char *out, size_t cap,
+			    struct proc_result *res)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1000 - errno;
+	spec->stdio[1].kind = PROC_STDIO_FD;
+	spec->stdio[1].fd = p[1];
+	int err = proc_spawn(spec, res);
+	close(p[1]);
+	size_t len = 0;
+	if (err == 0 && res->child_step == PROC_STEP_NONE) {
+		ssize_t n;
+		while ((n = read(p[0], out + len, cap - 1 - len)) > 0)
+			len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	if (err)
+		return -1000 - err;
+	if (res->pidfd >= 0)
+		close(res->pidfd);
+	if (res->child_step != PROC_STEP_NONE)
+		return res->status;
+	return t_wait(res->pid);
+}
+
+#endif
