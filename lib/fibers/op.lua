@@ -407,17 +407,54 @@ end
 local function noop() end
 
 ------------------------------------------------------------------------------
+-- Wait queues (internal, used by fibers.scope): FIFO arrays of
+-- (suspension, token) pairs; entries whose suspension stopped waiting are
+-- compacted lazily, so memory stays proportional to live waiters.
+
+-- A new empty wait queue.
+function M._waitq() return { n = 0, lim = 32 } end
+
+-- Append suspension s with token tok.
+local function waitq_push(q, s, tok)
+  local n = q.n
+  if n >= q.lim then
+    local j = 0
+    for i = 1, n, 2 do
+      local x = q[i]
+      if x.w then q[j + 1] = x; q[j + 2] = q[i + 1]; j = j + 2 end
+    end
+    for i = j + 1, n do q[i] = nil end
+    n = j
+    q.lim = j * 2 > 32 and j * 2 or 32
+  end
+  q[n + 1] = s; q[n + 2] = tok
+  q.n = n + 2
+end
+M._waitq_push = waitq_push
+
+-- Complete every still-waiting entry (in FIFO order) with ..., and empty q.
+function M._waitq_wake(q, ...)
+  local n = q.n
+  q.n = 0
+  for i = 1, n, 2 do
+    local s, tok = q[i], q[i + 1]
+    q[i] = nil; q[i + 1] = nil
+    if s.w then s:complete(tok, ...) end
+  end
+end
+
+------------------------------------------------------------------------------
 -- Perform
 
 -- Scope protocol used by _perform_in (sc may be nil = not scope-aware):
 --   sc._status   nil while ok; anything else means not ok
---   sc._cw       table susp -> token of cancel waiters; the scope completes
---                each waiting one with its token when it turns not ok
+--   sc._cw       a wait queue (M._waitq) of cancel waiters; the scope
+--                completes each waiting one with its token when it turns
+--                not ok (stale entries are compacted lazily)
 --   sc:_raise()  raises the cancellation sentinel / primary (never returns)
 
 local function after_block(C, s, sc, token, ...)
   run_cleanups(s)
-  if sc then sc._cw[s] = nil end
   if token == CANCEL then
     fire_aborts(C, 0)
     return sc:_raise()
@@ -439,7 +476,7 @@ local function block(C, sc)
       if not s.w then break end
     end
   end
-  if sc and s.w then sc._cw[s] = CANCEL end
+  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
   return after_block(C, s, sc, runtime.suspend(noop))
 end
 
@@ -457,7 +494,6 @@ end
 -- Single leaf fast path.
 local function prim_after_block(op, s, sc, token, ...)
   run_cleanups(s)
-  if sc then sc._cw[s] = nil end
   if token == CANCEL then return sc:_raise() end
   if token == TASK_ERR then error((...), 0) end
   local w = op.wf
@@ -475,7 +511,7 @@ local function prim_after_try(op, sc, ready, ...)
   if not fiber then error("perform: cannot block outside a fiber", 3) end
   local s = new_susp(fiber)
   op.block(s, 1, op)
-  if sc and s.w then sc._cw[s] = CANCEL end
+  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
   return prim_after_block(op, s, sc, runtime.suspend(noop))
 end
 

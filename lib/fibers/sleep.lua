@@ -1,0 +1,62 @@
+-- fibers/sleep.lua - sleeping as an Op (library.md §7).
+--
+-- Owns sleep_op/sleep/sleep_until_op/sleep_until.  Deadlines are on the
+-- monotonic clock and computed from a fresh read when the op is performed
+-- (a guard), so a long turn never makes a sleep end early.  A sleep that
+-- loses a choice cancels its timer (bounded memory, library.md §0.8);
+-- `math.huge` arms no timer at all.
+local runtime = require 'fibers.runtime'
+local op = require 'fibers.op'
+local scope = require 'fibers.scope'
+local monotime = require('fibers.core').sys.monotime
+
+local prim, perform_in, guard = op._prim, op._perform_in, op.guard
+local huge = math.huge
+
+local M = {}
+
+local function try(o) return monotime() >= o.t end
+
+local function block(s, tok, o)
+  local t = o.t
+  if t == huge then return end
+  local sched = runtime.current_scheduler
+  local h = sched:schedule_at_time(t, s:complete_task(tok))
+  s:add_cleanup(sched.cancel_timer, sched, h)
+end
+
+local function check(x, who, what)
+  if type(x) ~= "number" then error(who .. ": expected number, got " .. type(x), 3) end
+  if x ~= x then error(who .. ": " .. what .. " is NaN", 3) end
+end
+
+-- An op ready once the monotonic clock reaches t (seconds).
+function M.sleep_until_op(t)
+  check(t, "sleep_until_op", "deadline")
+  return prim(try, block, nil, { t = t })
+end
+
+-- An op ready dt seconds after it is performed.
+function M.sleep_op(dt)
+  check(dt, "sleep_op", "duration")
+  return guard(function() return prim(try, block, nil, { t = monotime() + dt }) end)
+end
+
+local function perform(o)
+  if not runtime.current_fiber() then error("sleep: must be called from inside a fiber", 3) end
+  return perform_in(o, scope.current())
+end
+
+-- Sleep dt seconds (scope-aware: raises on cancellation).
+function M.sleep(dt)
+  check(dt, "sleep", "duration")
+  return perform(prim(try, block, nil, { t = monotime() + dt }))
+end
+
+-- Sleep until the monotonic clock reaches t (scope-aware).
+function M.sleep_until(t)
+  check(t, "sleep_until", "deadline")
+  return perform(prim(try, block, nil, { t = t }))
+end
+
+return M
