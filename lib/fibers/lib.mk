@@ -4,3 +4,11 @@ dist_luafibersio_DATA +=
 
 ## op/scope/sleep + facade (lua-core)
 dist_luafibers_DATA += lib/fibers/op.lua lib/fibers/scope.lua lib/fibers/sleep.lua
+
+## channel/cond/oneshot/waitgroup/wait/alarm (prims)
+dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
+	lib/fibers/oneshot.lua lib/fibers/waitgroup.lua lib/fibers/wait.lua \
+	lib/fibers/alarm.lua
+EXTRA_DIST += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
+	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
+TESTS += tests/lua/oneshot.lua

@@ -1,0 +1,225 @@
+-- fibers.alarm - wall-clock (epoch) alarms on top of the monotonic
+-- scheduler (library.md §10).
+--
+-- Owns: `new{ next_time = fn(last_fired_or_nil, now_epoch) -> epoch|nil,
+-- label? }`, `set_time_source(now_fn)`, `time_changed()`, `realtime`,
+-- `alarm:wait_op()`, `alarm:cancel()`, `alarm:is_active()`.
+--
+-- Model: an alarm has one pending firing time `next` (epoch seconds).
+-- wait_op is ready when `now_epoch >= next`: it consumes that firing
+-- (yields `true, alarm, fired_epoch`) and asks next_time(fired, now) for the
+-- following one.  Firings nobody waits for are not queued: a late waiter
+-- gets the overdue firing once and the schedule continues from "now"
+-- (missed recurrences coalesce).  When next_time returns nil the next wait
+-- yields `false, "no_more_recurrences", alarm, last_fired` once, then never.
+-- cancel() (decision, the spec is silent): the next wait yields
+-- `false, "cancelled", alarm, last_fired` once, then never; is_active() is
+-- false after cancel or once there are no more recurrences.
+-- Several fibers waiting on one alarm: each firing wakes one of them.
+--
+-- A blocked waiter sleeps on a scheduler timer at the monotonic time that
+-- corresponds to `next` (runtime.now() + next - now_epoch); when it fires the
+-- wall clock is re-read and, if the firing is not due yet (clock stepped
+-- back), the timer is re-armed.  time_changed() recomputes not-yet-due
+-- firing times (next_time(last, now)) and re-arms every waiter: call it
+-- after a clock step.  Before set_time_source no alarm fires; waiters just
+-- stay parked and are armed by set_time_source.
+local op = require 'fibers.op'
+local runtime = require 'fibers.runtime'
+local core = require 'fibers.core'
+
+local unpack = table.unpack or unpack
+local M = {}
+
+local function pack(...) return { n = select('#', ...), ... } end
+
+local Alarm = {}
+Alarm.__index = Alarm
+
+local time_source = nil
+local alarms = setmetatable({}, { __mode = "k" })  -- every alarm, for time_changed
+
+local perform
+local function get_perform()
+  perform = require('fibers').perform
+  return perform
+end
+
+-- A CLOCK_REALTIME time source (epoch seconds, float) for set_time_source.
+M.realtime = core.sys.realtime
+
+-- Create an alarm from a recurrence function (see the header).
+function M.new(spec)
+  if type(spec) ~= "table" or type(spec.next_time) ~= "function" then
+    error("alarm.new: expected { next_time = function, label = ? }", 2)
+  end
+  local a = setmetatable({
+    next_time = spec.next_time,
+    label = spec.label,
+    state = "active",      -- active | exhausted | cancelled | done
+    next = nil,            -- pending firing (epoch), nil until computed
+    computed = false,
+    last = nil,            -- last fired epoch
+    waiters = {},          -- rec -> true (blocked waiters)
+  }, Alarm)
+  alarms[a] = true
+  return a
+end
+
+function Alarm:__tostring()
+  return "alarm(" .. tostring(self.label or "?") .. ")"
+end
+
+-- Ask the recurrence for the firing after `last` (validating its result).
+local function compute(a, now)
+  local t = a.next_time(a.last, now)
+  if t ~= nil and (type(t) ~= "number" or t ~= t) then
+    error("alarm next_time must return a number or nil", 0)
+  end
+  a.next, a.computed = t, true
+  if t == nil then a.state = "exhausted" end
+end
+
+-- Non-blocking attempt: ready, ...values.
+local function step(a)
+  local st = a.state
+  if st == "cancelled" then
+    a.state = "done"
+    return true, false, "cancelled", a, a.last
+  end
+  if st == "done" or not time_source then return false end
+  local now = time_source()
+  if not a.computed then compute(a, now) end
+  if a.state == "exhausted" then
+    a.state = "done"
+    return true, false, "no_more_recurrences", a, a.last
+  end
+  local t = a.next
+  if now >= t then
+    a.last = t
+    compute(a, now)
+    return true, true, a, t
+  end
+  return false
+end
+
+local function disarm(rec)
+  if rec.timer then
+    runtime.current_scheduler:cancel_timer(rec.timer)
+    rec.timer = nil
+  end
+end
+
+-- (Re-)arm the scheduler timer of a blocked waiter.
+local arm
+local function on_timer(rec)
+  rec.timer = nil
+  local s = rec.s
+  if not s:waiting() then
+    rec.alarm.waiters[rec] = nil
+    return
+  end
+  local a = rec.alarm
+  local r = pack(step(a))
+  if r[1] then
+    a.waiters[rec] = nil
+    s:complete(rec.w, unpack(r, 2, r.n))
+  else
+    arm(rec)
+  end
+end
+
+arm = function(rec)
+  disarm(rec)
+  local a = rec.alarm
+  if a.state == "done" or (not time_source and a.state ~= "cancelled") then return end
+  local sched = runtime.current_scheduler
+  local delay = 0
+  if a.state == "active" then
+    local now = time_source()
+    if not a.computed then compute(a, now) end
+    if a.state == "active" then delay = a.next - now end
+  end
+  if delay < 0 then delay = 0 end
+  if delay == math.huge then return end
+  rec.timer = sched:schedule_at_time(sched:now() + delay, rec.task)
+end
+
+-- The Op for the next firing (see the header for the values it yields).
+function Alarm:wait_op()
+  local o = self.op
+  if o then return o end
+  local function try() return step(self) end
+  local function block(suspension, wrap)
+    local rec = { alarm = self, s = suspension, w = wrap }
+    rec.task = { run = function() on_timer(rec) end }
+    self.waiters[rec] = true
+    arm(rec)
+    suspension:add_cleanup(function()
+      disarm(rec)
+      self.waiters[rec] = nil
+    end)
+  end
+  o = op.new_primitive(nil, try, block)
+  self.op = o
+  return o
+end
+
+-- Block until the next firing (scope-aware); returns wait_op's values.
+function Alarm:wait()
+  return (perform or get_perform())(self:wait_op())
+end
+
+-- Wake the alarm's blocked waiters so they re-check it next turn.
+local function rearm_all(a)
+  local recs = {}
+  for rec in pairs(a.waiters) do recs[#recs + 1] = rec end
+  for i = 1, #recs do arm(recs[i]) end
+end
+
+-- Cancel the alarm: one waiter gets `false, "cancelled", ...`, then never.
+function Alarm:cancel()
+  if self.state == "cancelled" or self.state == "done" then return end
+  self.state = "cancelled"
+  self.next = nil
+  rearm_all(self)
+end
+
+-- True until the alarm is cancelled or has no more recurrences.
+function Alarm:is_active()
+  if self.state ~= "active" then return false end
+  if time_source and not self.computed then compute(self, time_source()) end
+  return self.state == "active"
+end
+
+-- The pending firing time (epoch) or nil, for introspection.
+function Alarm:next_fire_time()
+  return self.next
+end
+
+-- Recompute pending firing times after a wall-clock step; re-arm waiters.
+function M.time_changed()
+  if not time_source then return end
+  local now = time_source()
+  local list = {}
+  for a in pairs(alarms) do list[#list + 1] = a end
+  for i = 1, #list do
+    local a = list[i]
+    if a.state == "active" and (not a.computed or now < a.next) then
+      compute(a, now)
+    end
+    rearm_all(a)
+  end
+end
+
+-- Install the wall-clock source (once); alarms start firing from then on.
+function M.set_time_source(now_fn)
+  if type(now_fn) ~= "function" then
+    error("alarm.set_time_source: expected a function", 2)
+  end
+  if time_source then error("alarm.set_time_source: time source already set", 2) end
+  time_source = now_fn
+  M.time_changed()
+end
+
+return M
