@@ -1,0 +1,494 @@
+/*
+ * config.c - the fibersd configuration: ONE table of keys (cfg_keys) that
+ * drives parsing, defaults, `--check` and the test of the shipped file, and
+ * the parser that turns /etc/fibersd.conf into a Lua table.
+ *
+ * Parsing goes through inih's ini_parse_stream with a reader of our own:
+ * Debian's libinih reports no line numbers and splits lines longer than
+ * 200 bytes silently, so the reader counts lines, rejects long ones, checks
+ * the syntax and tracks section headers itself (an empty unknown section is
+ * an error too).  Leading blanks are stripped before inih sees a line, so
+ * inih's multi-line continuation never applies.  Every problem is collected
+ * as "file:line: message"; nothing is printed here.
+ *
+ * Result shape: { file=, fibersd={...}, defaults={...},
+ *                 tasks={ NAME={<overrides>, enabled=bool, params={}} } }
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "fibersd.h"
+
+#ifndef FIBERSD_SYSCONFDIR
+#define FIBERSD_SYSCONFDIR "/etc"
+#endif
+
+#define NOMAX 1e15
+
+const struct cfg_key cfg_keys[] = {
+	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d",
+	  "directory of the task scripts (*.lua)" },
+	{ "control_socket", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, "/run/fibersd/control.sock",
+	  "path of the control socket" },
+	{ "control_mode", CFG_SEC_FIBERSD, CFG_MODE, 0, 0777, NULL, "0660", "socket file mode (octal)" },
+	{ "control_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd",
+	  "group that may read status and logs" },
+	{ "admin_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd-admin",
+	  "group that may also cancel/start/stop/restart/reload" },
+	{ "log_level", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "debug|info|notice|warning|err", "info",
+	  "lowest priority logged" },
+	{ "log_target", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "auto|journal|stderr", "auto",
+	  "where log records go" },
+	{ "shutdown_timeout", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "30",
+	  "seconds for the whole stop before SIGKILL of all" },
+	{ "max_slice", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "1.0",
+	  "seconds a task may run without yielding (0 = no limit)" },
+	{ "lua_path", CFG_SEC_FIBERSD, CFG_STRING, 0, 0, NULL, "",
+	  "extra package.path entries for tasks (templates or directories, ';'-separated)" },
+	{ "log_lines", CFG_SEC_FIBERSD, CFG_INT, 0, 1000000, NULL, "200",
+	  "lines kept per task for `fibersctl logs`" },
+	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "60",
+	  "seconds before an idle control connection is closed" },
+
+	{ "restart", CFG_SEC_DEFAULTS, CFG_ENUM, 0, 0, "no|on-failure|always", "on-failure",
+	  "restart policy" },
+	{ "restart_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0.1",
+	  "first backoff (seconds), doubles each time, with jitter" },
+	{ "restart_max_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "30",
+	  "longest backoff (seconds)" },
+	{ "restart_limit", CFG_SEC_DEFAULTS, CFG_INT, 0, 1000000, NULL, "5",
+	  "more than this many restarts ..." },
+	{ "restart_window", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "60",
+	  "... within this many seconds: give up (state fatal)" },
+	{ "shutdown_grace", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "5",
+	  "grace for the task's subprocesses (SIGTERM -> SIGKILL)" },
+	{ "memory_limit", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "64M",
+	  "Lua memory the task may hold (0 = none)" },
+	{ "stop_timeout", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, NULL,
+	  "past it a task that will not stop is forced (empty = shutdown_grace + 5)" },
+	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0",
+	  "a task must call fibersd.watchdog() this often (0 = off)" },
+
+	{ "enabled", CFG_SEC_TASK, CFG_BOOL, 0, 0, NULL, "yes", "run this task" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+
+/* Find a key by section mask and name; NULL when unknown. */
+const struct cfg_key *cfg_find(int section, const char *name)
+{
+	for (const struct cfg_key *k = cfg_keys; k->name; k++)
+		if ((k->sections & section) && strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+static bool ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return false;
+	return *a == *b;
+}
+
+static const char *push_bool(lua_State *L, const char *s)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	for (int i = 0; i < 4; i++) {
+		if (ieq(s, yes[i]) || ieq(s, no[i])) {
+			lua_pushboolean(L, ieq(s, yes[i]));
+			return NULL;
+		}
+	}
+	return "expected yes/no/true/false/on/off/1/0";
+}
+
+static const char *push_number(lua_State *L, const struct cfg_key *k, const char *s)
+{
+	char *end;
+	if (k->type == CFG_INT) {
+		if (!*s || strspn(s, "0123456789") != strlen(s))
+			return "expected a whole number";
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (errno || v < k->min || v > k->max)
+			return "out of range";
+		lua_pushinteger(L, (lua_Integer)v);
+		return NULL;
+	}
+	/* durations: plain decimal notation only (no hex, inf or nan) */
+	if (!*s || strspn(s, "0123456789.eE+-") != strlen(s) ||
+	    (!isdigit((unsigned char)*s) && *s != '.'))
+		return "expected a duration in seconds (a number >= 0)";
+	errno = 0;
+	double v = strtod(s, &end);
+	if (*end || errno || !isfinite(v))
+		return "expected a duration in seconds (a number >= 0)";
+	if (v < k->min || v > k->max)
+		return "out of range";
+	lua_pushnumber(L, v);
+	return NULL;
+}
+
+static const char *push_size(lua_State *L, const struct cfg_key *k, const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	if (n == 0)
+		return "expected a size (bytes, or a number with K, M or G)";
+	double mult = 1;
+	const char *u = s + n;
+	if (*u) {
+		switch (toupper((unsigned char)*u)) {
+		case 'K': mult = 1024.0; break;
+		case 'M': mult = 1024.0 * 1024; break;
+		case 'G': mult = 1024.0 * 1024 * 1024; break;
+		default: return "expected a size (bytes, or a number with K, M or G)";
+		}
+		if (u[1] && !ieq(u + 1, "B") && !ieq(u + 1, "iB"))
+			return "expected a size (bytes, or a number with K, M or G)";
+	}
+	errno = 0;
+	double v = (double)strtoull(s, NULL, 10) * mult;
+	if (errno || n > 15 || v > k->max)
+		return "out of range";
+	lua_pushinteger(L, (lua_Integer)v);
+	return NULL;
+}
+
+static const char *push_group(lua_State *L, const char *s)
+{
+	if (!*s)
+		return "expected a group name or number";
+	if (strspn(s, "0123456789") == strlen(s)) {
+		if (strlen(s) > 9)
+			return "group number out of range";
+		lua_pushinteger(L, (lua_Integer)strtol(s, NULL, 10));
+		return NULL;
+	}
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.-$", *p))
+			return "expected a group name or number";
+	if (*s == '-')
+		return "expected a group name or number";
+	lua_pushstring(L, s);
+	return NULL;
+}
+
+static const char *push_enum(lua_State *L, const struct cfg_key *k, const char *s)
+{
+	size_t n = strlen(s);
+	for (const char *c = k->choices; *c;) {
+		size_t w = strcspn(c, "|");
+		if (w == n && strncmp(c, s, n) == 0) {
+			lua_pushstring(L, s);
+			return NULL;
+		}
+		c += w + (c[w] == '|');
+	}
+	return "expected one of";
+}
+
+/* Parse `text` as a value of key `k`; push the Lua value (nil for an empty
+ * optional value) and return NULL, or push nothing and return a static
+ * error message. */
+const char *cfg_push_value(lua_State *L, const struct cfg_key *k, const char *text)
+{
+	if (!*text && k->type != CFG_STRING) {
+		if (k->def == NULL) {
+			lua_pushnil(L);
+			return NULL;
+		}
+		return "empty value";
+	}
+	switch (k->type) {
+	case CFG_STRING: lua_pushstring(L, text); return NULL;
+	case CFG_PATH:
+		if (text[0] != '/')
+			return "expected an absolute path";
+		lua_pushstring(L, text);
+		return NULL;
+	case CFG_BOOL: return push_bool(L, text);
+	case CFG_INT:
+	case CFG_DURATION: return push_number(L, k, text);
+	case CFG_SIZE: return push_size(L, k, text);
+	case CFG_MODE: {
+		if (strspn(text, "01234567") != strlen(text) || strlen(text) > 5)
+			return "expected an octal mode such as 0660";
+		long v = strtol(text, NULL, 8);
+		if (v > k->max)
+			return "out of range";
+		lua_pushinteger(L, v);
+		return NULL;
+	}
+	case CFG_GROUP: return push_group(L, text);
+	case CFG_ENUM: return push_enum(L, k, text);
+	}
+	return "unknown key type";
+}
+
+/* ---- the parser ---------------------------------------------------------- */
+
+enum sec_kind { SEC_NONE, SEC_FIBERSD, SEC_DEFAULTS, SEC_TASK, SEC_BAD };
+
+struct pctx {
+	lua_State *L;
+	const char *file;
+	FILE *fp;
+	int line;
+	enum sec_kind sec;
+	char task[128];
+	int cfg, errs, nerr;
+	char *buf;
+	size_t cap;
+};
+
+static void perr(struct pctx *c, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void perr(struct pctx *c, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	lua_pushfstring(c->L, "%s:%d: %s", c->file, line, msg);
+	lua_rawseti(c->L, c->errs, ++c->nerr);
+}
+
+/* Task names: [A-Za-z0-9_.-]+ (daemon.md §3). */
+static bool task_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n >= sizeof ((struct pctx *)0)->task)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return false;
+	return true;
+}
+
+/* Push tasks[name], creating { enabled = true, params = {} } if needed. */
+static void push_task(struct pctx *c, const char *name)
+{
+	lua_State *L = c->L;
+	lua_getfield(L, c->cfg, "tasks");
+	if (lua_getfield(L, -1, name) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 4);
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "enabled");
+		lua_newtable(L);
+		lua_setfield(L, -2, "params");
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, name);
+	}
+	lua_remove(L, -2);
+}
+
+static void section_header(struct pctx *c, char *p)
+{
+	char *end = strchr(p, ']');
+	if (!end) {
+		perr(c, c->line, "unterminated section header");
+		c->sec = SEC_BAD;
+		return;
+	}
+	char *name = p + 1;
+	while (isspace((unsigned char)*name))
+		name++;
+	char *e = end;
+	while (e > name && isspace((unsigned char)e[-1]))
+		e--;
+	size_t n = (size_t)(e - name);
+	if (n == 7 && strncmp(name, "fibersd", 7) == 0) {
+		c->sec = SEC_FIBERSD;
+	} else if (n == 8 && strncmp(name, "defaults", 8) == 0) {
+		c->sec = SEC_DEFAULTS;
+	} else if (n > 5 && strncmp(name, "task:", 5) == 0 && task_name_ok(name + 5, n - 5)) {
+		memcpy(c->task, name + 5, n - 5);
+		c->task[n - 5] = '\0';
+		if (strcmp(c->task, "control") == 0 || strcmp(c->task, "fibersd") == 0) {
+			perr(c, c->line, "task name '%s' is reserved", c->task);
+			c->sec = SEC_BAD;
+			return;
+		}
+		c->sec = SEC_TASK;
+		push_task(c, c->task);
+		lua_pop(c->L, 1);
+	} else {
+		perr(c, c->line, "unknown section [%.*s]", (int)n, name);
+		c->sec = SEC_BAD;
+	}
+}
+
+/* The ini_reader: one whole line per call, counted, checked and stripped. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct pctx *c = stream;
+	ssize_t n = getline(&c->buf, &c->cap, c->fp);
+	if (n < 0)
+		return NULL;
+	c->line++;
+	char *p = c->buf;
+	if (n > CFG_MAX_LINE) {
+		perr(c, c->line, "line too long");
+		p = "";
+	} else if (memchr(p, '\0', (size_t)n)) {
+		perr(c, c->line, "NUL byte in line");
+		p = "";
+	} else {
+		while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+			p[--n] = '\0';
+		if (c->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+			p += 3;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '[') {
+			section_header(c, p);
+			if (c->sec == SEC_BAD)
+				p = "";
+		} else if (*p && *p != ';' && *p != '#' && !strchr(p, '=')) {
+			perr(c, c->line, "expected 'key = value' or '[section]'");
+			p = "";
+		}
+	}
+	size_t len = strlen(p);
+	if (len >= (size_t)num)
+		len = (size_t)num - 1;
+	memcpy(str, p, len);
+	str[len] = '\0';
+	return str;
+}
+
+static const char *sec_name(struct pctx *c, char *buf, size_t size)
+{
+	switch (c->sec) {
+	case SEC_FIBERSD: return "[fibersd]";
+	case SEC_DEFAULTS: return "[defaults]";
+	default: snprintf(buf, size, "[task:%s]", c->task); return buf;
+	}
+}
+
+/* The ini_handler: validate one key = value and store it. */
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct pctx *c = user;
+	lua_State *L = c->L;
+	const struct cfg_key *k = NULL;
+	char sbuf[160];
+	(void)section; /* we track sections ourselves */
+	switch (c->sec) {
+	case SEC_BAD: return 1;
+	case SEC_NONE: perr(c, c->line, "key '%s' outside of any section", name); return 1;
+	case SEC_FIBERSD:
+		k = cfg_find(CFG_SEC_FIBERSD, name);
+		lua_getfield(L, c->cfg, "fibersd");
+		break;
+	case SEC_DEFAULTS:
+		k = cfg_find(CFG_SEC_DEFAULTS, name);
+		lua_getfield(L, c->cfg, "defaults");
+		break;
+	case SEC_TASK:
+		push_task(c, c->task);
+		if (strncmp(name, "param.", 6) == 0 && name[6]) {
+			lua_getfield(L, -1, "params");
+			lua_pushstring(L, value);
+			lua_setfield(L, -2, name + 6);
+			lua_pop(L, 2);
+			return 1;
+		}
+		k = cfg_find(CFG_SEC_DEFAULTS | CFG_SEC_TASK, name);
+		break;
+	}
+	if (k == NULL) {
+		perr(c, c->line, "unknown key '%s' in %s", name, sec_name(c, sbuf, sizeof sbuf));
+	} else {
+		const char *err = cfg_push_value(L, k, value);
+		if (err) {
+			perr(c, c->line, "bad value '%s' for %s: %s%s%s", value, name, err,
+			     k->type == CFG_ENUM ? " " : "", k->type == CFG_ENUM ? k->choices : "");
+		} else {
+			lua_setfield(L, -2, name);
+		}
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* Fill the table on top of the stack with the defaults of one section. */
+static void push_defaults(lua_State *L, int mask)
+{
+	lua_newtable(L);
+	for (const struct cfg_key *k = cfg_keys; k->name; k++) {
+		if (!(k->sections & mask) || k->def == NULL)
+			continue;
+		if (cfg_push_value(L, k, k->def) != NULL)
+			luaL_error(L, "fibersd: bad built-in default for %s", k->name);
+		lua_setfield(L, -2, k->name);
+	}
+}
+
+/* Load the configuration file `path` (NULL = built-in defaults) and push
+ * the config table; returns 1.  On errors pushes nil and a message of
+ * "file:line: message" lines and returns 2. */
+int cfg_load(lua_State *L, const char *path)
+{
+	lua_createtable(L, 0, 4);
+	int cfg = lua_gettop(L);
+	push_defaults(L, CFG_SEC_FIBERSD);
+	lua_setfield(L, cfg, "fibersd");
+	push_defaults(L, CFG_SEC_DEFAULTS);
+	lua_setfield(L, cfg, "defaults");
+	lua_newtable(L);
+	lua_setfield(L, cfg, "tasks");
+	if (path == NULL)
+		return 1;
+	lua_pushstring(L, path);
+	lua_setfield(L, cfg, "file");
+
+	FILE *fp = fopen(path, "re");
+	struct stat st;
+	int err = fp == NULL ? errno : fstat(fileno(fp), &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	if (err) {
+		if (fp)
+			fclose(fp);
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(err));
+		return 2;
+	}
+	lua_newtable(L);
+	struct pctx c = { .L = L, .file = path, .fp = fp, .cfg = cfg, .errs = lua_gettop(L) };
+	int r = ini_parse_stream(reader, &c, handler, &c);
+	if (ferror(fp))
+		perr(&c, c.line, "read error: %s", strerror(errno));
+	else if (r == -2)
+		perr(&c, c.line, "out of memory");
+	else if (r > 0 && c.nerr == 0)
+		perr(&c, r, "syntax error");
+	fclose(fp);
+	free(c.buf);
+	if (c.nerr == 0) {
+		lua_pop(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= c.nerr; i++) {
+		lua_rawgeti(L, c.errs, i);
+		if (i > 1)
+			luaL_addchar(&b, '\n');
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	return 2;
+}

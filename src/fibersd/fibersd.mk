@@ -1,0 +1,53 @@
+## src/fibersd/fibersd.mk - the fibersd host (C): command line, config,
+## logging, systemd glue, per-task memory accounting, the `_fibersd` Lua
+## module; the daemon's Lua policy (lib/fibersd/*.lua, installed in
+## $(pkgdatadir)/lua/fibersd); the shipped config; their tests.
+
+sbin_PROGRAMS += src/fibersd/fibersd
+src_fibersd_fibersd_SOURCES = \
+	src/fibersd/fibersd.h src/fibersd/main.c src/fibersd/config.c \
+	src/fibersd/journal.c src/fibersd/notify.c src/fibersd/sock.c \
+	src/fibersd/task.c src/fibersd/lhost.c
+## Compiled-in directories; FIBERSD_BUILD_EXE lets the binary notice that it
+## runs from the build tree and load lib/ from the source tree instead.
+fibersd_dirs_CPPFLAGS = \
+	-DFIBERSD_SYSCONFDIR='"$(sysconfdir)"' \
+	-DFIBERSD_LUADIR='"$(luadir)"' \
+	-DFIBERSD_LUACMODDIR='"$(luacmoddir)"' \
+	-DFIBERSD_PKGLUADIR='"$(pkgdatadir)/lua"' \
+	-DFIBERSD_SRCLIB='"$(abs_top_srcdir)/lib"' \
+	-DFIBERSD_BUILD_EXE='"$(abs_top_builddir)/src/fibersd/fibersd"'
+src_fibersd_fibersd_CPPFLAGS = $(AM_CPPFLAGS) $(fibersd_dirs_CPPFLAGS)
+src_fibersd_fibersd_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
+src_fibersd_fibersd_LDADD = libfibersdcontrol.la libfiberslua.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
+
+## The daemon's Lua policy (engineer H7's files are listed here).
+luafibersddir = $(pkgdatadir)/lua/fibersd
+dist_luafibersd_DATA =
+
+## The shipped configuration: etc/fibersd.conf.in with @sysconfdir@ filled
+## in; installed without overwriting an existing one, removed on uninstall
+## only when unchanged.
+etc/fibersd.conf: $(top_srcdir)/etc/fibersd.conf.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) etc && $(SED) -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+		$(top_srcdir)/etc/fibersd.conf.in > $@.tmp && mv $@.tmp $@
+nodist_noinst_DATA = etc/fibersd.conf
+CLEANFILES += etc/fibersd.conf
+EXTRA_DIST += etc/fibersd.conf.in
+install-data-hook: install-fibersd-conf
+install-fibersd-conf: etc/fibersd.conf
+	$(MKDIR_P) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/fibers.d
+	@if test -f $(DESTDIR)$(sysconfdir)/fibersd.conf; then \
+		echo "keeping existing $(DESTDIR)$(sysconfdir)/fibersd.conf"; \
+	else \
+		echo " $(INSTALL_DATA) etc/fibersd.conf $(DESTDIR)$(sysconfdir)/fibersd.conf"; \
+		$(INSTALL_DATA) etc/fibersd.conf $(DESTDIR)$(sysconfdir)/fibersd.conf; \
+	fi
+UNINSTALL_HOOKS += uninstall-fibersd-conf
+uninstall-fibersd-conf:
+	@if test -f etc/fibersd.conf && cmp -s etc/fibersd.conf $(DESTDIR)$(sysconfdir)/fibersd.conf; then \
+		echo " rm -f $(DESTDIR)$(sysconfdir)/fibersd.conf"; \
+		rm -f $(DESTDIR)$(sysconfdir)/fibersd.conf; \
+	fi
+	-rmdir $(DESTDIR)$(sysconfdir)/fibers.d 2>/dev/null
+.PHONY: install-fibersd-conf

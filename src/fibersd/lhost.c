@@ -1,0 +1,299 @@
+/*
+ * lhost.c - the `_fibersd` Lua module: what the daemon's Lua policy
+ * (lib/fibersd/) needs from its C host.  It is preloaded by fibersd
+ * only (never a loadable .so).  Functions come from several files (one
+ * luaL_Reg array each, merged flat into the module) plus nested
+ * sub-modules listed in subs[] (one line each, like fibers.core).
+ * Misuse raises; OS failure returns nil, message (, code).
+ *
+ * API (keep HACKING.md in step):
+ *   version                        the package version string
+ *   build_tree                     true when running from the build tree
+ *   sysconfdir, default_config     compiled-in paths
+ *   load_config(path|nil) -> cfg | nil, "file:line: msg\n..."  (nil = defaults)
+ *       cfg = { file=, fibersd={task_dir, control_socket, control_mode(int),
+ *               control_group, admin_group (string or int), log_level,
+ *               log_target, shutdown_timeout, max_slice, lua_path,
+ *               log_lines, control_idle},
+ *               defaults={restart, restart_delay, restart_max_delay,
+ *               restart_limit, restart_window, shutdown_grace,
+ *               memory_limit(bytes), stop_timeout(nil = grace+5),
+ *               watchdog_sec},
+ *               tasks={ NAME={<keys set in [task:NAME]>, enabled=bool,
+ *               params={k=v strings}} } }
+ *   config_keys() -> { {name=, section="fibersd"|"defaults"|"task",
+ *               type=, default=(string|nil), choices=, help=}, ... }
+ *   log(priority, msg, fields?) -> bool   priority: 0..7 or a level name;
+ *       fields { task=, scope=, stream=, pid= }; false when filtered out
+ *   set_log(level, target?)        level name or 0..7; auto|journal|stderr
+ *   notify(state) -> bool          sd_notify; false without a manager
+ *   watchdog_usec() -> n           0 = watchdog off
+ *   listen_fds() -> { {fd=, name=, unix_stream=bool}, ... }  (once)
+ *   bind_control(path, mode, group?) -> fd, warning? | nil, msg, exitcode
+ *   unlink_control(path) -> bool   remove our socket file at exit
+ *   check_trust(path) -> true | nil, reason   (checks only when root)
+ *   subreaper() -> true | nil, msg
+ *   raise_nofile() -> soft, hard | nil, msg   soft limit := hard limit
+ *   getpid() -> n; realtime() -> s; monotime() -> s
+ *   readdir(dir) -> { names (no . and ..), unsorted } | nil, msg, errno
+ *   kill(pid, sig, pgroup?) -> true | nil, msg, errno   (sig a number;
+ *       pgroup true = the process group pid)
+ *   control                        sub-module of lcontrol.c (control socket)
+ *   Per-task memory and runaway guard (task.c):
+ *   task_new(limit) -> id; task_set_limit(id, n); task_memory(id) -> bytes;
+ *   task_free(id); task_doomed(id) -> reason | nil; memory() -> total bytes
+ *   enter(fiber), leave(fiber)     for runtime.set_resume_hook
+ *   set_max_slice(seconds)         0 = guard off
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core.h"
+#include "fibersd.h"
+#include "lbind.h"
+#include "lcontrol.h"
+
+#ifndef FIBERSD_SYSCONFDIR
+#define FIBERSD_SYSCONFDIR "/etc"
+#endif
+#ifndef FIBERSD_BUILD_EXE
+#define FIBERSD_BUILD_EXE ""
+#endif
+
+/* Nested sub-modules: `_fibersd.<name>`; add one line per binding file. */
+static const struct {
+	const char *name;
+	lua_CFunction open;
+} subs[] = {
+	{ "control", fd_open_control }, /* lcontrol.c: JSON, peer credentials */
+	{ NULL, NULL },
+};
+
+/* True when this executable is the one in the build tree. */
+bool fd_in_build_tree(void)
+{
+	char exe[PATH_MAX], built[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0 || !FIBERSD_BUILD_EXE[0] || realpath(FIBERSD_BUILD_EXE, built) == NULL)
+		return false;
+	exe[n] = '\0';
+	return strcmp(exe, built) == 0;
+}
+
+static int l_load_config(lua_State *L)
+{
+	return cfg_load(L, luaL_optstring(L, 1, NULL));
+}
+
+static int l_config_keys(lua_State *L)
+{
+	static const char *const types[] = { "string", "path", "bool", "int", "duration",
+					     "size", "mode", "group", "enum" };
+	lua_newtable(L);
+	int i = 0;
+	for (const struct cfg_key *k = cfg_keys; k->name; k++) {
+		lua_createtable(L, 0, 6);
+		lua_pushstring(L, k->name);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, k->sections & CFG_SEC_FIBERSD ? "fibersd" :
+				  k->sections & CFG_SEC_DEFAULTS ? "defaults" : "task");
+		lua_setfield(L, -2, "section");
+		lua_pushstring(L, types[k->type]);
+		lua_setfield(L, -2, "type");
+		lua_pushstring(L, k->def);
+		lua_setfield(L, -2, "default");
+		lua_pushstring(L, k->choices);
+		lua_setfield(L, -2, "choices");
+		lua_pushstring(L, k->help);
+		lua_setfield(L, -2, "help");
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+static int check_level(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) == LUA_TNUMBER) {
+		lua_Integer p = luaL_checkinteger(L, idx);
+		luaL_argcheck(L, p >= 0 && p <= 7, idx, "priority out of range 0..7");
+		return (int)p;
+	}
+	int p = log_level_parse(luaL_checkstring(L, idx));
+	luaL_argcheck(L, p >= 0, idx, "unknown log level");
+	return p;
+}
+
+static const char *opt_field(lua_State *L, int t, const char *name)
+{
+	lua_getfield(L, t, name);
+	const char *s = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ?
+				lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1); /* the string stays referenced by the fields table */
+	return s;
+}
+
+static int l_log(lua_State *L)
+{
+	int prio = check_level(L, 1);
+	size_t len;
+	const char *msg = luaL_checklstring(L, 2, &len);
+	struct log_fields f = { 0 };
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		f.task = opt_field(L, 3, "task");
+		f.scope = opt_field(L, 3, "scope");
+		f.stream = opt_field(L, 3, "stream");
+		lua_getfield(L, 3, "pid");
+		f.pid = (long)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_pushboolean(L, log_emit(prio, msg, len, &f));
+	return 1;
+}
+
+static int l_set_log(lua_State *L)
+{
+	static const char *const targets[] = { "auto", "journal", "stderr", NULL };
+	int level = check_level(L, 1);
+	int target = luaL_checkoption(L, 2, "auto", targets);
+	log_configure(level, (enum log_target)target);
+	return 0;
+}
+
+static int l_subreaper(lua_State *L)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_raise_nofile(lua_State *L)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			lua_pushnil(L);
+			lua_pushfstring(L, "setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+			return 2;
+		}
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	lua_pushinteger(L, (lua_Integer)rl.rlim_cur);
+	lua_pushinteger(L, (lua_Integer)rl.rlim_max);
+	return 2;
+}
+
+static int l_getpid(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)getpid());
+	return 1;
+}
+
+static int l_realtime(lua_State *L)
+{
+	lua_pushnumber(L, core_realtime());
+	return 1;
+}
+
+static int l_monotime(lua_State *L)
+{
+	lua_pushnumber(L, core_monotime());
+	return 1;
+}
+
+static int l_readdir(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", dir, strerror(e));
+		lua_pushinteger(L, e);
+		return 3;
+	}
+	lua_newtable(L);
+	int i = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, de->d_name);
+		lua_rawseti(L, -2, ++i);
+	}
+	closedir(d);
+	return 1;
+}
+
+static int l_kill(lua_State *L)
+{
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	lua_Integer sig = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, pid > 0, 1, "pid must be positive");
+	luaL_argcheck(L, sig >= 0 && sig < 65, 2, "bad signal number");
+	if (kill(lua_toboolean(L, 3) ? -(pid_t)pid : (pid_t)pid, (int)sig) != 0)
+		return fl_pusherr(L, errno);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static const luaL_Reg host_funcs[] = {
+	{ "readdir", l_readdir },
+	{ "kill", l_kill },
+	{ "load_config", l_load_config },
+	{ "config_keys", l_config_keys },
+	{ "log", l_log },
+	{ "set_log", l_set_log },
+	{ "subreaper", l_subreaper },
+	{ "raise_nofile", l_raise_nofile },
+	{ "getpid", l_getpid },
+	{ "realtime", l_realtime },
+	{ "monotime", l_monotime },
+	{ NULL, NULL },
+};
+
+/* The loader of `_fibersd`. */
+int luaopen__fibersd(lua_State *L)
+{
+	lua_newtable(L);
+	luaL_setfuncs(L, host_funcs, 0);
+	luaL_setfuncs(L, fd_notify_funcs, 0);
+	luaL_setfuncs(L, fd_sock_funcs, 0);
+	luaL_setfuncs(L, fd_task_funcs, 0);
+	lua_pushstring(L, PACKAGE_VERSION);
+	lua_setfield(L, -2, "version");
+	lua_pushboolean(L, fd_in_build_tree());
+	lua_setfield(L, -2, "build_tree");
+	lua_pushstring(L, FIBERSD_SYSCONFDIR);
+	lua_setfield(L, -2, "sysconfdir");
+	lua_pushstring(L, FIBERSD_SYSCONFDIR "/fibersd.conf");
+	lua_setfield(L, -2, "default_config");
+	for (size_t i = 0; subs[i].name; i++) {
+		lua_pushcfunction(L, subs[i].open);
+		lua_call(L, 0, 1);
+		lua_setfield(L, -2, subs[i].name);
+	}
+	return 1;
+}
+
+/* Register `_fibersd` in package.preload of L. */
+void fd_preload(lua_State *L)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, luaopen__fibersd);
+	lua_setfield(L, -2, "_fibersd");
+	lua_pop(L, 1);
+}

@@ -1,0 +1,382 @@
+/*
+ * task.c - per-task Lua memory accounting and the runaway guard
+ * (daemon.md §3 "Runaway guard", "Memory limit").
+ *
+ * Accounting: fibersd's lua_State uses mem_alloc, which puts an 8-byte
+ * header in front of every block naming its owner (task id; 0 = the
+ * daemon), so a free - by the GC, in any fiber - credits the right task.
+ * A growing allocation moves the block to the current owner (the task whose
+ * fiber runs, set by enter/leave); shrinks never fail and keep the owner
+ * (Lua assumes they cannot fail).  8 bytes keep Lua's alignment
+ * (LUAI_MAXALIGN is 8 on the platforms we build for).
+ *
+ * Limit: past its limit an allocation of a task fails, Lua runs an
+ * emergency GC and retries once; if the retry fails too (or Lua raised
+ * without retrying - noticed at the next allocation, hook tick or leave)
+ * the task is doomed with "not enough memory".  A failure rescued by the
+ * emergency collection does not doom.
+ *
+ * Guard: enter(fiber) arms a count hook on fiber.co (task fibers only,
+ * never tag nil); a fiber running longer than max_slice is doomed with
+ * "task exceeded max_slice of <N>s without yielding".  Once its task is
+ * doomed, the error is raised again at every hook tick until the fiber
+ * yields or ends, so a pcall in the task cannot swallow it.  Coroutines a
+ * task creates inherit the hook (lua_newthread copies it); a hook firing
+ * outside a task slice removes itself.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fibersd.h"
+
+#define HDR 8           /* header bytes in front of each block */
+#define HOOK_COUNT 1000 /* instructions between guard checks */
+
+enum { SLOT_FREE, SLOT_LIVE, SLOT_DEAD };
+
+struct mtask {
+	size_t used, limit;
+	int state;
+	const char *doom; /* NULL or points into doombuf */
+	char doombuf[80];
+};
+
+struct mem {
+	struct mtask *t; /* t[0] is the daemon */
+	uint32_t n, cap;
+	uint32_t cur;    /* current owner */
+	size_t total;
+	/* the last failed growth, waiting to see whether Lua retries it */
+	bool fail_pending;
+	uint32_t fail_owner;
+	void *fail_ptr;
+	size_t fail_osize, fail_nsize;
+	/* the guard */
+	bool in_task, raise_slice;
+	double max_slice, slice_start;
+};
+
+/* Create the accounting state; pass it as `ud` of lua_newstate. */
+void *mem_state_new(void)
+{
+	struct mem *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return NULL;
+	m->cap = 16;
+	m->t = calloc(m->cap, sizeof *m->t);
+	if (m->t == NULL) {
+		free(m);
+		return NULL;
+	}
+	m->n = 1;
+	m->t[0].state = SLOT_LIVE;
+	return m;
+}
+
+/* Free the accounting state after lua_close. */
+void mem_state_free(void *ud)
+{
+	struct mem *m = ud;
+	if (m) {
+		free(m->t);
+		free(m);
+	}
+}
+
+static void credit(struct mem *m, uint32_t owner, size_t n)
+{
+	if (owner >= m->n)
+		owner = 0;
+	struct mtask *t = &m->t[owner];
+	t->used = t->used > n ? t->used - n : 0;
+	m->total = m->total > n ? m->total - n : 0;
+	if (t->state == SLOT_DEAD && t->used == 0)
+		t->state = SLOT_FREE;
+}
+
+static void doom(struct mem *m, uint32_t owner, const char *msg)
+{
+	struct mtask *t = &m->t[owner];
+	if (owner == 0 || t->doom)
+		return;
+	snprintf(t->doombuf, sizeof t->doombuf, "%s", msg);
+	t->doom = t->doombuf;
+	if (owner == m->cur && m->in_task)
+		m->raise_slice = true;
+}
+
+/* A failure Lua did not retry was final: doom its task. */
+static void settle_failure(struct mem *m)
+{
+	if (m->fail_pending) {
+		m->fail_pending = false;
+		doom(m, m->fail_owner, "not enough memory");
+	}
+}
+
+/* The lua_Alloc that carries a small owner header on every block. */
+void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct mem *m = ud;
+	char *blk = ptr ? (char *)ptr - HDR : NULL;
+	uint32_t owner = blk ? *(uint32_t *)blk : 0;
+	size_t old = ptr ? osize : 0;
+
+	if (nsize == 0) {
+		if (blk) {
+			credit(m, owner, old);
+			free(blk);
+		}
+		return NULL;
+	}
+	if (nsize <= old) { /* shrink: never fails, keeps its owner */
+		char *nb = realloc(blk, nsize + HDR);
+		credit(m, owner, old - nsize);
+		return (nb ? nb : blk) + HDR;
+	}
+	uint32_t cur = m->cur;
+	struct mtask *t = &m->t[cur];
+	size_t base = ptr && owner == cur ? t->used - (t->used < old ? t->used : old) : t->used;
+	if (cur != 0 && t->limit && base + nsize > t->limit) {
+		if (m->fail_pending && m->fail_owner == cur && m->fail_ptr == ptr &&
+		    m->fail_osize == osize && m->fail_nsize == nsize) {
+			m->fail_pending = false; /* the retry after the emergency GC */
+			doom(m, cur, "not enough memory");
+		} else {
+			settle_failure(m);
+			m->fail_pending = true;
+			m->fail_owner = cur;
+			m->fail_ptr = ptr;
+			m->fail_osize = osize;
+			m->fail_nsize = nsize;
+		}
+		return NULL;
+	}
+	if (m->fail_pending && !(m->fail_owner == cur && m->fail_ptr == ptr &&
+				 m->fail_osize == osize && m->fail_nsize == nsize))
+		settle_failure(m);
+	m->fail_pending = false;
+	char *nb = realloc(blk, nsize + HDR);
+	if (nb == NULL)
+		return NULL;
+	if (blk)
+		credit(m, owner, old);
+	*(uint32_t *)nb = cur;
+	t = &m->t[cur]; /* credit() never reallocates m->t, but stay obvious */
+	t->used += nsize;
+	m->total += nsize;
+	return nb + HDR;
+}
+
+static struct mem *get_mem(lua_State *L)
+{
+	void *ud;
+	if (lua_getallocf(L, &ud) != mem_alloc)
+		luaL_error(L, "_fibersd: this Lua state has no per-task memory accounting");
+	return ud;
+}
+
+static uint32_t check_task(lua_State *L, struct mem *m, int idx)
+{
+	lua_Integer id = luaL_checkinteger(L, idx);
+	luaL_argcheck(L, id > 0 && id < m->n && m->t[id].state == SLOT_LIVE, idx, "no such task");
+	return (uint32_t)id;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* task_new(limit) -> id */
+static int l_task_new(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	lua_Integer limit = luaL_optinteger(L, 1, 0);
+	luaL_argcheck(L, limit >= 0, 1, "negative limit");
+	uint32_t id = 1;
+	while (id < m->n && m->t[id].state != SLOT_FREE)
+		id++;
+	if (id == m->n) {
+		if (m->n == m->cap) {
+			struct mtask *nt = realloc(m->t, 2 * m->cap * sizeof *nt);
+			if (nt == NULL)
+				return luaL_error(L, "not enough memory");
+			memset(nt + m->cap, 0, m->cap * sizeof *nt);
+			m->t = nt;
+			m->cap *= 2;
+		}
+		m->n++;
+	}
+	struct mtask *t = &m->t[id];
+	size_t used = t->used; /* 0 for a free slot */
+	memset(t, 0, sizeof *t);
+	t->used = used;
+	t->state = SLOT_LIVE;
+	t->limit = (size_t)limit;
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+/* task_set_limit(id, bytes): 0 = no limit; applies to later allocations */
+static int l_task_set_limit(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	uint32_t id = check_task(L, m, 1);
+	lua_Integer limit = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, limit >= 0, 2, "negative limit");
+	m->t[id].limit = (size_t)limit;
+	return 0;
+}
+
+/* task_memory(id) -> bytes of Lua memory the task holds now */
+static int l_task_memory(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	lua_Integer id = luaL_checkinteger(L, 1);
+	luaL_argcheck(L, id >= 0 && id < m->n && m->t[id].state != SLOT_FREE, 1, "no such task");
+	lua_pushinteger(L, (lua_Integer)m->t[id].used);
+	return 1;
+}
+
+/* task_free(id): the id stops being valid; its blocks still credit it
+ * until they are collected, then the slot is reused */
+static int l_task_free(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	uint32_t id = check_task(L, m, 1);
+	m->t[id].state = m->t[id].used ? SLOT_DEAD : SLOT_FREE;
+	m->t[id].doom = NULL;
+	return 0;
+}
+
+/* task_doomed(id) -> reason | nil */
+static int l_task_doomed(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	uint32_t id = check_task(L, m, 1);
+	if (m->cur == id)
+		settle_failure(m);
+	lua_pushstring(L, m->t[id].doom);
+	return 1;
+}
+
+/* memory() -> total bytes of the Lua state */
+static int l_memory(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)get_mem(L)->total);
+	return 1;
+}
+
+/* current_task() -> id of the running task, nil for the daemon */
+static int l_current_task(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	if (m->cur == 0)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, m->cur);
+	return 1;
+}
+
+/* set_max_slice(seconds): 0 = no guard */
+static int l_set_max_slice(lua_State *L)
+{
+	lua_Number s = luaL_checknumber(L, 1);
+	luaL_argcheck(L, s >= 0, 1, "negative max_slice");
+	get_mem(L)->max_slice = s;
+	return 0;
+}
+
+static void guard_hook(lua_State *L, lua_Debug *ar)
+{
+	void *ud;
+	(void)ar;
+	lua_getallocf(L, &ud);
+	struct mem *m = ud;
+	if (!m->in_task) {
+		lua_sethook(L, NULL, 0, 0);
+		return;
+	}
+	settle_failure(m);
+	struct mtask *t = &m->t[m->cur];
+	if (!m->raise_slice && m->max_slice > 0 && now() - m->slice_start > m->max_slice) {
+		char msg[80];
+		snprintf(msg, sizeof msg, "task exceeded max_slice of %gs without yielding", m->max_slice);
+		doom(m, m->cur, msg);
+		m->raise_slice = true;
+	}
+	if (m->raise_slice && t->doom) {
+		lua_pushstring(L, t->doom);
+		lua_error(L);
+	}
+}
+
+/* The task id of a fiber: an integer tag naming a known slot, else 0. */
+static uint32_t fiber_owner(lua_State *L, struct mem *m)
+{
+	if (!lua_istable(L, 1))
+		return 0;
+	lua_getfield(L, 1, "tag");
+	int isnum;
+	lua_Integer id = lua_tointegerx(L, -1, &isnum);
+	lua_pop(L, 1);
+	return isnum && id > 0 && id < m->n && m->t[id].state != SLOT_FREE ? (uint32_t)id : 0;
+}
+
+/* enter(fiber): its task becomes the owner of new memory; arm the guard */
+static int l_enter(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	settle_failure(m);
+	m->cur = fiber_owner(L, m);
+	m->raise_slice = false;
+	m->in_task = m->cur != 0;
+	if (m->in_task) {
+		m->slice_start = now();
+		lua_getfield(L, 1, "co");
+		lua_State *co = lua_tothread(L, -1);
+		if (co)
+			lua_sethook(co, guard_hook, LUA_MASKCOUNT, HOOK_COUNT);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* leave(fiber): back to the daemon as owner; disarm the guard */
+static int l_leave(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	settle_failure(m);
+	if (m->in_task && lua_istable(L, 1)) {
+		lua_getfield(L, 1, "co");
+		lua_State *co = lua_tothread(L, -1);
+		if (co)
+			lua_sethook(co, NULL, 0, 0);
+		lua_pop(L, 1);
+	}
+	m->cur = 0;
+	m->in_task = false;
+	m->raise_slice = false;
+	return 0;
+}
+
+/* The functions of this file, merged into `_fibersd` by lhost.c. */
+const luaL_Reg fd_task_funcs[] = {
+	{ "task_new", l_task_new },
+	{ "task_set_limit", l_task_set_limit },
+	{ "task_memory", l_task_memory },
+	{ "task_free", l_task_free },
+	{ "task_doomed", l_task_doomed },
+	{ "memory", l_memory },
+	{ "current_task", l_current_task },
+	{ "set_max_slice", l_set_max_slice },
+	{ "enter", l_enter },
+	{ "leave", l_leave },
+	{ NULL, NULL },
+};
