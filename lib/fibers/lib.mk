@@ -12,3 +12,8 @@ dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
 EXTRA_DIST += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
 	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
 TESTS += tests/lua/oneshot.lua
+
+## runtime + signal (sched)
+dist_luafibers_DATA += lib/fibers/runtime.lua
+EXTRA_DIST += tests/lua/runtime.lua
+TESTS += tests/lua/runtime.lua

@@ -26,6 +26,7 @@ int fl_pusherr(lua_State *L, int err);
 
 /* Sub-module openers; each pushes a table. */
 int fl_open_sys(lua_State *L);
+int fl_open_sched(lua_State *L);
 int fl_open_proc(lua_State *L);
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
 	lua_CFunction open;
 } subs[] = {
 	{ "sys", fl_open_sys },
+	{ "sched", fl_open_sched },
 	{ "proc", fl_open_proc },
 };
 
