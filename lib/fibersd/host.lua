@@ -142,10 +142,13 @@ function M.load_config(path)
   return nil, 'no configuration support without the fibersd host'
 end
 
--- Send a signal to a process group (or pid when pgroup is false).
-function M.kill(pid, sig, pgroup)
-  if has('kill') then return H.kill(pid, sig, pgroup) end
-  return nil, 'no kill'
+-- SIGKILL-style last resort for forced stops: send sig to the process group
+-- pgid (every Command leads its own group).  Uses the core's private proc
+-- binding, as exec.lua does; true | nil, msg.
+function M.killpg(pgid, sig)
+  local okc, core = pcall(require, 'fibers.core')
+  if okc and core.proc and core.proc.killpg then return core.proc.killpg(pgid, sig) end
+  return nil, 'no killpg'
 end
 
 return M

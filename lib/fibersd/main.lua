@@ -28,20 +28,21 @@ local M = {}
 
 local ORPHAN_FMT = 'reaped orphan pid %d (%s)'
 
--- Put lua_path entries (";"-separated dirs or templates) on package.path.
-local function add_lua_path(lp)
+-- Trust-check the lua_path directories (main.c put them on package.path;
+-- when root, an unsafe one is refused by removing it again).
+local function check_lua_path(lp)
   if not lp or lp == '' then return end
   for entry in lp:gmatch('[^;]+') do
-    entry = entry:gsub('^%s+', ''):gsub('%s+$', '')
-    if entry ~= '' then
-      if entry:find('?', 1, true) then
-        package.path = package.path .. ';' .. entry
-      else
-        local okt, why = host.check_trust(entry)
-        if okt then
-          package.path = package.path .. ';' .. entry .. '/?.lua;' .. entry .. '/?/init.lua'
-        else
-          log.daemon('err', 'lua_path %s refused: %s', entry, tostring(why))
+    local dir = entry:gsub('^%s+', ''):gsub('%s+$', '')
+    if dir:sub(1, 1) == '/' and not dir:find('?', 1, true) then
+      local okt, why = host.check_trust(dir)
+      if not okt then
+        log.daemon('err', 'lua_path %s refused: %s', dir, tostring(why))
+        local d = dir:gsub('/+$', '')
+        for _, tail in ipairs({ '/?.lua;', '/?/init.lua;', '/?.so;' }) do
+          local pat = (d .. tail):gsub('[%^%$%(%)%%%.%[%]%*%+%-%?]', '%%%0')
+          package.path = package.path:gsub(pat, '')
+          package.cpath = package.cpath:gsub(pat, '')
         end
       end
     end
@@ -152,7 +153,7 @@ local function daemon(D, cfg, opts)
   host.raise_nofile()
   host.set_max_slice(F.max_slice or 1.0)
   host.install_hooks(runtime)
-  add_lua_path(F.lua_path)
+  check_lua_path(F.lua_path)
   _G.print = task.print
   local alarm = host_library()
   local signal = require 'fibers.signal'
@@ -163,8 +164,10 @@ local function daemon(D, cfg, opts)
   local sv = supervisor.new({ tasks_scope = T, sup_scope = S })
   local rctx = { sv = sv, cfg = cfg }
   function rctx.load()
-    local new, err = host.load_config(rctx.cfg.file)
-    if new and opts.log_level then new.fibersd.log_level = opts.log_level end
+    local new, err = host.load_config(opts.config_file)
+    if new then
+      for k, v in pairs(opts.overrides or {}) do new.fibersd[k] = v end
+    end
     return new, err
   end
   function rctx.on_config(new)

@@ -352,7 +352,7 @@ local function kill_tree(s, seen)
   local okc, snap = pcall(s.snapshot, s)
   if not okc or not snap then return end
   for _, c in ipairs(snap.commands or {}) do
-    if c.pid and c.state == 'running' then host.kill(c.pid, 9, true) end
+    if c.pid and c.state == 'running' then host.killpg(c.pid, 9) end
   end
   local scope = require 'fibers.scope'
   for _, id in ipairs(snap.children or {}) do
