@@ -1,0 +1,16 @@
+## bench/bench.mk - `make bench`: the library benchmarks of quality.md §2
+## (ping-pong, spawn, parked fibers, timers, choice, 1 ms sleeps, RSS over
+## 10^7 performs).  Not part of `make check`; see bench/run.sh.
+bench_lua_files = bench/common.lua bench/pingpong.lua bench/spawn.lua \
+	bench/parked.lua bench/timers.lua bench/choice.lua bench/sleep1ms.lua \
+	bench/performs.lua
+EXTRA_DIST += bench/run.sh bench/nanosleep.c $(bench_lua_files)
+CLEANFILES += bench/nanosleep$(EXEEXT)
+
+## The C reference for the 1 ms sleep row (a clock_nanosleep loop).
+bench/nanosleep$(EXEEXT): $(top_srcdir)/bench/nanosleep.c
+	@$(MKDIR_P) bench
+	$(AM_V_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -O2 -o $@ $(top_srcdir)/bench/nanosleep.c
+
+bench: all bench/nanosleep$(EXEEXT)
+	$(SHELL) $(top_srcdir)/bench/run.sh '$(abs_top_srcdir)' '$(abs_top_builddir)' '$(LUA)'
