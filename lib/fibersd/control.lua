@@ -139,8 +139,8 @@ function Conn:send(msg)
   end
   line = line .. '\n'
   if self.streams > 0 and self.qbytes + #line > C.MAX_UNSENT then
-    log.daemon('warning', 'control: dropping stream of pid %d: more than %d bytes unsent', self.pid, C.MAX_UNSENT)
-    self:drop('output overflow')
+    self:drop('output overflow') -- first: the log line below may feed a follower
+    log.daemon('warning', 'control: dropped stream of pid %d: more than %d bytes unsent', self.pid, C.MAX_UNSENT)
     return false
   end
   self.qtail = self.qtail + 1

@@ -28,3 +28,8 @@ tests_unit_json_t_LDADD = libfibersdcontrol.la $(LUA_LIBS) -lm
 
 TESTS += tests/unit/json.t tests/bats/050-fibersctl-client.bats
 EXTRA_DIST += tests/bats/050-fibersctl-client.bats tests/bats/fixtures/control/fake-server.sh
+
+## The control server's Lua side (installed beside the rest of the policy).
+luafibersdctldir = $(pkgdatadir)/lua/fibersd
+dist_luafibersdctl_DATA = lib/fibersd/control.lua lib/fibersd/control_methods.lua \
+	lib/fibersd/introspect.lua

@@ -447,6 +447,29 @@ static int l_peer_role(lua_State *L)
 	return 4;
 }
 
+/* control.gid(name_or_number) -> gid | nil, message (the group is unknown). */
+static int l_gid(lua_State *L)
+{
+	if (lua_type(L, 1) == LUA_TNUMBER || (lua_type(L, 1) == LUA_TSTRING && lua_isnumber(L, 1))) {
+		lua_pushinteger(L, lua_tointeger(L, 1));
+		return 1;
+	}
+	const char *name = luaL_checkstring(L, 1);
+	struct group gr, *res = NULL;
+	char buf[16384];
+	int e = getgrnam_r(name, &gr, buf, sizeof buf, &res);
+	if (res) {
+		lua_pushinteger(L, res->gr_gid);
+		return 1;
+	}
+	lua_pushnil(L);
+	if (e)
+		lua_pushfstring(L, "group '%s': %s", name, strerror(e));
+	else
+		lua_pushfstring(L, "group '%s' does not exist", name);
+	return 2;
+}
+
 /* ---- signals, time ----------------------------------------------------------- */
 
 static const struct { const char *name; int num; } signames[] = {
@@ -521,6 +544,7 @@ static const luaL_Reg control_funcs[] = {
 	{ "peer_groups", l_peer_groups },
 	{ "peer_role", l_peer_role },
 	{ "signum", l_signum },
+	{ "gid", l_gid },
 	{ "rfc3339", l_rfc3339 },
 	{ NULL, NULL },
 };

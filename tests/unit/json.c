@@ -77,6 +77,8 @@ static const char *lua_tests =
 	"ok(c.rfc3339(0) == '1970-01-01T00:00:00.000Z' and c.rfc3339(1.25) == '1970-01-01T00:00:01.250Z', 'rfc3339')\n"
 	"ok(c.PROTOCOL == 1 and c.MAX_REQUEST == 65536 and c.MAX_CLIENTS == 64, 'constants')\n"
 	"ok(c.errors.not_found == 'not_found' and c.errors.busy == 'busy', 'error codes')\n"
+	"ok(c.gid(0) == 0 and c.gid('7') == 7 and c.gid('root') == 0, 'gid by number and name')\n"
+	"ok(c.gid('no-such-group-x') == nil and select(2, c.gid('no-such-group-x')) == \"group 'no-such-group-x' does not exist\", 'unknown group')\n"
 	"local pid, uid, gid = c.peer_cred(fd)\n"
 	"ok(pid > 0 and uid >= 0 and gid >= 0, 'peer_cred on a socketpair')\n"
 	"local role, rpid = c.peer_role(fd, 12345, 12346)\n"
