@@ -11,7 +11,8 @@ dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
 	lib/fibers/alarm.lua
 EXTRA_DIST += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
 	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
-TESTS += tests/lua/oneshot.lua
+TESTS += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
+	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
 
 ## runtime + signal (sched)
 dist_luafibers_DATA += lib/fibers/runtime.lua
