@@ -51,3 +51,11 @@ uninstall-fibersd-conf:
 	fi
 	-rmdir $(DESTDIR)$(sysconfdir)/fibers.d 2>/dev/null
 .PHONY: install-fibersd-conf
+
+## ---- tests ------------------------------------------------------------------
+check_PROGRAMS += tests/unit/config.t
+tests_unit_config_t_SOURCES = tests/unit/config.c src/fibersd/config.c src/fibersd/fibersd.h
+tests_unit_config_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd $(fibersd_dirs_CPPFLAGS)
+tests_unit_config_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS)
+tests_unit_config_t_LDADD = $(LUA_LIBS) $(INIH_LIBS) -lm
+TESTS += tests/unit/config.t
