@@ -18,3 +18,7 @@ TESTS += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
 dist_luafibers_DATA += lib/fibers/runtime.lua
 EXTRA_DIST += tests/lua/runtime.lua
 TESTS += tests/lua/runtime.lua
+
+## streams, files, sockets (io)
+dist_luafibersio_DATA += lib/fibers/io/stream.lua lib/fibers/io/file.lua \
+	lib/fibers/io/socket.lua

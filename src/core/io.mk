@@ -8,3 +8,5 @@ tests_unit_buf_t_LDADD = libfiberscore.la
 tests_unit_stream_t_SOURCES = tests/unit/stream.c
 tests_unit_stream_t_LDADD = libfiberscore.la
 TESTS += tests/unit/buf.t tests/unit/stream.t
+
+libfiberslua_la_SOURCES += src/lua/lstream.c src/lua/lfile.c src/lua/lsocket.c

@@ -5,6 +5,7 @@
  * Does not wait for readiness, does not know Lua or the scheduler.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,16 @@ void stream_destroy(stream_t *s)
 	buf_free(&s->rb);
 	buf_free(&s->wb);
 	s->scan = 0;
+}
+
+/* For pollfirst streams: 1 when fd is ready for events now, else 0. */
+static int ready_now(const stream_t *s, short events)
+{
+	struct pollfd p = { .fd = s->fd, .events = events, .revents = 0 };
+
+	if (!s->pollfirst)
+		return 1;
+	return poll(&p, 1, 0) > 0;
 }
 
 /* Read once from the fd into the read buffer. */
@@ -50,6 +61,8 @@ int stream_fill(stream_t *s, size_t want, size_t *got)
 		if (err)
 			return err;
 	}
+	if (!ready_now(s, POLLIN))
+		return EAGAIN;
 	do
 		n = read(s->fd, buf_wptr(&s->rb), buf_wfree(&s->rb));
 	while (n < 0 && errno == EINTR);
@@ -119,8 +132,11 @@ void stream_consume(stream_t *s, size_t n)
 {
 	buf_consume(&s->rb, n);
 	s->scan = s->scan > n ? s->scan - n : 0;
-	/* Give back a huge buffer (read_all, long lines) once drained. */
-	if (buf_len(&s->rb) == 0 && s->rb.cap > 4 * s->bufsize)
+	/*
+	 * Give back a huge buffer (read_all, long lines) once drained; buffers
+	 * up to one maximal fill stay, so big reads do not churn the allocator.
+	 */
+	if (buf_len(&s->rb) == 0 && s->rb.cap > 4 * s->bufsize && s->rb.cap > STREAM_MAX_FILL)
 		buf_shrink(&s->rb, s->bufsize);
 }
 
@@ -133,6 +149,8 @@ int stream_write(stream_t *s, const char *p, size_t n, size_t *done)
 	if (s->fd < 0)
 		return EBADF;
 	while (*done < n) {
+		if (!ready_now(s, POLLOUT))
+			return EAGAIN;
 		w = write(s->fd, p + *done, n - *done);
 		if (w < 0) {
 			if (errno == EINTR)

@@ -8,6 +8,9 @@
  * (regular files are, by nature): EAGAIN is returned and the caller (the
  * Lua layer) waits for readiness through the scheduler.  A stream with
  * fd == -1 is "backend-driven": the caller feeds bytes with stream_feed().
+ * A blocking fd that must stay blocking (stdio shared with other
+ * processes) sets `pollfirst`: each read/write is preceded by a zero-timeout
+ * poll, so a read never blocks and a write only blocks to finish a chunk.
  * Functions return 0 or a positive errno.
  */
 #ifndef FIBERS_STREAM_H
@@ -27,6 +30,7 @@ typedef struct stream {
 	int rerr;            /* sticky read error (errno), 0 if none */
 	unsigned eof : 1;    /* the read side saw end of file */
 	unsigned closed : 1; /* stream_close() was called */
+	unsigned pollfirst : 1; /* blocking fd: poll(0) before each syscall */
 	size_t bufsize;      /* fill chunk and write-buffer limit */
 	buf_t rb;            /* read buffer */
 	buf_t wb;            /* write buffer */

@@ -13,6 +13,9 @@ static const struct {
 } subs[] = {
 	{ "sys", fl_open_sys },
 	{ "sched", fl_open_sched },
+	{ "stream", fl_open_stream },
+	{ "file", fl_open_file },
+	{ "socket", fl_open_socket },
 	{ "proc", fl_open_proc },
 };
 

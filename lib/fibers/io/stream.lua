@@ -1,0 +1,612 @@
+-- fibers.io.stream - buffered byte streams whose reads and writes are Ops
+-- (library.md §11).
+--
+-- Owns: the Stream object, every read/write Op, readiness waiting, and the
+-- Lua-level backend contract for in-memory streams.  The buffers and the
+-- syscalls live in C (`fibers.core`.stream, src/core/stream.c); this file
+-- never copies payload bytes in Lua.  Files, pipes and sockets are opened
+-- by fibers.io.file / fibers.io.socket, which wrap fds with `M.from_fd`.
+--
+-- No lost bytes (library.md §0.6): a read takes bytes out of the buffer only
+-- in the same step that hands them to the winning perform (in try, or in the
+-- readiness task after checking `suspension:waiting()`); a read that loses
+-- or is cancelled leaves everything in the buffer.  Writes are never torn:
+-- a write that loses after the kernel took part of its string buffers the
+-- rest, which goes out before any later write.
+--
+-- Write buffering (setvbuf): "no" (default for pipes, sockets, ttys) - a
+-- write completes when the whole string is in the kernel; "full" (default
+-- for regular files) - small writes gather in the buffer up to bufsize,
+-- flushed when full, by flush() or close(); "line" - as "full", and a write
+-- containing "\n" completes only once the buffer is flushed.
+--
+-- Backend contract (`open(backend, ...)`), all non-blocking:
+--   backend:read_string(max) -> str (1..max bytes) | false (nothing now)
+--                               | nil (EOF) | nil, err
+--   backend:write_string(s)  -> n accepted (0..#s) | nil, err
+--   backend:on_readable(task), backend:on_writable(task) -> cancel handle
+--       (task:run() once when ready; the handle is a function or has
+--       :cancel(); may be nil)
+--   backend:close() -> ok, err;  optional backend:seek(whence, off),
+--   backend:fileno().
+local op = require 'fibers.op'
+local runtime = require 'fibers.runtime'
+local core = require 'fibers.core'
+
+local cstream, cfile = core.stream, core.file
+local sched = runtime.current_scheduler
+local prim = op._prim
+local setmetatable, getmetatable, type, error, select, pairs, tostring =
+      setmetatable, getmetatable, type, error, select, pairs, tostring
+local find = string.find
+
+local M = {}
+
+local Stream = {}
+Stream.__index = Stream
+Stream.__name = "fibers.stream"
+M.Stream = Stream
+
+local DEFAULT_BUFSIZE = 65536
+local BACKEND_ERRNO = -1        -- rerr marker: message lives in self._berr
+
+local perform_fn
+local function perform(o)
+  if not perform_fn then
+    local ok, fibers = pcall(require, 'fibers')
+    perform_fn = ok and fibers.perform or op.perform_raw
+  end
+  return perform_fn(o)
+end
+
+------------------------------------------------------------------------------
+-- Readiness
+
+-- Register task to run once the stream is ready in direction dir.
+local function wait_for(self, dir, task)
+  local be = self._backend
+  if be then
+    if dir == "r" then return be:on_readable(task) end
+    return be:on_writable(task)
+  end
+  if self._always_ready then
+    sched:schedule(task)
+    return nil
+  end
+  local h, err = sched:wait_fd(self._fd, dir, task)
+  if h == nil then error("stream: cannot wait for readiness: " .. tostring(err)) end
+  return h
+end
+
+local function cancel_wait(self, h)
+  if h == nil then return end
+  if self._backend then
+    if type(h) == "function" then h()
+    elseif type(h) == "table" and h.cancel then h:cancel() end
+  elseif not self._always_ready then
+    sched:cancel_fd(h)
+  end
+end
+
+-- A blocked perform: re-runs the op's try when the stream becomes ready.
+local Waiter = {}
+Waiter.__index = Waiter
+
+local function finish(w, ready, ...)
+  if ready then
+    w.st._waiters[w] = nil
+    return w.s:complete(w.t, ...)
+  end
+  w.h = wait_for(w.st, w.dir, w)
+end
+
+function Waiter:run()
+  self.h = nil
+  if self.s:waiting() then
+    local o = self.o
+    return finish(self, o.try(o))
+  end
+end
+
+local function unwait(st, w)
+  st._waiters[w] = nil
+  local h = w.h
+  w.h = nil
+  cancel_wait(st, h)
+end
+
+local function block_on(dir)
+  return function(susp, token, o)
+    local st = o.st
+    local w = setmetatable({ s = susp, t = token, o = o, st = st, dir = dir }, Waiter)
+    st._waiters[w] = true
+    w.h = wait_for(st, dir, w)
+    susp:add_cleanup(unwait, st, w)
+  end
+end
+local block_read, block_write = block_on("r"), block_on("w")
+
+------------------------------------------------------------------------------
+-- Reading
+
+-- Pull one chunk from a backend into the C buffer; false when none yet.
+local function pull(self, be)
+  local s, err = be:read_string(self._cs:bufsize())
+  if s == false or s == "" then return false end
+  if s == nil then
+    if err ~= nil then
+      self._berr = tostring(err)
+      self._cs:feed(nil, BACKEND_ERRNO)
+    else
+      self._cs:feed(nil)
+    end
+  else
+    self._cs:feed(s)
+  end
+  return true
+end
+
+local function shape(self, o, r1, r2, r3)
+  if r1 == nil and r3 == BACKEND_ERRNO then r2 = self._berr end
+  local post = o.post
+  if post then return true, post(self, r1, r2) end
+  return true, r1, r2
+end
+
+-- try for every read op: the C method answers or says "wait" (false).
+local function read_try(o)
+  local self = o.st
+  if self._closed then return true, o.post_closed() end
+  local cs, m = self._cs, o.m
+  while true do
+    local r1, r2, r3 = m(cs, o.a, o.b, o.c)
+    if r1 ~= false then return shape(self, o, r1, r2, r3) end
+    local be = self._backend
+    if not be or not pull(self, be) then return false end
+  end
+end
+
+local function closed2() return nil, "stream is closed" end
+local function closed3() return nil, 0, "stream is closed" end
+
+local function read_op(self, m, a, b, c, post, post_closed)
+  if not self._readable then error("stream is not readable", 3) end
+  return prim(read_try, block_read, nil,
+    { st = self, m = m, a = a, b = b, c = c, post = post,
+      post_closed = post_closed or closed2 })
+end
+
+local C = getmetatable(cstream.new(-1, 16, false)).__index
+
+-- Op: the next line -> line | nil, nil at EOF | nil, err.
+function Stream:read_line_op(opts)
+  local term, keep, max = "\n", false, nil
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("read_line_op: options must be a table", 2) end
+    term = opts.terminator or "\n"
+    keep = opts.keep_terminator and true or false
+    max = opts.max
+    if type(term) ~= "string" or term == "" then
+      error("read_line_op: terminator must be a non-empty string", 2)
+    end
+  end
+  return read_op(self, C.read_line, term, keep, max)
+end
+
+-- Op: exactly n bytes -> str | nil, "short read" | nil, err.
+function Stream:read_exactly_op(n)
+  if type(n) ~= "number" or n < 0 then error("read_exactly_op: bad count", 2) end
+  return read_op(self, C.read_exactly, n)
+end
+
+local function all_post(self, s, err)
+  if s == nil then return self._cs:take(), err end
+  return s, nil
+end
+local function all_closed() return "", "stream is closed" end
+
+-- Op: everything up to EOF -> str, err|nil.
+function Stream:read_all_op()
+  return read_op(self, C.read_all, nil, nil, nil, all_post, all_closed)
+end
+
+local function some_post(self, s, err)
+  if s == nil then return nil, 0, err end
+  return s, #s, nil
+end
+
+-- Op: read_string_op{min=1, max=?, terminator=?} -> str|nil, count, err.
+function Stream:read_string_op(opts)
+  local min, max, term = 1, nil, nil
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("read_string_op: options must be a table", 2) end
+    min, max, term = opts.min or 1, opts.max, opts.terminator
+  end
+  return read_op(self, C.read_some, min, max, term, some_post, closed3)
+end
+
+local function some1_post(self, s, err) return s, err end
+local function empty_try() return true, "" end
+
+-- Op: Lua io-style read with one format ("l", "L", "a", "n", or a count).
+function Stream:read_op(fmt)
+  if fmt == nil then fmt = "l" end
+  if type(fmt) == "number" then
+    if fmt < 0 then error("read_op: bad count", 2) end
+    if not self._readable then error("stream is not readable", 2) end
+    if fmt == 0 then return op.new_primitive(nil, empty_try, function() end) end
+    return read_op(self, C.read_some, 1, fmt, nil, some1_post)
+  end
+  if type(fmt) ~= "string" then error("read_op: invalid format", 2) end
+  local f = fmt:gsub("^%*", ""):sub(1, 1)
+  if f == "l" then return read_op(self, C.read_line, "\n", false)
+  elseif f == "L" then return read_op(self, C.read_line, "\n", true)
+  elseif f == "a" then
+    return read_op(self, C.read_all, nil, nil, nil, all_post, all_closed)
+  elseif f == "n" then return read_op(self, C.read_number) end
+  error("read_op: invalid format '" .. fmt .. "'", 2)
+end
+
+------------------------------------------------------------------------------
+-- Writing
+
+-- Raw write of s from byte offset off: off', complete | nil, err, off'.
+local function raw_write(self, s, off)
+  local be = self._backend
+  if not be then
+    local a, b, _, d = self._cs:write(s, off)
+    if a == nil then return nil, b, d end
+    return a, b
+  end
+  local n, err = be:write_string(off == 0 and s or s:sub(off + 1))
+  if n == nil then return nil, tostring(err), off end
+  off = off + n
+  return off, off == #s
+end
+
+-- Write out the buffer: true (empty) | false (would block) | nil, err.
+local function raw_flush(self)
+  local cs = self._cs
+  if not self._backend then
+    local ok, err = cs:flush()
+    return ok, err
+  end
+  local _, wl = cs:info()
+  if wl == 0 then return true end
+  local data = cs:wtake()
+  local off, done, err = raw_write(self, data, 0)
+  if off == nil then cs:buffer(data, err); return nil, done end
+  if not done then cs:buffer(data, off); return false end
+  return true
+end
+
+-- One step of a write perform (state lives in the per-perform op o).
+local function write_try(o)
+  local self, s = o.st, o.s
+  if self._closed then return true, o.post_closed() end
+  if o.flushing then
+    local ok, err = raw_flush(self)
+    if ok == false then return false end
+    if ok == nil then return true, nil, err end
+    return true, o.ret, nil
+  end
+  if not o.direct then
+    local cs = self._cs
+    local _, wl = cs:info()
+    local mode = self._vbuf
+    if mode ~= "no" and wl + #s <= cs:bufsize() then
+      cs:buffer(s)
+      if mode == "line" and find(s, "\n", 1, true) then
+        o.flushing, o.ret = true, #s
+        return write_try(o)
+      end
+      return true, #s, nil
+    end
+    if wl > 0 then
+      local ok, err = raw_flush(self)
+      if ok == false then return false end
+      if ok == nil then return true, nil, err end
+      return write_try(o)
+    end
+    o.direct = true
+  end
+  local off, done, err = raw_write(self, s, o.off)
+  if off == nil then o.off = err; return true, err, done end
+  o.off = off
+  if done then return true, #s, nil end
+  return false
+end
+
+-- A write that loses after partial progress buffers its tail (never torn).
+local function write_abort(o)
+  local off = o.off
+  if o.direct and off > 0 and off < #o.s then o.st._cs:buffer(o.s, off) end
+end
+
+local function write_op(self, s, is_flush)
+  if not self._writable then error("stream is not writable", 3) end
+  return op.guard(function()
+    local o = { st = self, s = s, off = 0, post_closed = closed2 }
+    if is_flush then o.ret = true; o.flushing = true end
+    local leaf = prim(write_try, block_write, nil, o)
+    if is_flush then return leaf end
+    return leaf:on_abort(function() write_abort(o) end)
+  end)
+end
+
+-- Op: write s -> bytes_written, err|nil.
+function Stream:write_string_op(s)
+  if type(s) ~= "string" then
+    if type(s) ~= "number" then error("write_string_op: expected a string", 2) end
+    s = tostring(s)
+  end
+  return write_op(self, s, false)
+end
+
+-- Op: write each argument (strings or numbers) -> bytes_written, err|nil.
+function Stream:write_op(...)
+  local n = select("#", ...)
+  if n == 1 then return self:write_string_op((...)) end
+  local parts = { ... }
+  for i = 1, n do
+    local v = parts[i]
+    if type(v) == "number" then parts[i] = tostring(v)
+    elseif type(v) ~= "string" then error("write_op: argument " .. i .. " is not a string", 2) end
+  end
+  return write_op(self, table.concat(parts), false)
+end
+
+-- Op: write out everything buffered -> true | nil, err.
+function Stream:flush_output_op()
+  return write_op(self, "", true)
+end
+
+------------------------------------------------------------------------------
+-- Sync forms (perform in the current fiber, scope-aware)
+
+function Stream:read_line(opts) return perform(self:read_line_op(opts)) end
+function Stream:read_all() return perform(self:read_all_op()) end
+function Stream:read_exactly(n) return perform(self:read_exactly_op(n)) end
+function Stream:read_string(opts) return perform(self:read_string_op(opts)) end
+function Stream:write_string(s) return perform(self:write_string_op(s)) end
+function Stream:write(...) return perform(self:write_op(...)) end
+function Stream:flush() return perform(self:flush_output_op()) end
+
+-- read(...) like Lua's file:read: one result per format, nil stops.
+function Stream:read(...)
+  local n = select("#", ...)
+  if n <= 1 then return perform(self:read_op((...))) end
+  local out = {}
+  for i = 1, n do
+    local v = perform(self:read_op((select(i, ...))))
+    out[i] = v
+    if v == nil then n = i; break end
+  end
+  return (table.unpack or unpack)(out, 1, n)
+end
+
+------------------------------------------------------------------------------
+-- Housekeeping
+
+-- Close: flush (waiting if in a fiber), wake blocked performs with
+-- "stream is closed", release the fd -> true | nil, err.
+function Stream:close()
+  if self._closed then return true end
+  local err, raise
+  if self._writable then
+    local _, wl = self._cs:info()
+    if wl > 0 then
+      if runtime.current_fiber() then
+        -- pcall: the fd must be released even if the flush is cancelled.
+        local ok, r, e = pcall(perform, self:flush_output_op())
+        if not ok then raise = { r }
+        elseif r == nil then err = e end
+      else
+        local ok, e = raw_flush(self)
+        if ok == nil then err = e elseif ok == false then err = "unflushed data dropped" end
+      end
+    end
+  end
+  self._closed, self._readable, self._writable = true, false, false
+  for w in pairs(self._waiters) do
+    unwait(self, w)
+    if w.s:waiting() then finish(w, w.o.try(w.o)) end
+  end
+  local ok, e
+  if self._backend then
+    if self._backend.close then ok, e = self._backend:close() else ok = true end
+    self._cs:close()
+  else
+    if self._fd and not self._always_ready then sched:forget_fd(self._fd) end
+    ok, e = self._cs:close()
+  end
+  if not ok and err == nil then err = e end
+  local hooks = self._on_close
+  if hooks then
+    self._on_close = nil
+    for i = 1, #hooks do
+      local hok, herr = hooks[i](self)
+      if hok == nil and herr and err == nil then err = herr end
+    end
+  end
+  if raise then error(raise[1], 0) end
+  if err ~= nil then return nil, err end
+  return true
+end
+Stream.__close = Stream.close
+
+-- Collected without close: write out what is buffered (best effort, never
+-- blocks), like Lua's io library does; the C object then closes the fd.
+function Stream:__gc()
+  if not self._closed and self._writable then pcall(raw_flush, self) end
+end
+
+-- seek(whence="cur", off=0) -> position | nil, err (flushes writes first).
+function Stream:seek(whence, off)
+  if self._closed then error("stream is closed", 2) end
+  whence, off = whence or "cur", off or 0
+  if whence ~= "set" and whence ~= "cur" and whence ~= "end" then
+    error("seek: invalid whence '" .. tostring(whence) .. "'", 2)
+  end
+  local be = self._backend
+  if self._writable then
+    local ok, err = raw_flush(self)
+    if ok == nil then return nil, err end
+    if ok == false then return nil, "seek: write buffer could not be flushed" end
+  end
+  if be then
+    if not be.seek then return nil, "stream is not seekable" end
+    local rl = self._cs:info()
+    if whence == "cur" then off = off - rl end
+    local pos, err = be:seek(whence, off)
+    if pos ~= nil then self._cs:take() end
+    return pos, err
+  end
+  local pos, err = self._cs:seek(whence, off)
+  return pos, err
+end
+
+-- setvbuf("no"|"line"|"full", size?) -> true.
+function Stream:setvbuf(mode, size)
+  if mode ~= "no" and mode ~= "line" and mode ~= "full" then
+    error("setvbuf: invalid mode '" .. tostring(mode) .. "'", 2)
+  end
+  self._vbuf = mode
+  if size ~= nil then self._cs:bufsize(size) end
+  return true
+end
+
+function Stream:filename() return self._name end
+
+-- fileno() -> fd | nil (closed, or a backend without fileno).
+function Stream:fileno()
+  if self._closed then return nil end
+  local be = self._backend
+  if be then
+    if be.fileno then return be:fileno() end
+    return nil
+  end
+  return self._fd
+end
+
+function Stream:is_closed() return self._closed end
+
+-- peer_cred() -> pid, uid, gid | nil, err, errno (UNIX socket streams).
+function Stream:peer_cred()
+  local fd = self:fileno()
+  if not fd then return nil, "stream has no file descriptor" end
+  return core.socket.peer_cred(fd)
+end
+
+-- Buffered byte counts (read side, write side), for diagnostics and tests.
+function Stream:buffered()
+  local r, w = self._cs:info()
+  return r, w
+end
+
+-- Register f(stream) to run after close (used by tmpfile).
+function Stream:_add_close_hook(f)
+  local h = self._on_close
+  if not h then h = {}; self._on_close = h end
+  h[#h + 1] = f
+end
+
+function Stream:__tostring()
+  return "fibers.stream (" .. tostring(self._name or self._fd or "backend") ..
+         (self._closed and ", closed)" or ")")
+end
+
+------------------------------------------------------------------------------
+-- Constructors
+
+local function new(cs, fd, backend, readable, writable, opts)
+  opts = opts or {}
+  local kind = opts.kind
+  return setmetatable({
+    _cs = cs, _fd = fd, _backend = backend,
+    _readable = readable and true or false,
+    _writable = writable and true or false,
+    _closed = false, _waiters = {}, _name = opts.name,
+    _always_ready = kind == "file" or kind == "dir",
+    _vbuf = opts.vbuf or ((kind == "file") and "full" or "no"),
+    _kind = kind,
+  }, Stream)
+end
+
+-- Stream over a Lua backend (see the header).
+function M.open(backend, readable, writable, bufsize)
+  if type(backend) ~= "table" and type(backend) ~= "userdata" then
+    error("stream.open: backend must be a table", 2)
+  end
+  if readable == nil then readable = true end
+  if writable == nil then writable = true end
+  if readable and not (backend.read_string and backend.on_readable) then
+    error("stream.open: a readable backend needs read_string and on_readable", 2)
+  end
+  if writable and not (backend.write_string and backend.on_writable) then
+    error("stream.open: a writable backend needs write_string and on_writable", 2)
+  end
+  local cs = cstream.new(-1, bufsize or DEFAULT_BUFSIZE, false)
+  return new(cs, nil, backend, readable, writable, { vbuf = "no" })
+end
+
+local sigpipe_ignored = false
+
+-- Stream over an open fd (used by fibers.io.file/socket and fibers.exec).
+-- opts: name, kind (core.file.fdkind; probed if nil), bufsize, own (close
+-- the fd with the stream, default true), vbuf, blocking (leave the fd in
+-- blocking mode and poll before each syscall - for fds shared with other
+-- processes, like stdio; ttys always are).
+function M.from_fd(fd, readable, writable, opts)
+  opts = opts or {}
+  if type(fd) ~= "number" or fd < 0 then error("stream.from_fd: bad file descriptor", 2) end
+  if not sigpipe_ignored then
+    cfile.ignore_sigpipe(true)
+    sigpipe_ignored = true
+  end
+  local kind = opts.kind
+  if kind == nil then
+    local k, err, errno = cfile.fdkind(fd)
+    if not k then return nil, err, errno end
+    kind = k
+    opts.kind = k
+  end
+  local pollfirst = false
+  if kind ~= "file" and kind ~= "dir" then
+    if opts.blocking or kind == "tty" then
+      pollfirst = true
+    else
+      local ok, err, errno = cfile.set_nonblock(fd, true)
+      if ok == nil then return nil, err, errno end
+    end
+  end
+  local own = opts.own
+  if own == nil then own = true end
+  local cs = cstream.new(fd, opts.bufsize or DEFAULT_BUFSIZE, own, pollfirst)
+  return new(cs, fd, nil, readable, writable, opts)
+end
+
+-- True when x is a Stream.
+function M.is_stream(x) return getmetatable(x) == Stream end
+
+local function sorted_names(t)
+  local names = {}
+  for k in pairs(t) do names[#names + 1] = k end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  return names
+end
+
+-- Op over several streams: the first line from any -> name, line, err
+-- (line nil + err nil at that stream's EOF).  named_streams: {name = stream}.
+function M.merge_lines_op(named_streams, opts)
+  if type(named_streams) ~= "table" then error("merge_lines_op: expected a table", 2) end
+  local arms = {}
+  for _, name in ipairs(sorted_names(named_streams)) do
+    local s = named_streams[name]
+    if not M.is_stream(s) then error("merge_lines_op: '" .. tostring(name) .. "' is not a stream", 2) end
+    arms[#arms + 1] = s:read_line_op(opts):wrap(function(line, err) return name, line, err end)
+  end
+  return op.choice((table.unpack or unpack)(arms))
+end
+
+return M
