@@ -26,10 +26,23 @@ tests_unit_json_t_SOURCES = tests/unit/json.c
 tests_unit_json_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) -I$(top_srcdir)/src/fibersd
 tests_unit_json_t_LDADD = libfibersdcontrol.la $(LUA_LIBS) -lm
 
-TESTS += tests/unit/json.t tests/bats/050-fibersctl-client.bats
-EXTRA_DIST += tests/bats/050-fibersctl-client.bats tests/bats/fixtures/control/fake-server.sh
+TESTS += tests/unit/json.t tests/bats/050-fibersctl-client.bats tests/bats/051-completion.bats
+EXTRA_DIST += tests/bats/050-fibersctl-client.bats tests/bats/051-completion.bats tests/bats/fixtures/control/fake-server.sh
 
 ## The control server's Lua side (installed beside the rest of the policy).
 luafibersdctldir = $(pkgdatadir)/lua/fibersd
 dist_luafibersdctl_DATA = lib/fibersd/control.lua lib/fibersd/control_methods.lua \
 	lib/fibersd/introspect.lua
+
+## Bash completion, installed as `fibersctl` for bash-completion's on-demand
+## loading.
+bashcompletiondir = $(datadir)/bash-completion/completions
+EXTRA_DIST += completion/fibersctl.bash
+install-data-local: install-fibersctl-completion
+install-fibersctl-completion:
+	$(MKDIR_P) $(DESTDIR)$(bashcompletiondir)
+	$(INSTALL_DATA) $(srcdir)/completion/fibersctl.bash $(DESTDIR)$(bashcompletiondir)/fibersctl
+UNINSTALL_HOOKS += uninstall-fibersctl-completion
+uninstall-fibersctl-completion:
+	rm -f $(DESTDIR)$(bashcompletiondir)/fibersctl
+.PHONY: install-fibersctl-completion uninstall-fibersctl-completion
