@@ -22,3 +22,7 @@ TESTS += tests/lua/runtime.lua
 ## streams, files, sockets (io)
 dist_luafibersio_DATA += lib/fibers/io/stream.lua lib/fibers/io/file.lua \
 	lib/fibers/io/socket.lua
+
+## exec (subprocesses)
+dist_luafibers_DATA += lib/fibers/exec.lua
+dist_luafibersio_DATA += lib/fibers/io/exec.lua

@@ -426,7 +426,43 @@ static int l_getpid(lua_State *L)
 	return 1;
 }
 
+/* proc.geteuid() -> uid */
+static int l_geteuid(lua_State *L)
+{
+	lua_pushinteger(L, geteuid());
+	return 1;
+}
+
+/* proc.rlimit_valid(name) -> boolean */
+static int l_rlimit_valid(lua_State *L)
+{
+	lua_pushboolean(L, proc_rlimit_resource(luaL_checkstring(L, 1)) >= 0);
+	return 1;
+}
+
+/* proc.sigchld_open() -> fd (SIGCHLD self-pipe read end) | nil, msg, errno */
+static int l_sigchld_open(lua_State *L)
+{
+	int fd = proc_sigchld_open();
+	if (fd < 0)
+		return fl_pusherr(L, -fd);
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/* proc.sigchld_drain(): empty the self-pipe */
+static int l_sigchld_drain(lua_State *L)
+{
+	(void)L;
+	proc_sigchld_drain();
+	return 0;
+}
+
 static const luaL_Reg proc_funcs[] = {
+	{ "geteuid", l_geteuid },
+	{ "rlimit_valid", l_rlimit_valid },
+	{ "sigchld_open", l_sigchld_open },
+	{ "sigchld_drain", l_sigchld_drain },
 	{ "spawn", l_spawn },
 	{ "wait_any", l_wait_any },
 	{ "send_signal", l_send_signal },

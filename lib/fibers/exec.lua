@@ -1,0 +1,824 @@
+-- fibers.exec - subprocesses bound to scopes (library.md §14, §0.4, §0.5,
+-- §0.8, §0.9).  Also reachable as fibers.io.exec.
+--
+-- Owns: the Command object (fields, setters, lazy start, status), its Ops
+-- (run_op, output_op, combined_output_op, shutdown_op), the one reaper that
+-- dispatches exit statuses by pid, the per-scope shutdown finaliser, and the
+-- host hook used by fibersd (`_set_host`: defaults, "log" mode, orphans).
+-- Spawning, reaping and signalling are C (`fibers.core`.proc, src/core/proc*.c);
+-- pipes are fibers.io.stream streams.  Must not: block outside Ops, or keep
+-- anything per Command once it is reaped and its streams are closed.
+--
+-- Exit wake-ups.  pidfd backend (Linux >= 5.3): each running child's pidfd
+-- is waited on with the scheduler's wait_fd; readiness runs the reaper.
+-- SIGCHLD backend (FIBERS_PROC=sigchld, or no pidfd): a SIGCHLD handler
+-- writes to a self-pipe (src/core/proc_sigchld.c) that is waited on while
+-- any child is alive.  Either way the reaper is waitpid(-1, WNOHANG):
+-- statuses of pids that are not Commands (orphans adopted by a subreaper
+-- host, children of io.popen) are collected too and handed to the host's
+-- on_orphan hook.  A host with on_orphan also listens for SIGCHLD.
+--
+-- Shutdown.  Each scope that owns running Commands has ONE finaliser (not
+-- one per Command): it sends SIGTERM to every live Command's process group
+-- at once, waits until each one's grace has passed, SIGKILLs the groups,
+-- waits for the exits, gives grandchildren left in a group the rest of the
+-- grace before SIGKILLing the group, and closes the owned streams.  A
+-- Command leaves the scope's set once it is reaped and its owned streams
+-- are closed (by the user, output_op or the log pump); the finaliser is
+-- detached when the set becomes empty, so 10^5 short Commands in one scope
+-- leave nothing behind.
+local runtime = require 'fibers.runtime'
+local op = require 'fibers.op'
+local scope_mod = require 'fibers.scope'
+local sleep = require 'fibers.sleep'
+local core = require 'fibers.core'
+
+local P = core.proc
+local monotime = core.sys.monotime
+local perform_raw = op.perform_raw
+local prim, waitq, waitq_push, waitq_wake = op._prim, op._waitq, op._waitq_push, op._waitq_wake
+local type, error, pairs, ipairs, tostring, setmetatable, select, pcall =
+      type, error, pairs, ipairs, tostring, setmetatable, select, pcall
+
+local M = {}
+
+local stream_mod -- fibers.io.stream, loaded on first pipe
+local function streams()
+  if not stream_mod then stream_mod = require 'fibers.io.stream' end
+  return stream_mod
+end
+
+local host = { defaults = {}, env = nil, scrub_env = nil, log_line = nil, on_orphan = nil }
+local SIGKILL, SIGTERM = P.signum("KILL"), P.signum("TERM")
+local DEFAULT_GRACE = 1.0
+local LOG_LINE_MAX = 4096
+
+local function sched() return runtime.current_scheduler end
+
+------------------------------------------------------------------------------
+-- The reaper
+
+local live = {}        -- pid -> Command (running, not yet reaped)
+local nlive = 0
+local sigchld = { fd = nil, h = nil } -- self-pipe wait (SIGCHLD backend / orphans)
+local BACKEND = P.backend()
+
+local function status_string(kind, code)
+  if kind == "exited" then return "exited " .. code end
+  local name = P.signame(code)
+  return "signalled " .. code .. (name and (" (SIG" .. name .. ")") or "")
+end
+
+local function reap_all()
+  while true do
+    local pid, kind, code = P.wait_any()
+    if not pid then break end
+    local cmd = live[pid]
+    if cmd then
+      cmd:_exited(kind, code)
+    elseif host.on_orphan then
+      local ok, err = pcall(host.on_orphan, pid, status_string(kind, code))
+      if not ok then io.stderr:write("fibers.exec: on_orphan: ", tostring(err), "\n") end
+    end
+  end
+end
+
+local sigchld_task = {}
+local function sigchld_arm(fresh)
+  if sigchld.h then
+    if not fresh then return end
+    -- the scheduler may have been cleared (fibers.run teardown): re-register
+    sched():cancel_fd(sigchld.h)
+    sigchld.h = nil
+  end
+  if not sigchld.fd then
+    local fd, err = P.sigchld_open()
+    if not fd then error("fibers.exec: cannot watch SIGCHLD: " .. tostring(err), 0) end
+    sigchld.fd = fd
+  end
+  sigchld.h = sched():wait_fd(sigchld.fd, "r", sigchld_task)
+end
+function sigchld_task.run()
+  sigchld.h = nil
+  P.sigchld_drain()
+  reap_all()
+  if nlive > 0 and BACKEND == "sigchld" or host.on_orphan then sigchld_arm() end
+end
+
+local pidfd_task = { run = function() reap_all() end }
+
+------------------------------------------------------------------------------
+-- Per-scope sets and their one finaliser
+
+local scopes = setmetatable({}, { __mode = "k" }) -- scope -> { set, n, detach }
+
+local shutdown_many -- defined below
+
+local function scope_add(cmd)
+  local S = cmd._scope
+  local st = scopes[S]
+  if not st then
+    local ok, detach = pcall(S.finally, S, function()
+      local e = scopes[S]
+      if not e then return end
+      local list = {}
+      for c in pairs(e.set) do list[#list + 1] = c end
+      table.sort(list, function(a, b) return a._seq < b._seq end)
+      shutdown_many(list)
+    end)
+    if not ok then return nil, tostring(detach) end
+    st = { set = {}, n = 0, detach = detach }
+    scopes[S] = st
+  end
+  st.set[cmd] = true
+  st.n = st.n + 1
+  S:_add_command(cmd)
+  cmd._in_scope = true
+  return true
+end
+
+local function owned_open(cmd)
+  for _, s in pairs(cmd._owned) do
+    if not s:is_closed() then return true end
+  end
+  return false
+end
+
+-- Leave the scope once reaped, pumps finished and owned streams closed.
+local function maybe_release(cmd)
+  if not cmd._in_scope or not cmd._done or cmd._pumps > 0 or owned_open(cmd) then return end
+  cmd._in_scope = false
+  local S = cmd._scope
+  S:_remove_command(cmd)
+  local st = scopes[S]
+  if st and st.set[cmd] then
+    st.set[cmd] = nil
+    st.n = st.n - 1
+    if st.n == 0 then
+      scopes[S] = nil
+      st.detach()
+    end
+  end
+end
+
+------------------------------------------------------------------------------
+-- Command
+
+local Command = {}
+Command.__index = Command
+Command.__name = "fibers.exec.command"
+M.Command = Command
+
+local seq = 0
+
+local STDIO_MODES = { inherit = true, null = true, pipe = true }
+
+local function is_stream(x)
+  return streams().is_stream(x)
+end
+
+local function check_stdio(name, v)
+  if v == nil then return end
+  if type(v) == "string" then
+    if STDIO_MODES[v] then return end
+    if v == "stdout" and name == "stderr" then return end
+    if v == "log" and name ~= "stdin" and host.log_line then return end
+  elseif is_stream(v) then
+    return
+  end
+  error("exec: invalid " .. name .. " value '" .. tostring(v) .. "'", 3)
+end
+
+local function check_env(env)
+  if env == nil then return end
+  if type(env) ~= "table" then error("exec: env must be a table", 3) end
+  for k, v in pairs(env) do
+    if type(k) ~= "string" or k == "" or k:find("=", 1, true) then
+      error("exec: bad environment variable name '" .. tostring(k) .. "'", 3)
+    end
+    if v ~= false and type(v) ~= "string" and type(v) ~= "number" then
+      error("exec: environment value of " .. k .. " must be a string, number or false", 3)
+    end
+  end
+end
+
+local function check_flags(f)
+  if f == nil then return end
+  if type(f) ~= "table" then error("exec: flags must be a table", 3) end
+  for k in pairs(f) do
+    if k ~= "setsid" and k ~= "pgroup" then error("exec: unknown flag '" .. tostring(k) .. "'", 3) end
+  end
+end
+
+local function check_grace(g)
+  if g ~= nil and (type(g) ~= "number" or g ~= g or g < 0) then
+    error("exec: shutdown_grace must be a number >= 0", 3)
+  end
+end
+
+local function resolve_group(g)
+  if type(g) == "number" then return g end
+  local gid = type(g) == "string" and P.group(g)
+  if not gid then error("exec: unknown group '" .. tostring(g) .. "'", 4) end
+  return gid
+end
+
+-- user/group/groups -> uid, gid, groups (numbers); raises on unknown names.
+local function resolve_creds(spec)
+  local uid, gid, groups, uname, ugid
+  if spec.user ~= nil then
+    local u = spec.user
+    if type(u) ~= "string" and type(u) ~= "number" then error("exec: bad user", 3) end
+    local a, b, c = P.user(u)
+    if not a then error("exec: unknown user '" .. tostring(u) .. "'", 3) end
+    uid, ugid, uname = a, b or nil, c or nil
+  end
+  if spec.group ~= nil then gid = resolve_group(spec.group) end
+  if uid and not gid then
+    if not ugid then
+      error("exec: user " .. tostring(spec.user) .. " has no passwd entry; set group", 3)
+    end
+    gid = ugid
+  end
+  if spec.groups ~= nil then
+    if type(spec.groups) ~= "table" then error("exec: groups must be a list", 3) end
+    groups = {}
+    for i, g in ipairs(spec.groups) do groups[i] = resolve_group(g) end
+  elseif P.geteuid() == 0 then
+    if uid and uname then groups = P.grouplist(uname, gid)
+    elseif gid then groups = { gid } end
+  end
+  return uid, gid, groups
+end
+
+local function resolve_umask(u)
+  if u == nil then return nil end
+  if type(u) == "string" then
+    local n = tonumber(u, 8)
+    if not n then error("exec: bad umask '" .. u .. "'", 3) end
+    return n
+  end
+  if type(u) ~= "number" or u < 0 or u > 511 then error("exec: bad umask", 3) end
+  return u
+end
+
+local function check_rlimits(r)
+  if r == nil then return end
+  if type(r) ~= "table" then error("exec: rlimits must be a table", 3) end
+  for k in pairs(r) do
+    if type(k) ~= "string" or not P.rlimit_valid(k) then
+      error("exec: unknown rlimit '" .. tostring(k) .. "'", 3)
+    end
+  end
+end
+
+local FIELDS = {
+  stdin = true, stdout = true, stderr = true, cwd = true, env = true, env_mode = true,
+  flags = true, shutdown_grace = true, user = true, group = true, groups = true,
+  umask = true, rlimits = true,
+}
+
+-- exec.command{argv..., field = ...} | exec.command(prog, arg...) -> Command
+function M.command(...)
+  local spec
+  if select('#', ...) == 1 and type((...)) == "table" then
+    spec = ...
+  else
+    spec = { ... }
+  end
+  local argv = {}
+  for i = 1, #spec do
+    local a = spec[i]
+    if type(a) == "number" then a = tostring(a) end
+    if type(a) ~= "string" then error("exec.command: argv[" .. i .. "] must be a string", 2) end
+    argv[i] = a
+  end
+  if #argv == 0 then error("exec.command: empty argv", 2) end
+  for k in pairs(spec) do
+    if type(k) ~= "number" and not FIELDS[k] then
+      error("exec.command: unknown field '" .. tostring(k) .. "'", 2)
+    end
+  end
+  check_stdio("stdin", spec.stdin); check_stdio("stdout", spec.stdout)
+  check_stdio("stderr", spec.stderr)
+  if spec.cwd ~= nil and type(spec.cwd) ~= "string" then error("exec: cwd must be a string", 2) end
+  check_env(spec.env)
+  if spec.env_mode ~= nil and spec.env_mode ~= "merge" and spec.env_mode ~= "replace" then
+    error("exec: env_mode must be 'merge' or 'replace'", 2)
+  end
+  check_flags(spec.flags); check_grace(spec.shutdown_grace); check_rlimits(spec.rlimits)
+  local uid, gid, groups = resolve_creds(spec)
+  seq = seq + 1
+  return setmetatable({
+    _argv = argv, _seq = seq, _scope = scope_mod.current(),
+    _stdin = spec.stdin, _stdout = spec.stdout, _stderr = spec.stderr,
+    _cwd = spec.cwd, _env = spec.env, _env_mode = spec.env_mode, _flags = spec.flags,
+    _grace = spec.shutdown_grace, _uid = uid, _gid = gid, _groups = groups,
+    _umask = resolve_umask(spec.umask), _rlimits = spec.rlimits,
+    _state = "pending", _since = monotime(), _owned = {}, _pumps = 0,
+  }, Command)
+end
+
+local function setter(field, check)
+  return function(self, v)
+    if self._state ~= "pending" then error("command already started", 2) end
+    if check then check(v) end
+    self[field] = v
+    return self
+  end
+end
+
+Command.set_stdin = setter("_stdin", function(v) check_stdio("stdin", v) end)
+Command.set_stdout = setter("_stdout", function(v) check_stdio("stdout", v) end)
+Command.set_stderr = setter("_stderr", function(v) check_stdio("stderr", v) end)
+Command.set_cwd = setter("_cwd", function(v)
+  if v ~= nil and type(v) ~= "string" then error("exec: cwd must be a string", 3) end
+end)
+Command.set_env = setter("_env", check_env)
+Command.set_flags = setter("_flags", check_flags)
+Command.set_shutdown_grace = setter("_grace", check_grace)
+
+-- status() -> st, code_or_signal|nil, err|nil
+function Command:status()
+  local st = self._st
+  if st == nil then return self._state == "pending" and "pending" or "running" end
+  if st == "exited" then return st, self._code, self._err end
+  if st == "signalled" then return st, self._sig end
+  return st, nil, self._err
+end
+
+function Command:pid() return self._pid end
+
+function Command:argv()
+  local t = {}
+  for i, a in ipairs(self._argv) do t[i] = a end
+  return t
+end
+
+-- Snapshot entry for scope:snapshot(): { pid, argv, state, since, exit }.
+function Command:_info()
+  local st = self:status()
+  local exit
+  if self._done then
+    exit = { status = self._st, code = self._code, signal = self._sig, err = self._err }
+  end
+  return { pid = self._pid, argv = self:argv(), state = st, since = self._since, exit = exit }
+end
+
+local function mode_of(cmd, name)
+  local v = cmd["_" .. name]
+  if v == nil then v = host.defaults[name] end
+  if v == nil then v = "inherit" end
+  if v == "log" and not host.log_line then v = "inherit" end
+  return v
+end
+
+local function build_env(cmd)
+  local env, mode = cmd._env, cmd._env_mode
+  local hostenv, scrub = host.env, host.scrub_env
+  if mode == "replace" then
+    local list = {}
+    for k, v in pairs(env or {}) do
+      if v ~= false then list[#list + 1] = k .. "=" .. tostring(v) end
+    end
+    table.sort(list)
+    return list
+  end
+  if env == nil and hostenv == nil and scrub == nil then return nil end
+  local over, order = {}, {}
+  local function set(k, v)
+    if over[k] == nil then order[#order + 1] = k end
+    over[k] = v
+  end
+  if scrub then for _, k in ipairs(scrub) do set(k, false) end end
+  if hostenv then
+    local ks = {}
+    for k in pairs(hostenv) do ks[#ks + 1] = k end
+    table.sort(ks)
+    for _, k in ipairs(ks) do set(k, hostenv[k]) end
+  end
+  if env then
+    local ks = {}
+    for k in pairs(env) do ks[#ks + 1] = k end
+    table.sort(ks)
+    for _, k in ipairs(ks) do set(k, env[k]) end
+  end
+  local list, seen = {}, {}
+  for _, kv in ipairs(P.environ()) do
+    local k = kv:match("^([^=]*)=")
+    if k and over[k] ~= nil then
+      if not seen[k] then
+        seen[k] = true
+        if over[k] ~= false then list[#list + 1] = k .. "=" .. tostring(over[k]) end
+      end
+    else
+      list[#list + 1] = kv
+    end
+  end
+  for _, k in ipairs(order) do
+    if not seen[k] and over[k] ~= false then list[#list + 1] = k .. "=" .. tostring(over[k]) end
+  end
+  return list
+end
+
+local function shutdown_grace(cmd)
+  if cmd._grace then return cmd._grace end
+  local g = cmd._scope:default('shutdown_grace')
+  if type(g) == "number" then return g end
+  if type(host.defaults.shutdown_grace) == "number" then return host.defaults.shutdown_grace end
+  return DEFAULT_GRACE
+end
+
+-- Mark the command finished and wake exit waiters.
+function Command:_finish(st, code, sig, err)
+  self._st, self._code, self._sig, self._err = st, code, sig, err
+  self._done = true
+  self._state = "done"
+  self._since = monotime()
+  local q = self._wq
+  if q then self._wq = nil; waitq_wake(q, self) end
+  maybe_release(self)
+end
+
+-- Called by the reaper with the decoded wait status.
+function Command:_exited(kind, code)
+  local pid = self._pid
+  if live[pid] == self then
+    live[pid] = nil
+    nlive = nlive - 1
+  end
+  local fd = self._pidfd
+  if fd then
+    self._pidfd = nil
+    local s = sched()
+    if self._fdh then s:cancel_fd(self._fdh); self._fdh = nil end
+    s:forget_fd(fd)
+    P.close(fd)
+  end
+  if kind == "exited" then self:_finish("exited", code, nil, nil)
+  else self:_finish("signalled", nil, code, nil) end
+end
+
+local pump -- log pump, below
+
+local function close_fds(list)
+  for _, fd in ipairs(list) do P.close(fd) end
+end
+
+-- Create the pipe for one stdio slot: returns the child's fd.
+local function make_pipe(cmd, name, parent_fds, child_fds)
+  local r, w, errno = P.pipe()
+  if not r then return nil, w, errno end
+  local mine, theirs = r, w
+  if name == "stdin" then mine, theirs = w, r end
+  child_fds[#child_fds + 1] = theirs
+  parent_fds[#parent_fds + 1] = mine
+  return theirs, mine
+end
+
+-- Start the process (lazily, at most once).
+function Command:_start()
+  if self._state ~= "pending" then return end
+  self._state = "starting"
+  local spec = {
+    argv = self._argv, cwd = self._cwd, env = build_env(self),
+    uid = self._uid, gid = self._gid, groups = self._groups, umask = self._umask,
+    rlimits = self._rlimits or host.defaults.rlimits, pidfd = BACKEND == "pidfd",
+  }
+  local parent_fds, child_fds, mine = {}, {}, {}
+  local fail
+  for _, name in ipairs({ "stdin", "stdout", "stderr" }) do
+    local m = mode_of(self, name)
+    if m == "pipe" or m == "log" then
+      local theirs, p, e = make_pipe(self, name, parent_fds, child_fds)
+      if not theirs then fail = p; break end
+      spec[name] = theirs
+      mine[name] = p
+    elseif m == "null" or m == "inherit" then
+      spec[name] = m
+    elseif m == "stdout" then
+      spec[name] = "stdout"
+    else -- a Stream, handed over as it is
+      local fd = m:fileno()
+      if not fd then fail = name .. " stream is closed"; break end
+      spec[name] = fd
+    end
+  end
+  local flags = self._flags or {}
+  spec.setsid = flags.setsid and true or false
+  local pgroup = flags.pgroup
+  if pgroup == nil then
+    -- a background group reading the terminal would stop on SIGTTIN
+    local sfd = spec.stdin
+    if sfd == "inherit" then sfd = 0 end
+    pgroup = not (type(sfd) == "number" and P.isatty(sfd))
+  end
+  spec.pgroup = pgroup
+  if fail then
+    close_fds(parent_fds); close_fds(child_fds)
+    self._state = "running"
+    self:_finish("failed", nil, nil, fail)
+    return
+  end
+  if BACKEND == "sigchld" then sigchld_arm(nlive == 0) end
+  local pid, pidfd, errno, where, kind, code = P.spawn(spec)
+  close_fds(child_fds)
+  self._state = "running"
+  if not pid and where ~= "child" then
+    close_fds(parent_fds)
+    self:_finish("failed", nil, nil, pidfd)
+    return
+  end
+  -- parent ends become owned streams
+  local S = streams()
+  for name, fd in pairs(mine) do
+    local s, err = S.from_fd(fd, name == "stdin" and false or true, name == "stdin",
+                             { kind = "fifo", name = self._argv[1] .. ":" .. name })
+    if s then
+      self._owned[name] = s
+      s:_add_close_hook(function() maybe_release(self) end)
+    else
+      P.close(fd)
+    end
+  end
+  self._since = monotime()
+  local ok, serr = scope_add(self)
+  if not pid then -- the child failed before exec: already reaped, 127
+    self._pid = nil
+    self:_finish(kind, code, nil, pidfd)
+    return
+  end
+  self._pid = pid
+  self._pgid = (spec.setsid or pgroup) and pid or nil
+  live[pid] = self
+  nlive = nlive + 1
+  if pidfd then
+    self._pidfd = pidfd
+    self._fdh = sched():wait_fd(pidfd, "r", pidfd_task)
+  end
+  for name, m in pairs({ stdout = mode_of(self, "stdout"), stderr = mode_of(self, "stderr") }) do
+    if m == "log" and self._owned[name] then pump(self, name, self._owned[name]) end
+  end
+  if not ok then
+    -- the scope has joined: nobody would stop it, so stop it now
+    self:kill(SIGKILL)
+    self._late = serr
+  end
+end
+
+-- kill(sig?) -> true | false, "command not started" | nil, err
+function Command:kill(sig)
+  local n
+  if sig == nil then n = SIGKILL
+  else
+    n = P.signum(sig)
+    if not n then error("kill: unknown signal '" .. tostring(sig) .. "'", 2) end
+  end
+  if self._state == "pending" or (not self._pid and not self._done) then
+    return false, "command not started"
+  end
+  if self._done then return true end
+  local ok, err
+  if self._pgid then ok, err = P.killpg(self._pgid, n)
+  else ok, err = P.send_signal(self._pid, self._pidfd or false, n) end
+  if not ok then return nil, err end
+  return true
+end
+
+------------------------------------------------------------------------------
+-- Ops
+
+local function exit_try(o)
+  local c = o.c
+  if c._done then return true, c end
+  return false
+end
+local function exit_block(s, tok, o)
+  local c = o.c
+  local q = c._wq
+  if not q then q = waitq(); c._wq = q end
+  waitq_push(q, s, tok)
+end
+local function exit_wrap(c)
+  return c._st, c._code, c._sig, c._err
+end
+
+-- The exit of a started command (internal).
+function Command:_exit_op()
+  return prim(exit_try, exit_block, exit_wrap, { c = self })
+end
+
+-- run_op() -> status, code, signal, err (starts the command if pending).
+function Command:run_op()
+  return op.guard(function()
+    self:_start()
+    return self:_exit_op()
+  end)
+end
+
+-- Wait for exit from inside a wrap: scope-aware while the scope is ok, so a
+-- cancellation still interrupts; raw otherwise (finalisers).
+local function wait_exit(cmd)
+  local f = runtime.current_fiber()
+  local S = f and f.scope
+  if S and S:status() == "running" then return S:perform(cmd:_exit_op()) end
+  return perform_raw(cmd:_exit_op())
+end
+
+local function output(self, merge)
+  return op.guard(function()
+    if self._state == "pending" then
+      local m = self._stdout
+      if m == nil or m == "inherit" or m == "pipe" then self._stdout = "pipe"
+      else error("output_op: stdout is already set to " .. tostring(m), 0) end
+      if merge then self._stderr = "stdout" end
+    elseif not self._owned.stdout or self._owned.stdout:is_closed() or mode_of(self, "stdout") ~= "pipe" then
+      error("output_op: command already started", 0)
+    end
+    self:_start()
+    local s = self._owned.stdout
+    if not s then -- failed before any stream existed
+      return self:_exit_op():wrap(function(...) return "", ... end)
+    end
+    return s:read_all_op():wrap(function(out, err)
+      s:close()
+      local st, code, sig, e = wait_exit(self)
+      return out or "", st, code, sig, e
+    end)
+  end)
+end
+
+-- output_op() -> out, status, code, signal, err
+function Command:output_op() return output(self, false) end
+-- combined_output_op(): as output_op, with stderr merged into stdout.
+function Command:combined_output_op() return output(self, true) end
+
+-- Wait until the process group pgid is empty or deadline passes (blocking,
+-- raw: used after the leader exited, to give grandchildren their grace).
+local function wait_group(pgid, deadline)
+  local step = 0.005
+  while P.group_alive(pgid) and monotime() < deadline do
+    perform_raw(sleep.sleep_op(step))
+    if step < 0.05 then step = step * 2 end
+  end
+end
+
+-- Stop a set of commands in parallel: TERM, grace, KILL (groups), reap,
+-- grandchildren, streams.  Blocking (raw performs); used by the scope
+-- finaliser and shutdown_op.
+function shutdown_many(list)
+  local now, running = monotime(), {}
+  for _, c in ipairs(list) do
+    if not c._done and c._pid then
+      running[#running + 1] = c
+      c._deadline = now + shutdown_grace(c)
+      c:kill(SIGTERM)
+    end
+  end
+  for _, c in ipairs(running) do
+    if not c._done then
+      perform_raw(op.choice(c:_exit_op(), sleep.sleep_until_op(c._deadline)))
+      if not c._done then
+        c:kill(SIGKILL)
+        perform_raw(c:_exit_op())
+      end
+    end
+    -- grandchildren left in the group get the rest of the grace
+    if c._pgid then
+      wait_group(c._pgid, c._deadline)
+      if P.group_alive(c._pgid) then P.killpg(c._pgid, SIGKILL) end
+    end
+  end
+  for _, c in ipairs(list) do
+    if c._pumps > 0 then
+      -- the group is gone, so the log pipes reach EOF; bound the wait anyway
+      perform_raw(op.choice(c:_pumps_done_op(), sleep.sleep_op(1.0)))
+    end
+    for _, s in pairs(c._owned) do
+      if not s:is_closed() then pcall(s.close, s) end
+    end
+    maybe_release(c)
+  end
+end
+
+-- shutdown_op(grace?) -> status, code, signal, err
+function Command:shutdown_op(grace)
+  check_grace(grace)
+  return op.guard(function()
+    self:_start()
+    if self._done then return self:_exit_op() end
+    local deadline = monotime() + (grace or shutdown_grace(self))
+    self:kill(SIGTERM)
+    return op.choice(self:_exit_op(), sleep.sleep_until_op(deadline):wrap(function()
+      if not self._done then self:kill(SIGKILL) end
+      return wait_exit(self)
+    end)):wrap(function(...)
+      if self._pgid and P.group_alive(self._pgid) then
+        wait_group(self._pgid, deadline)
+        if P.group_alive(self._pgid) then P.killpg(self._pgid, SIGKILL) end
+      end
+      return ...
+    end)
+  end)
+end
+
+------------------------------------------------------------------------------
+-- Streams
+
+local function stream_of(self, name)
+  local m = self["_" .. name]
+  if m == nil then m = host.defaults[name] end
+  if m ~= "pipe" then return nil end
+  self:_start()
+  local s = self._owned[name]
+  if s and not s:is_closed() then return s end
+  return s
+end
+
+function Command:stdin_stream() return stream_of(self, "stdin") end
+function Command:stdout_stream() return stream_of(self, "stdout") end
+function Command:stderr_stream() return stream_of(self, "stderr") end
+
+------------------------------------------------------------------------------
+-- "log" mode (hosts only): a fiber per stream, attributed to the command's
+-- scope, hands each line (split at 4096 bytes, never dropped) to
+-- host.log_line(cmd, stream_name, line, scope).
+
+local function emit(cmd, name, line)
+  local ok, err = pcall(host.log_line, cmd, name, line, cmd._scope)
+  if not ok then io.stderr:write("fibers.exec: log_line: ", tostring(err), "\n") end
+end
+
+function pump(cmd, name, s)
+  cmd._pumps = cmd._pumps + 1
+  local f = runtime.spawn_raw(function()
+    local pending = ""
+    while true do
+      local chunk = perform_raw(s:read_op(65536))
+      if not chunk then break end
+      pending = pending .. chunk
+      local start = 1
+      while true do
+        local nl = pending:find("\n", start, true)
+        if nl and nl - start <= LOG_LINE_MAX then
+          emit(cmd, name, pending:sub(start, nl - 1))
+          start = nl + 1
+        elseif #pending - start + 1 >= LOG_LINE_MAX then
+          emit(cmd, name, pending:sub(start, start + LOG_LINE_MAX - 1))
+          start = start + LOG_LINE_MAX
+        else
+          break
+        end
+      end
+      pending = pending:sub(start)
+    end
+    if pending ~= "" then emit(cmd, name, pending) end
+    s:close()
+    cmd._pumps = cmd._pumps - 1
+    if cmd._pumps == 0 then
+      local q = cmd._pq
+      if q then cmd._pq = nil; waitq_wake(q) end
+    end
+    maybe_release(cmd)
+  end)
+  f.scope = cmd._scope
+end
+
+local function pumps_try(o) return o.c._pumps == 0 end
+local function pumps_block(s, tok, o)
+  local c = o.c
+  local q = c._pq
+  if not q then q = waitq(); c._pq = q end
+  waitq_push(q, s, tok)
+end
+
+-- Ready once every log pump of the command has finished (internal).
+function Command:_pumps_done_op()
+  return prim(pumps_try, pumps_block, nil, { c = self })
+end
+
+------------------------------------------------------------------------------
+-- Host hook (fibersd)
+
+-- _set_host{ defaults = { stdin, stdout, stderr, shutdown_grace, rlimits },
+--   env = { NAME = value|false }, scrub_env = { NAME... },
+--   log_line = function(cmd, stream_name, line, scope) end,
+--   on_orphan = function(pid, status_string) end }  (nil resets)
+function M._set_host(h)
+  h = h or {}
+  host = {
+    defaults = h.defaults or {}, env = h.env, scrub_env = h.scrub_env,
+    log_line = h.log_line, on_orphan = h.on_orphan,
+  }
+  if host.on_orphan and runtime.current_scheduler then sigchld_arm() end
+end
+
+-- Reap now (hosts call this after adopting orphans; harmless otherwise).
+M._reap = reap_all
+-- "pidfd" | "sigchld"
+M.backend = BACKEND
+
+-- Signal number for a name or number (nil if unknown).
+function M.signum(x) return P.signum(x) end
+
+return M

@@ -1,0 +1,2 @@
+-- fibers.io.exec - the same module as fibers.exec (library.md §0.1).
+return require 'fibers.exec'
