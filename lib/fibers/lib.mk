@@ -4,6 +4,8 @@ dist_luafibersio_DATA +=
 
 ## op/scope/sleep + facade (lua-core)
 dist_luafibers_DATA += lib/fibers/op.lua lib/fibers/scope.lua lib/fibers/sleep.lua
+EXTRA_DIST += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
+TESTS += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
 
 ## channel/cond/oneshot/waitgroup/wait/alarm (prims)
 dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \

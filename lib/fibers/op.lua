@@ -99,10 +99,31 @@ local Task = {}
 Task.__index = Task
 Task.__name = "fibers.suspension_task"
 
--- Run the task: completes the suspension if it is still waiting.
+-- Resume fiber f with ... right now.  Only used from scheduler context (a
+-- task run by the scheduler, not inside any fiber), so no fiber ever runs
+-- inside another; this is what makes "a sleeper due at t has run when
+-- run(t) returns" (library.md §1) hold.  Relies on the pending-value
+-- layout documented in runtime.lua (_n, _1.._3 / _v).
+local function run_now(f, ...)
+  local n = select('#', ...)
+  if n <= 3 then f._1, f._2, f._3 = ... else f._v = { ... } end
+  f._n = n
+  f:run()
+end
+
+-- Run the task: completes the suspension if it is still waiting.  Run by
+-- the scheduler (timers, fd readiness) it resumes the fiber in the same
+-- turn; run from inside a fiber it only schedules it.
 function Task:run()
   local s = self.s
   if s.w and not self.x then
+    local f = s.f
+    if runtime.current_fiber() == nil and f._n == nil and not f.dead and f.run then
+      s.w = false
+      local v = self.v
+      if v then return run_now(f, self.t, unpack(v, 1, v.n)) end
+      return run_now(f, self.t)
+    end
     local v = self.v
     if v then s:complete(self.t, unpack(v, 1, v.n)) else s:complete(self.t) end
   end

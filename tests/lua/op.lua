@@ -178,10 +178,18 @@ do
   local task = m.s:complete_task(m.tok, 1, nil, 3)
   sched:schedule(task)
   turns()
-  t.is(res, nil, "task completion is asynchronous too")
-  turns()
-  t.is_deeply(res, { n = 3, 1, nil, 3 }, "complete_task delivers its values")
+  t.is_deeply(res, { n = 3, 1, nil, 3 }, "a task run by the scheduler resumes the fiber in the same turn")
   task:run()  -- no-op: no longer waiting
+
+  local m3 = manual()
+  local res3, seen
+  runtime.spawn_raw(function() res3 = perform(m3.op) end)
+  turns()
+  runtime.spawn_raw(function() m3.s:complete_task(m3.tok, "x"):run(); seen = res3 end)
+  turns()
+  t.is(seen, nil, "a task run inside a fiber only schedules the waiter")
+  turns()
+  t.is(res3, "x", "... which runs next turn")
 
   local m2 = manual()
   local err
