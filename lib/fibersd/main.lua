@@ -104,13 +104,13 @@ local function host_library()
   local okx, exec = pcall(require, 'fibers.exec')
   if okx and type(exec._set_host) == 'function' then
     exec._set_host({
-      defaults = { stdin = 'null', stdout = 'log', stderr = 'log' },
+      -- children get the usual soft open-file limit back (we raised ours)
+      defaults = { stdin = 'null', stdout = 'log', stderr = 'log', rlimits = { nofile = 1024 } },
       scrub_env = { 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS',
         'LISTEN_PID', 'LISTEN_FDNAMES', 'JOURNAL_STREAM', 'INVOCATION_ID' },
       log_line = function(cmd, stream, line, s)
-        local owner = s or (type(cmd) == 'table' and (cmd.scope or cmd._scope)) or scope.current()
-        local rec, path = task.of_scope(owner)
-        local pid = type(cmd) == 'table' and cmd.pid and cmd:pid() or nil
+        local rec, path = task.of_scope(s or scope.current())
+        local pid = cmd and cmd.pid and cmd:pid() or nil
         log.emit(stream == 'stderr' and 4 or 6, line, rec and rec.name, path, pid, stream)
       end,
       on_orphan = function(pid, status)

@@ -535,7 +535,7 @@ function Rec:schedule_restart(failure, dur)
   if #recent >= (pol.restart_limit or 5) then
     self.want = 'idle'
     log.task(self.name, self.name, 'err', 'more than %d restarts within %gs: giving up (fatal); last error: %s',
-      pol.restart_limit or 5, window, tostring(self.last_error))
+      pol.restart_limit or 5, window, tostring(self.last_error or 'none'))
     self:set_state('fatal', self.last_error)
     return
   end

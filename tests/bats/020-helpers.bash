@@ -1,0 +1,122 @@
+# 020-helpers.bash - helpers of the daemon policy tests (tests/bats/02x-04x):
+# one fibersd per test in its own short temp dir, a fake NOTIFY_SOCKET
+# (socat datagram listener), readiness and log lines by polling, process
+# liveness through /proc.  Every external command runs under `timeout`.
+#
+#   fd_setup            make $D (temp dir), $D/t (task dir), config $D/f.conf
+#   fd_task NAME <<EOF  write task NAME.lua from stdin
+#   fd_conf <<EOF       append config lines (after the [fibersd] defaults)
+#   fd_notify_listen    start the fake notify socket ($D/notify, log $D/notify.log)
+#   fd_start [ARGS]     start the daemon in the background ($FD_PID, log $D/log)
+#   fd_wait_log RE [S]  wait until the log matches RE (grep -E), default 10 s
+#   fd_wait_ready       wait for READY=1 on the notify socket
+#   fd_count RE         number of log lines matching RE
+#   fd_dead PID         true when PID is gone or a zombie
+#   fd_wait_dead PID [S]
+
+FIBERSD="${top_builddir:-.}/src/fibersd/fibersd"
+FIBERSCTL="${top_builddir:-.}/src/fibersctl/fibersctl"
+
+fd_setup() {
+	D=$(mktemp -d /tmp/fd.XXXXXX)
+	chmod 0755 "$D"
+	mkdir -m 0755 "$D/t"
+	: >"$D/log"
+	printf '[fibersd]\ncontrol_group = 0\nadmin_group = 0\nlog_level = debug\n' >"$D/f.conf"
+	[ -n "${FD_SHIM:-}" ] && printf 'lua_path = %s\n' "$FD_SHIM" >>"$D/f.conf"
+	FD_PID=
+	FD_SOCAT=
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+fd_task() {
+	cat >"$D/t/$1.lua"
+	chmod 0644 "$D/t/$1.lua"
+}
+
+fd_conf() {
+	cat >>"$D/f.conf"
+}
+
+fd_notify_listen() {
+	: >"$D/notify.log"
+	timeout 120 socat -u -v UNIX-RECV:"$D/notify" /dev/null 2>"$D/notify.log" &
+	FD_SOCAT=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$D/notify" ] && return 0
+		sleep 0.05
+	done
+	echo "notify listener did not start" >&2
+	return 1
+}
+
+# (The daemon itself is not wrapped in timeout, so $FD_PID is its pid;
+# fd_teardown always stops it.)
+fd_start() {
+	if [ -n "$FD_SOCAT" ]; then
+		NOTIFY_SOCKET="$D/notify" "$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" "$@" \
+			3>&- </dev/null >>"$D/log" 2>&1 &
+	else
+		"$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" "$@" \
+			3>&- </dev/null >>"$D/log" 2>&1 &
+	fi
+	FD_PID=$!
+}
+
+fd_wait_log() {
+	local re="$1" secs="${2:-10}" i
+	for i in $(seq $((secs * 20))); do
+		grep -Eq -- "$re" "$D/log" && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for log /$re/" >&2
+	return 1
+}
+
+fd_wait_ready() {
+	local i
+	for i in $(seq 200); do
+		grep -q '^READY=1' "$D/notify.log" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for READY=1" >&2
+	return 1
+}
+
+fd_count() {
+	grep -Ec -- "$1" "$D/log" || true
+}
+
+fd_dead() {
+	[ ! -e "/proc/$1" ] && return 0
+	local st
+	st=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null)
+	[ -z "$st" ] || [ "$st" = Z ]
+}
+
+fd_wait_dead() {
+	local pid="$1" secs="${2:-10}" i
+	for i in $(seq $((secs * 20))); do
+		fd_dead "$pid" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+fd_teardown() {
+	if [ -n "${FD_PID:-}" ] && ! fd_dead "$FD_PID"; then
+		kill -TERM "$FD_PID" 2>/dev/null || true
+		fd_wait_dead "$FD_PID" 5 || kill -KILL "$FD_PID" 2>/dev/null || true
+	fi
+	[ -n "${FD_SOCAT:-}" ] && kill "$FD_SOCAT" 2>/dev/null || true
+	if [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${D:-}" ]; then
+		:
+	else
+		echo "---- fibersd log ($D/log) ----" >&2
+		cat "$D/log" >&2 || true
+		[ -f "$D/notify.log" ] && { echo "---- notify ----" >&2; cat "$D/notify.log" >&2; }
+	fi
+	[ -n "${D:-}" ] && rm -rf "$D"
+	return 0
+}
