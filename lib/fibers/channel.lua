@@ -180,7 +180,9 @@ local function get_block(suspension, token, o) push2(o.ch.getq, suspension, toke
 
 -- The Op that puts `v` (yields nothing once delivered or buffered).
 function Channel:put_op(v)
-  return prim(put_try, put_block, nil, { ch = self, v = v })
+  -- The k/try/block slots are placeholders that _prim overwrites: sizing
+  -- the table up front avoids two rehashes per put (hot path).
+  return prim(put_try, put_block, nil, { k = 0, try = 0, block = 0, ch = self, v = v })
 end
 
 -- The Op that gets the next value (yields it; nil is a valid value).
