@@ -34,7 +34,7 @@ for f in "$top"/tests/seed/example[0-9]*.lua; do
 	name=$(basename "$f" .lua)
 	echo "==== $name: $lua tests/seed/$name.lua"
 	note "$name"
-	"$lua" "$f"
+	"$lua" "$f" 2>&1
 	rc=$?
 	echo "==== $name: exit status $rc"
 	case "$name:$rc" in
