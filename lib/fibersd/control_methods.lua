@@ -121,8 +121,17 @@ function T.cancel(conn, id, p)
   else
     s:cancel(reason)
   end
-  if p.wait == false then return { scope = r.path, id = s:id(), status = 'cancelling' } end
-  local which, st, err, report = fibers.named_choice({ done = s:done_op(), timeout = sleep.sleep_op(timeout) })
+  -- A cancelled scope ends with its join: for a task the supervisor joins
+  -- it; any other scope may belong to an owner that never joins it before
+  -- its own end (a plain scope:child()), so the operator's cancel starts the
+  -- join (idempotent; it runs on in its own fiber if we stop waiting).  The
+  -- join shuts down the scope's Commands and builds the report.
+  local done = r.task and s:done_op() or s:join_op()
+  if p.wait == false then
+    if not r.task then fibers.spawn(function() fibers.perform(done) end) end
+    return { scope = r.path, id = s:id(), status = 'cancelling' }
+  end
+  local which, st, err, report = fibers.named_choice({ done = done, timeout = sleep.sleep_op(timeout) })
   if which == 'timeout' then
     return nil, E.timeout, string.format('%s [%d] still joining after %gs', r.path, s:id(), timeout)
   end

@@ -178,7 +178,7 @@ static void put_node(struct ctl *c, json_t *node)
 	if (json_is_number(json_object_get(node, "memory")))
 		printf(", memory %s", ctl_fmt_bytes(num(node, "memory", 0), m, sizeof m));
 	if (!json_object_get(node, "file") && json_is_number(json_object_get(node, "fibers")))
-		printf(", %lld fibers", (long long)num(node, "fibers", 0));
+		printf(", %lld fiber%s", (long long)num(node, "fibers", 0), num(node, "fibers", 0) == 1 ? "" : "s");
 	printf("\n");
 	if (str(node, "file"))
 		printf("    file: %s\n", str(node, "file"));

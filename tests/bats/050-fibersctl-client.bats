@@ -115,7 +115,7 @@ fctl() { timeout 20 "$FCTL" "$@"; }
 	reply '{"id":1,"result":{"path":"web/worker","id":18,"name":"worker","state":"running","fibers":1,"uptime":2,"children":[],"commands":[]}}'
 	run fctl -S "$SOCK" status web/worker -d 2
 	[ "$status" -eq 0 ]
-	[ "${lines[0]}" = "● web/worker [18]: running, up 2.0s, 1 fibers" ]
+	[ "${lines[0]}" = "● web/worker [18]: running, up 2.0s, 1 fiber" ]
 	[ "$(cat "$FAKE_DIR/requests")" = '{"id":1,"method":"status","params":{"depth":2,"scope":"web/worker"}}' ]
 }
 
