@@ -10,3 +10,6 @@ tests_unit_stream_t_LDADD = libfiberscore.la
 TESTS += tests/unit/buf.t tests/unit/stream.t
 
 libfiberslua_la_SOURCES += src/lua/lstream.c src/lua/lfile.c src/lua/lsocket.c
+
+EXTRA_DIST += tests/lua/stream.lua tests/lua/file.lua tests/lua/socket.lua tests/lua/io-poll.sh
+TESTS += tests/lua/stream.lua tests/lua/file.lua tests/lua/socket.lua tests/lua/io-poll.sh
