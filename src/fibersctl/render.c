@@ -167,7 +167,7 @@ static void put_node(struct ctl *c, json_t *node)
 	put_id(node);
 	printf(": ");
 	put_state(c, st);
-	if (json_is_true(json_object_get(node, "ready")) && st && strcmp(st, "ready") != 0)
+	if (json_is_true(json_object_get(node, "ready")) && st && strcmp(st, "running") == 0)
 		printf(" (ready)");
 	if (json_is_number(json_object_get(node, "next_restart_in")))
 		printf(" (restart in %s)", ctl_fmt_duration(num(node, "next_restart_in", 0), d, sizeof d));
