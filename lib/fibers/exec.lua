@@ -244,7 +244,7 @@ local function resolve_creds(spec)
     if type(spec.groups) ~= "table" then error("exec: groups must be a list", 3) end
     groups = {}
     for i, g in ipairs(spec.groups) do groups[i] = resolve_group(g) end
-  elseif P.geteuid() == 0 then
+  elseif (uid or gid) and P.geteuid() == 0 then
     if uid and uname then groups = P.grouplist(uname, gid)
     elseif gid then groups = { gid } end
   end
@@ -450,9 +450,8 @@ function Command:_exited(kind, code)
   local fd = self._pidfd
   if fd then
     self._pidfd = nil
-    local s = sched()
-    if self._fdh then s:cancel_fd(self._fdh); self._fdh = nil end
-    s:forget_fd(fd)
+    self._fdh = nil
+    sched():forget_fd(fd) -- drops the wait if it has not fired
     P.close(fd)
   end
   if kind == "exited" then self:_finish("exited", code, nil, nil)
@@ -810,7 +809,15 @@ function M._set_host(h)
     defaults = h.defaults or {}, env = h.env, scrub_env = h.scrub_env,
     log_line = h.log_line, on_orphan = h.on_orphan,
   }
-  if host.on_orphan and runtime.current_scheduler then sigchld_arm() end
+  if host.on_orphan then
+    sigchld_arm()
+  elseif BACKEND == "pidfd" and sigchld.fd then
+    -- nobody needs SIGCHLD any more: restore it and close the self-pipe
+    if sigchld.h then sched():cancel_fd(sigchld.h); sigchld.h = nil end
+    sched():forget_fd(sigchld.fd)
+    P.sigchld_close()
+    sigchld.fd = nil
+  end
 end
 
 -- Reap now (hosts call this after adopting orphans; harmless otherwise).

@@ -10,3 +10,7 @@ tests_unit_proc_t_LDADD = libfiberscore.la
 tests_unit_proc_reap_t_SOURCES = tests/unit/proc_reap.c tests/unit/proc_test.h
 tests_unit_proc_reap_t_LDADD = libfiberscore.la
 TESTS += tests/unit/proc.t tests/unit/proc_reap.t
+
+## Lua tests of fibers.exec: pidfd backend, then the SIGCHLD backend
+TESTS += tests/lua/exec.lua tests/lua/exec_sigchld.sh
+EXTRA_DIST += tests/lua/exec.lua tests/lua/exec_sigchld.sh

@@ -458,7 +458,16 @@ static int l_sigchld_drain(lua_State *L)
 	return 0;
 }
 
+/* proc.sigchld_close(): restore SIGCHLD and close the self-pipe */
+static int l_sigchld_close(lua_State *L)
+{
+	(void)L;
+	proc_sigchld_close();
+	return 0;
+}
+
 static const luaL_Reg proc_funcs[] = {
+	{ "sigchld_close", l_sigchld_close },
 	{ "geteuid", l_geteuid },
 	{ "rlimit_valid", l_rlimit_valid },
 	{ "sigchld_open", l_sigchld_open },

@@ -81,5 +81,23 @@ ok $st "example 2: exit status 0 (got $rc)"
 ok $? "example 2: nothing on stderr"
 
 # ---- example 3: subprocess bound to a scope (slot for the exec work) ----
+# Runs in a directory of its own (so its output file is not in the listing);
+# expected: `ls -l` run directly there, plus the newline print() adds.
+mkdir "$tmp/ex3" && echo data >"$tmp/ex3/a-file" && mkdir "$tmp/ex3/a-dir"
+(cd "$tmp/ex3" && timeout 30 env PATH="$rpath" "$rbase" "$srcdir/tests/seed/example3.lua" \
+	>"$tmp/example3.out" 2>"$tmp/example3.err")
+rc=$?
+(cd "$tmp/ex3" && ls -l && echo) >"$tmp/exp3"
+cmp -s "$tmp/exp3" "$tmp/example3.out"
+st=$?
+ok $st "example 3: stdout is exactly the output of 'ls -l' in the same cwd, plus a newline"
+[ $st -eq 0 ] || { diag_file expected "$tmp/exp3"; diag_file stdout "$tmp/example3.out"; }
+[ "$rc" -eq 0 ]
+st=$?
+ok $st "example 3: exit status 0 (got $rc)"
+[ ! -s "$tmp/example3.err" ]
+st=$?
+ok $st "example 3: nothing on stderr"
+[ $st -eq 0 ] || diag_file stderr "$tmp/example3.err"
 
 echo "1..$n"
