@@ -17,9 +17,9 @@ TESTS += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
 	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
 
 ## runtime + signal (sched)
-dist_luafibers_DATA += lib/fibers/runtime.lua
-EXTRA_DIST += tests/lua/runtime.lua
-TESTS += tests/lua/runtime.lua
+dist_luafibers_DATA += lib/fibers/runtime.lua lib/fibers/signal.lua
+EXTRA_DIST += tests/lua/runtime.lua tests/lua/signal.lua
+TESTS += tests/lua/runtime.lua tests/lua/signal.lua
 
 ## streams, files, sockets (io)
 dist_luafibersio_DATA += lib/fibers/io/stream.lua lib/fibers/io/file.lua \

@@ -27,6 +27,7 @@ int fl_pusherr(lua_State *L, int err);
 /* Sub-module openers; each pushes a table. */
 int fl_open_sys(lua_State *L);
 int fl_open_sched(lua_State *L);
+int fl_open_signal(lua_State *L);
 int fl_open_stream(lua_State *L);
 int fl_open_file(lua_State *L);
 int fl_open_socket(lua_State *L);

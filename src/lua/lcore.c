@@ -13,6 +13,7 @@ static const struct {
 } subs[] = {
 	{ "sys", fl_open_sys },
 	{ "sched", fl_open_sched },
+	{ "signal", fl_open_signal },
 	{ "stream", fl_open_stream },
 	{ "file", fl_open_file },
 	{ "socket", fl_open_socket },
