@@ -171,11 +171,17 @@ function M.new_primitive(wrap_fn, try_fn, block_fn)
 end
 
 -- Internal fast constructor: try(op) and block(susp, token, op) receive the
--- op itself, so per-perform leaves need no closures (sleep, scope ops).
+-- op itself, so per-perform leaves need no closures (channel, cond, io ...).
+-- `fields` becomes the op table (size it up front on hot paths).
 function M._prim(try, block, wrap, fields)
   local o = fields or {}
   o.k = PRIM; o.try = try; o.block = block; o.wf = wrap
   return setmetatable(o, Op)
+end
+
+-- Like _prim with a single argument stored as op.a (one allocation).
+function M._prim1(try, block, wrap, a)
+  return setmetatable({ k = PRIM, try = try, block = block, wf = wrap, a = a }, Op)
 end
 
 local function always_try(op) local v = op.v; return true, unpack(v, 1, v.n) end
@@ -211,7 +217,9 @@ function M.choice(...)
       ops[#ops + 1] = o
     end
   end
-  return setmetatable({ k = CHOICE, ops = ops }, Op)
+  local flat = true
+  for i = 1, #ops do if ops[i].k ~= PRIM then flat = false; break end end
+  return setmetatable({ k = CHOICE, ops = ops, flat = flat }, Op)
 end
 
 -- g() builds the op afresh at every perform.
@@ -317,9 +325,9 @@ end
 
 local NackCond = {}
 
-local function nack_try(op) return op.c.fired end
+local function nack_try(op) return op.a.fired end
 local function nack_block(susp, token, op)
-  local c = op.c
+  local c = op.a
   local n = #c
   c[n + 1] = susp; c[n + 2] = token
 end
@@ -369,7 +377,7 @@ compile = function(op, chain, C)
   elseif k == NACK then
     local c = setmetatable({ fired = false }, NackCond)
     local lo = C.n + 1
-    local o = op.g(M._prim(nack_try, nack_block, nil, { c = c }))
+    local o = op.g(M._prim1(nack_try, nack_block, nil, c))
     if getmetatable(o) ~= Op then error("with_nack: builder returned " .. type(o) .. ", expected op", 0) end
     compile(o, chain, C)
     push_abort(C, lo, c)
@@ -536,11 +544,56 @@ local function prim_after_try(op, sc, ready, ...)
   return prim_after_block(op, s, sc, runtime.suspend(noop))
 end
 
+-- Flat choice fast path: every arm is a primitive (wraps folded in), so
+-- there is nothing to compile and no abort to fire.
+local function flat_after_block(ops, s, sc, token, ...)
+  run_cleanups(s)
+  if token == CANCEL then return sc:_raise() end
+  if token == TASK_ERR then error((...), 0) end
+  local w = ops[token].wf
+  if w then return w(...) end
+  return ...
+end
+
+local function flat_block(ops, sc)
+  local fiber = runtime.current_fiber()
+  if not fiber then error("perform: cannot block outside a fiber", 4) end
+  local s = new_susp(fiber)
+  for i = 1, #ops do
+    local leaf = ops[i]
+    leaf.block(s, i, leaf)
+    if not s.w then break end
+  end
+  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
+  return flat_after_block(ops, s, sc, runtime.suspend(noop))
+end
+
+local flat_from
+local function flat_result(ops, sc, i, left, ready, ...)
+  if ready then
+    local w = ops[i].wf
+    if w then return w(...) end
+    return ...
+  end
+  if left <= 1 then return flat_block(ops, sc) end
+  return flat_from(ops, sc, i % #ops + 1, left - 1)
+end
+flat_from = function(ops, sc, i, left)
+  local leaf = ops[i]
+  return flat_result(ops, sc, i, left, leaf.try(leaf))
+end
+
 -- Perform op, raced against sc's not-ok condition when sc is given.
 local function perform_in(op, sc)
   if sc and sc._status then return sc:_raise() end
-  if op.k == PRIM then return prim_after_try(op, sc, op.try(op)) end
-  local C = { n = 0, na = 0 }
+  local k = op.k
+  if k == PRIM then return prim_after_try(op, sc, op.try(op)) end
+  if k == CHOICE and op.flat then
+    local ops = op.ops
+    local n = #ops
+    return flat_from(ops, sc, random(n), n)
+  end
+  local C = { false, false, false, false, n = 0, na = 0 }
   compile(op, false, C)
   if sc and sc._status then
     fire_aborts(C, 0)

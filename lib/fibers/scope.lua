@@ -18,7 +18,7 @@ local runtime = require 'fibers.runtime'
 local op = require 'fibers.op'
 
 local perform_in, perform_raw = op._perform_in, op.perform_raw
-local prim, waitq, push, wake = op._prim, op._waitq, op._waitq_push, op._waitq_wake
+local prim, waitq, push, wake = op._prim1, op._waitq, op._waitq_push, op._waitq_wake
 local current_fiber = runtime.current_fiber
 local unpack = table.unpack or unpack
 local select, type, error, tostring, setmetatable, getmetatable, pairs, ipairs =
@@ -382,38 +382,38 @@ end
 ------------------------------------------------------------------------------
 -- Condition ops (§3.3); completions pass the scope, wraps read its state.
 
-local function try_true(o) return true, o.S end
-local function block_cw(s, tok, o) push(o.S._cw, s, tok) end
+local function try_true(o) return true, o.a end
+local function block_cw(s, tok, o) push(o.a._cw, s, tok) end
 local function block_fw(s, tok, o)
-  local S = o.S
+  local S = o.a
   local q = S._fw
   if not q then q = waitq(); S._fw = q end
   push(q, s, tok)
 end
 local function block_aw(s, tok, o)
-  local S = o.S
+  local S = o.a
   local q = S._aw
   if not q then q = waitq(); S._aw = q end
   push(q, s, tok)
 end
 local function block_dw(s, tok, o)
-  local S = o.S
+  local S = o.a
   local q = S._dw
   if not q then q = waitq(); S._dw = q end
   push(q, s, tok)
 end
 local function block_iw(s, tok, o)
-  local S = o.S
+  local S = o.a
   local q = S._iw
   if not q then q = waitq(); S._iw = q end
   push(q, s, tok)
 end
 
-local function try_notok(o) local S = o.S; if S._status then return true, S end return false end
-local function try_fault(o) local S = o.S; if S._status == "failed" then return true, S end return false end
-local function try_closed(o) local S = o.S; if S:_refusal() then return true, S end return false end
-local function try_done(o) local S = o.S; if S._js == "joined" then return true, S end return false end
-local function try_idle(o) return o.S._nf == 0 end
+local function try_notok(o) local S = o.a; if S._status then return true, S end return false end
+local function try_fault(o) local S = o.a; if S._status == "failed" then return true, S end return false end
+local function try_closed(o) local S = o.a; if S:_refusal() then return true, S end return false end
+local function try_done(o) local S = o.a; if S._js == "joined" then return true, S end return false end
+local function try_idle(o) return o.a._nf == 0 end
 
 local function wrap_cancel(S) return "cancelled", S._err end
 local function wrap_fault(S) return "failed", S._err end
@@ -422,15 +422,15 @@ local function wrap_closed(S) return "closed", S:_refusal() end
 local function wrap_done(S) return S._status or "ok", S._err, S._report end
 
 -- Ready once the scope is cancelled (or failed): "cancelled", reason.
-function Scope:cancel_op() return prim(try_notok, block_cw, wrap_cancel, { S = self }) end
+function Scope:cancel_op() return prim(try_notok, block_cw, wrap_cancel, self) end
 -- Ready once the scope has failed: "failed", primary.
-function Scope:fault_op() return prim(try_fault, block_fw, wrap_fault, { S = self }) end
+function Scope:fault_op() return prim(try_fault, block_fw, wrap_fault, self) end
 -- Ready once the scope is failed or cancelled: status, primary_or_reason.
-function Scope:not_ok_op() return prim(try_notok, block_cw, wrap_notok, { S = self }) end
+function Scope:not_ok_op() return prim(try_notok, block_cw, wrap_notok, self) end
 -- Ready once admission is closed: "closed", reason.
-function Scope:close_op() return prim(try_closed, block_aw, wrap_closed, { S = self }) end
+function Scope:close_op() return prim(try_closed, block_aw, wrap_closed, self) end
 -- Ready once the scope has joined (does not start the join): status, err, report.
-function Scope:done_op() return prim(try_done, block_dw, wrap_done, { S = self }) end
+function Scope:done_op() return prim(try_done, block_dw, wrap_done, self) end
 
 ------------------------------------------------------------------------------
 -- Join (§3.5)
@@ -506,7 +506,7 @@ end
 
 -- Run the whole join of S in the calling fiber (S._js is "joining").
 join_proc = function(S)
-  while S._nf > 0 do perform_raw(prim(try_idle, block_iw, nil, { S = S })) end
+  while S._nf > 0 do perform_raw(prim(try_idle, block_iw, nil, S)) end
   local kids = S:children()
   S._step3 = true  -- from here on, children report through `kids`
   for _, c in ipairs(kids) do
@@ -612,17 +612,18 @@ local function run_body(S, s, tok, body, args)
 end
 
 local function run_try(o)
-  local why = o.P:_refusal()
+  local why = o.a.P:_refusal()
   if why then return true, "cancelled", why, empty_report() end
   return false
 end
 
 local function run_block(s, tok, o)
-  local child, why = o.P:child()
+  local a = o.a
+  local child, why = a.P:child()
   if not child then return s:complete(tok, "cancelled", why, empty_report()) end
-  o.ctx.child = child
+  a.ctx.child = child
   child._nf = child._nf + 1
-  runtime.spawn_raw(run_body, child, s, tok, o.body, o.args)
+  runtime.spawn_raw(run_body, child, s, tok, a.body, a.args)
 end
 
 -- An op running body_fn(child, ...) in a new child scope of the current one.

@@ -1,8 +1,8 @@
 -- fibers/sleep.lua - sleeping as an Op (library.md §7).
 --
 -- Owns sleep_op/sleep/sleep_until_op/sleep_until.  Deadlines are on the
--- monotonic clock and computed from a fresh read when the op is performed
--- (a guard), so a long turn never makes a sleep end early.  A sleep that
+-- monotonic clock and computed from a fresh read when the op is performed,
+-- so a long turn never makes a sleep end early.  A sleep that
 -- loses a choice cancels its timer (bounded memory, library.md §0.8);
 -- `math.huge` arms no timer at all.
 local runtime = require 'fibers.runtime'
@@ -10,15 +10,15 @@ local op = require 'fibers.op'
 local scope = require 'fibers.scope'
 local monotime = require('fibers.core').sys.monotime
 
-local prim, perform_in, guard = op._prim, op._perform_in, op.guard
+local prim, perform_in = op._prim1, op._perform_in
 local huge = math.huge
 
 local M = {}
 
-local function try(o) return monotime() >= o.t end
+local function try(o) return monotime() >= o.a end
 
 local function block(s, tok, o)
-  local t = o.t
+  local t = o.a
   if t == huge then return end
   local sched = runtime.current_scheduler
   local h = sched:schedule_at_time(t, s:complete_task(tok))
@@ -33,13 +33,26 @@ end
 -- An op ready once the monotonic clock reaches t (seconds).
 function M.sleep_until_op(t)
   check(t, "sleep_until_op", "deadline")
-  return prim(try, block, nil, { t = t })
+  return prim(try, block, nil, t)
+end
+
+-- sleep_op is a plain primitive: with dt > 0 it cannot be ready in the try
+-- phase of a perform (the deadline would be now + dt > now), so the deadline
+-- is computed when the perform blocks - in the same turn, from a fresh
+-- clock read - and no guard or per-perform op is needed.
+local function try_dt(o) return o.a <= 0 end
+local function block_dt(s, tok, o)
+  local dt = o.a
+  if dt == huge then return end
+  local sched = runtime.current_scheduler
+  local h = sched:schedule_at_time(monotime() + dt, s:complete_task(tok))
+  s:add_cleanup(sched.cancel_timer, sched, h)
 end
 
 -- An op ready dt seconds after it is performed.
 function M.sleep_op(dt)
   check(dt, "sleep_op", "duration")
-  return guard(function() return prim(try, block, nil, { t = monotime() + dt }) end)
+  return prim(try_dt, block_dt, nil, dt)
 end
 
 local function perform(o)
@@ -50,13 +63,13 @@ end
 -- Sleep dt seconds (scope-aware: raises on cancellation).
 function M.sleep(dt)
   check(dt, "sleep", "duration")
-  return perform(prim(try, block, nil, { t = monotime() + dt }))
+  return perform(prim(try_dt, block_dt, nil, dt))
 end
 
 -- Sleep until the monotonic clock reaches t (scope-aware).
 function M.sleep_until(t)
   check(t, "sleep_until", "deadline")
-  return perform(prim(try, block, nil, { t = t }))
+  return perform(prim(try, block, nil, t))
 end
 
 return M
