@@ -123,12 +123,25 @@ function M.task_free(acct)
 end
 
 -- Install the resume hooks that switch accounts and arm the runaway guard.
-function M.install_hooks(runtime)
-  if has('enter') and has('leave') then
-    runtime.set_resume_hook(H.enter, H.leave)
-    return true
-  end
-  return false
+-- After each slice of a task fiber whose account is in `live` (id -> any),
+-- a doom (runaway, memory) not reported yet calls on_doom(id, reason): a
+-- task that caught the error with pcall and yielded must still fail.
+function M.install_hooks(runtime, live, on_doom)
+  if not (has('enter') and has('leave')) then return false end
+  local enter, leave, doomed = H.enter, H.leave, H.task_doomed
+  local reported = setmetatable({}, { __mode = 'k' })
+  runtime.set_resume_hook(enter, function(f)
+    leave(f)
+    local id = f.tag
+    if id and live[id] and not reported[live[id]] then
+      local why = doomed(id)
+      if why then
+        reported[live[id]] = true
+        on_doom(id, why)
+      end
+    end
+  end)
+  return true
 end
 
 -- Set the runaway guard's slice (seconds).

@@ -152,7 +152,7 @@ local function daemon(D, cfg, opts)
   host.subreaper()
   host.raise_nofile()
   host.set_max_slice(F.max_slice or 1.0)
-  host.install_hooks(runtime)
+  host.install_hooks(runtime, supervisor.live, supervisor.on_doom)
   check_lua_path(F.lua_path)
   _G.print = task.print
   local alarm = host_library()

@@ -47,6 +47,18 @@ Sup.__index = Sup
 local Rec = {}
 Rec.__index = Rec
 
+-- Accounts of running tasks: id -> record (for the doom hook).
+M.live = {}
+
+-- The host's doom hook: fail the task whose account `id` was doomed.
+function M.on_doom(id, why)
+  local r = M.live[id]
+  if r and r.scope and not r.fail_override then
+    r.fail_override = why
+    r:poke()
+  end
+end
+
 local ACTIVE = { loading = true, running = true, ready = true, stopping = true }
 
 local function now() return fibers.now() end
@@ -388,6 +400,7 @@ function Rec:run_once()
   sc:set_default('shutdown_grace', pol.shutdown_grace)
   task.register(sc, self)
   local acct = host.task_new(pol.memory_limit or 0)
+  if acct then M.live[acct] = self end
   self.scope, self.acct, self.ready, self.forced = sc, acct, false, false
   self.intent, self.after, self.fail_override, self.force_at = nil, nil, nil, nil
   self.started_at, self.wd_last = now(), now()
@@ -407,7 +420,20 @@ function Rec:run_once()
   if self.state == 'loading' then self:set_state('running') end
 
   local phase, status, perr, report = 'body', nil, nil, nil
+  local fail_sent = false
   while true do
+    -- act on what happened while we were not waiting (no lost wake-ups)
+    if self.fail_override and not fail_sent and not self.intent then
+      fail_sent = true
+      if sc:status() == 'running' then
+        log.task(self.name, self.name, 'err', '%s', self.fail_override)
+        sc:cancel(self.fail_override)
+      end
+    end
+    if self.intent and not self.force_at then
+      self:set_state('stopping', self.intent)
+      self.force_at = now() + (pol.stop_timeout or 10)
+    end
     local arms = { wake = self.wake:wait_op() }
     if phase == 'body' then
       arms.done = chunk_done:wait_op()
@@ -433,17 +459,12 @@ function Rec:run_once()
       self.force_at = self.force_at or now() + (pol.stop_timeout or 10)
     elseif which == 'wd' then
       if now() - self.wd_last >= wd then
-        self.fail_override = 'watchdog timeout'
+        self.fail_override, fail_sent = 'watchdog timeout', true
         log.task(self.name, self.name, 'err', 'watchdog timeout (no fibersd.watchdog() for %gs)', wd)
         sc:cancel('watchdog timeout')
       end
     elseif which == 'force' then
       break
-    else -- wake: a request may have cancelled the scope
-      if self.intent and not self.force_at then
-        self:set_state('stopping', self.intent)
-        self.force_at = now() + (pol.stop_timeout or 10)
-      end
     end
   end
   self:finish(sc, status, perr, report)
@@ -460,6 +481,7 @@ function Rec:finish(sc, status, perr, report)
     self.abandoned = self.abandoned or setmetatable({}, { __mode = 'k' })
     self.abandoned[sc] = true
     self.forced = true
+    if self.acct then M.live[self.acct] = nil end
     self.last_exit = 'stopped (forced)'
     log.task(self.name, self.name, 'warning', 'did not stop within %gs: forced (processes killed, fibers abandoned)',
       self.policy.stop_timeout or 10)
@@ -467,6 +489,7 @@ function Rec:finish(sc, status, perr, report)
     local doomed = host.task_doomed(self.acct)
     if doomed and status == 'failed' then perr = doomed end
     task.unregister(sc)
+    if self.acct then M.live[self.acct] = nil end
     host.task_free(self.acct)
   end
   self.acct = nil
