@@ -10,7 +10,7 @@
 --
 -- Representation.  An Op is a table with metatable `Op` and a field `k`:
 --   PRIM   leaf: try(op) -> ready, ...; block(susp, token, op); wrap?
---   CHOICE ops = { op... }          GUARD   g() -> op (run per perform)
+--   CHOICE [1..n] = arms (array part)  GUARD g() -> op (run per perform)
 --   NACK   g(nack_op) -> op         WRAP    op, f
 --   ABORT  op, f (on_abort)         ORELSE  op, thunk
 -- Performing compiles the tree into a flat list of leaves (depth first), so
@@ -202,24 +202,40 @@ local NEVER = setmetatable({ k = PRIM, try = never_try, block = noblock }, Op)
 -- An op that never completes.
 function M.never() return NEVER end
 
--- Race the given ops; nested choices are flattened.
+-- Race the given ops; nested choices are flattened.  A choice keeps its
+-- arms in its own array part (one table per choice).
 function M.choice(...)
   local n = select('#', ...)
   if n == 1 then return check_op((...), "choice") end
   if n == 0 then return NEVER end
-  local ops = {}
+  local c = { ... }
+  local flat, nested = true, false
   for i = 1, n do
-    local o = check_op((select(i, ...)), "choice")
-    if o.k == CHOICE then
-      local sub = o.ops
-      for j = 1, #sub do ops[#ops + 1] = sub[j] end
-    else
-      ops[#ops + 1] = o
+    local o = c[i]
+    if getmetatable(o) ~= Op then error("choice: expected op, got " .. type(o), 2) end
+    local k = o.k
+    if k ~= PRIM then
+      flat = false
+      if k == CHOICE then nested = true end
     end
   end
-  local flat = true
-  for i = 1, #ops do if ops[i].k ~= PRIM then flat = false; break end end
-  return setmetatable({ k = CHOICE, ops = ops, flat = flat }, Op)
+  if nested then
+    local out = {}
+    flat = true
+    for i = 1, n do
+      local o = c[i]
+      if o.k == CHOICE then
+        for j = 1, #o do out[#out + 1] = o[j] end
+        if not o.flat then flat = false end
+      else
+        out[#out + 1] = o
+        if o.k ~= PRIM then flat = false end
+      end
+    end
+    c = out
+  end
+  c.k = CHOICE; c.flat = flat
+  return setmetatable(c, Op)
 end
 
 -- g() builds the op afresh at every perform.
@@ -362,8 +378,7 @@ compile = function(op, chain, C)
     C.n = n
     C[2 * n - 1] = op; C[2 * n] = chain
   elseif k == CHOICE then
-    local ops = op.ops
-    for i = 1, #ops do compile(ops[i], chain, C) end
+    for i = 1, #op do compile(op[i], chain, C) end
   elseif k == WRAP then
     compile(op.op, { op.f, chain }, C)
   elseif k == GUARD then
@@ -589,9 +604,8 @@ local function perform_in(op, sc)
   local k = op.k
   if k == PRIM then return prim_after_try(op, sc, op.try(op)) end
   if k == CHOICE and op.flat then
-    local ops = op.ops
-    local n = #ops
-    return flat_from(ops, sc, random(n), n)
+    local n = #op
+    return flat_from(op, sc, random(n), n)
   end
   local C = { false, false, false, false, n = 0, na = 0 }
   compile(op, false, C)

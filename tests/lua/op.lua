@@ -50,8 +50,8 @@ t.raises(function() perform(op.never()) end, "cannot block outside a fiber", "bl
 do
   local a, b, c = op.always(1), op.always(2), op.always(3)
   local ch = op.choice(op.choice(a, b), c)
-  t.is(#ch.ops, 3, "nested choices are flattened")
-  t.ok(ch.ops[1] == a and ch.ops[2] == b and ch.ops[3] == c, "flattening keeps order")
+  t.is(#ch, 3, "nested choices are flattened (arms in the choice's array part)")
+  t.ok(ch[1] == a and ch[2] == b and ch[3] == c, "flattening keeps order")
 end
 
 -- wrap order
