@@ -4,7 +4,8 @@ dist_luafibersio_DATA +=
 
 ## op/scope/sleep + facade (lua-core)
 dist_luafibers_DATA += lib/fibers/op.lua lib/fibers/scope.lua lib/fibers/sleep.lua
-EXTRA_DIST += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
+EXTRA_DIST += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua \
+	doc/decisions.md
 TESTS += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
 
 ## channel/cond/oneshot/waitgroup/wait/alarm (prims)
