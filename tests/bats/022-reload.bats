@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# 022-reload.bats - SIGHUP reload: the task dir is rediffed by content hash
+# (added / removed / changed / unchanged / errors), a changed file that does
+# not compile leaves the old version running, enabled = no disables, params
+# count as a change, restart policy applies live, a bad config is kept out.
+
+load 020-helpers
+
+setup() { fd_setup; }
+teardown() { fd_teardown; }
+
+forever() {
+	fd_task "$1" <<EOF2
+require('fibersd').log.info('$1 $2 start')
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+}
+
+@test "reload starts new files, stops removed ones, replaces changed ones, keeps the rest" {
+	forever keep v1
+	forever change v1
+	forever gone v1
+	forever brokenchange v1
+	fd_notify_listen
+	fd_start
+	fd_wait_ready
+	fd_wait_log 'brokenchange v1 start'
+	forever change v2
+	rm "$D/t/gone.lua"
+	forever added v1
+	printf 'local x = = 1\n' >"$D/t/brokennew.lua"
+	printf 'require("fibersd").log.info("v2")\nlocal y = = 2\n' >"$D/t/brokenchange.lua"
+	touch "$D/t/keep.lua" # same content: not a change
+	kill -HUP "$FD_PID"
+	fd_wait_log 'reloaded: 2 added, 1 removed, 1 changed, 2 unchanged, 2 errors'
+	fd_wait_log 'change v2 start'
+	fd_wait_log 'added v1 start'
+	fd_wait_log '^<6>gone: stopped \(reload\)$'
+	grep -q '^<6>change: stopped (reload)$' "$D/log"
+	grep -qF "<3>brokenchange: not reloaded: $D/t/brokenchange.lua:2: unexpected symbol near '='" "$D/log"
+	grep -qF "<3>brokennew: $D/t/brokennew.lua:1: unexpected symbol near '='" "$D/log"
+	[ "$(fd_count 'keep v1 start')" -eq 1 ]
+	[ "$(fd_count 'brokenchange v1 start')" -eq 1 ]
+	! grep -q 'brokenchange: stopped' "$D/log"
+	# the old change stopped before the new one started
+	[ "$(grep -n 'change: stopped (reload)' "$D/log" | cut -d: -f1)" -lt "$(grep -n 'change v2 start' "$D/log" | cut -d: -f1)" ]
+	# RELOADING=1 with MONOTONIC_USEC, then READY=1 again
+	grep -q '^RELOADING=1$' "$D/notify.log"
+	grep -Eq '^MONOTONIC_USEC=[0-9]+' "$D/notify.log"
+	[ "$(grep -c '^READY=1' "$D/notify.log")" -eq 2 ]
+}
+
+@test "reload: enabled = no disables, params changes restart, policy keys apply live" {
+	forever off v1
+	fd_task p <<'EOF2'
+local _, task = ...
+require('fibersd').log.info('colour %s', task.params.colour)
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+	fd_task crash <<'EOF2'
+require('fibersd').log.info('crash run')
+require('fibers.sleep').sleep(0.3)
+error('crash', 0)
+EOF2
+	fd_conf <<'EOF2'
+[task:p]
+param.colour = red
+[task:crash]
+restart = on-failure
+restart_delay = 0.1
+restart_limit = 100
+EOF2
+	fd_start
+	fd_wait_log 'colour red'
+	fd_wait_log 'crash: restarting in'
+	sed -i 's/param.colour = red/param.colour = green/; s/restart = on-failure/restart = no/' "$D/f.conf"
+	printf '[task:off]\nenabled = no\n' >>"$D/f.conf"
+	kill -HUP "$FD_PID"
+	fd_wait_log 'reloaded: 0 added, 0 removed, 1 changed, 2 unchanged, 0 errors'
+	fd_wait_log 'colour green'
+	fd_wait_log '^<6>off: stopped \(reload\)$'
+	# crash now fails once more and is not restarted (restart = no, live)
+	n=$(fd_count 'crash run')
+	sleep 1
+	[ "$(fd_count 'crash run')" -le $((n + 1)) ]
+	m=$(fd_count 'crash run')
+	sleep 0.8
+	[ "$(fd_count 'crash run')" -eq "$m" ]
+	[ "$(fd_count 'off v1 start')" -eq 1 ]
+}
+
+@test "reload with a broken config keeps the old one and reports file:line" {
+	forever a v1
+	fd_start
+	fd_wait_log 'a v1 start'
+	printf 'bogus_key = 1\n' >>"$D/f.conf"
+	line=$(wc -l <"$D/f.conf")
+	forever b v1
+	kill -HUP "$FD_PID"
+	fd_wait_log 'reloaded: 1 added'
+	grep -qF "config: $D/f.conf:$line: " "$D/log"
+	grep -q 'keeping the old configuration' "$D/log"
+	fd_wait_log 'b v1 start'
+	[ "$(fd_count 'a v1 start')" -eq 1 ]
+}
