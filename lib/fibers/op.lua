@@ -89,7 +89,7 @@ end
 -- Register f(a, b) to run in the performing fiber after it wakes.
 function Susp:add_cleanup(f, a, b)
   local c = self.c
-  if not c then c = { n = 0 }; self.c = c end
+  if not c then self.c = { f, a, b, n = 3 }; return end
   local n = c.n
   c[n + 1] = f; c[n + 2] = a; c[n + 3] = b
   c.n = n + 3

@@ -67,15 +67,25 @@ local debug_on = false
 function M.set_debug(on) debug_on = not not on end
 
 local unscoped_handler = nil
--- h(fiber, err) receives errors of raw fibers and of root-level fibers.
-function M.set_unscoped_error_handler(h)
-  unscoped_handler = h
-  runtime.set_unscoped_error_handler(h)
-end
+local runtime_default
 
 local function report_unscoped(fiber, err)
   if unscoped_handler then return unscoped_handler(fiber, err) end
   io.stderr:write("fibers: uncaught error in root-level fiber: ", tostring(err), "\n")
+end
+
+-- Raw fibers: a cancellation sentinel escaping one (e.g. a raw fiber in
+-- fibers.perform when fibers.run cancels the root) is not an error.
+runtime_default = runtime.set_unscoped_error_handler(function(fiber, err)
+  if M.is_cancelled(err) then return end
+  if unscoped_handler then return unscoped_handler(fiber, err) end
+  return runtime_default(fiber, err)
+end)
+
+-- h(fiber, err) receives errors of raw fibers and of root-level fibers;
+-- nil restores the defaults (one line on stderr).
+function M.set_unscoped_error_handler(h)
+  unscoped_handler = h
 end
 
 local state_hook = nil
@@ -99,7 +109,7 @@ local GONE_MAX = 64  -- not-ok children kept for the report after they detach
 local function new_scope(parent)
   next_id = next_id + 1
   local s = setmetatable({
-    _id = next_id, _parent = parent, _children = {}, _nf = 0,
+    _id = next_id, _parent = parent, _children = {}, _nch = 0, _holes = 0, _nf = 0,
     _cw = waitq(), _st = "running", _since = runtime.now(),
   }, Scope)
   registry[next_id] = s
@@ -164,10 +174,16 @@ end
 -- Parent scope (nil for the root).
 function Scope:parent() return self._parent end
 
--- Attached children, in attachment order (a copy).
+-- Attached children, in attachment order (a copy).  `_children` keeps
+-- them in slots 1.._nch with `false` holes left by detached ones,
+-- compacted once holes outnumber live children (O(1) amortised detach).
 function Scope:children()
-  local out = {}
-  for i, c in ipairs(self._children) do out[i] = c end
+  local out, n = {}, 0
+  local ch = self._children
+  for i = 1, self._nch do
+    local c = ch[i]
+    if c then n = n + 1; out[n] = c end
+  end
   return out
 end
 
@@ -224,8 +240,10 @@ function Scope:child()
   local why = self:_refusal()
   if why then return nil, why end
   local c = new_scope(self)
-  local ch = self._children
-  ch[#ch + 1] = c
+  local n = self._nch + 1
+  self._nch = n
+  self._children[n] = c
+  c._slot = n
   return c
 end
 
@@ -368,7 +386,7 @@ end
 -- A plain table describing the scope now (for supervisors).
 function Scope:snapshot()
   local kids = {}
-  for i, c in ipairs(self._children) do kids[i] = c._id end
+  for i, c in ipairs(self:children()) do kids[i] = c._id end
   local cmds, order = {}, {}
   if self._cmds then
     for cmd, k in pairs(self._cmds) do order[#order + 1] = { k, cmd } end
@@ -493,8 +511,20 @@ local function detach(S)
   local P = S._parent
   if not P then return end
   local ch = P._children
-  for i = 1, #ch do
-    if ch[i] == S then table.remove(ch, i); break end
+  local slot = S._slot
+  if slot and ch[slot] == S then
+    ch[slot] = false
+    local holes = P._holes + 1
+    if holes > 16 and holes * 2 > P._nch then
+      local j = 0
+      for i = 1, P._nch do
+        local c = ch[i]
+        if c then j = j + 1; ch[j] = c; c._slot = j end
+      end
+      for i = j + 1, P._nch do ch[i] = nil end
+      P._nch, holes = j, 0
+    end
+    P._holes = holes
   end
   if S._status and not P._step3 then
     local g = P._gone

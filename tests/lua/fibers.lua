@@ -10,6 +10,7 @@ local sleep = require 'fibers.sleep'
 local runtime = require 'fibers.runtime'
 
 local pack = t.pack
+local pcall = scope._pcall  -- yield-safe on Lua 5.1
 local sched = runtime.current_scheduler
 
 -- exports

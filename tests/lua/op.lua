@@ -8,6 +8,7 @@ local runtime = require 'fibers.runtime'
 local sched = runtime.current_scheduler
 local perform = op.perform_raw
 local pack = t.pack
+local pcall = require('fibers.scope')._pcall  -- yield-safe on Lua 5.1
 
 local function turns(n) for _ = 1, n or 1 do sched:run() end end
 

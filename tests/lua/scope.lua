@@ -10,6 +10,7 @@ local sleep = require 'fibers.sleep'
 local runtime = require 'fibers.runtime'
 
 local pack = t.pack
+local pcall = scope._pcall  -- yield-safe on Lua 5.1
 local perform_raw = op.perform_raw
 
 -- Run body(s) under fibers.run; returns pack of pcall(fibers.run ...).
@@ -442,6 +443,40 @@ do
   end)
   scope.set_unscoped_error_handler(nil)
   t.is_deeply({ r2[1], r2[2], got[1] }, { true, "fine", "root-level" }, "root-level fault -> unscoped handler, run unaffected")
+end
+
+-- many children: detach is O(1) amortised and attachment order survives compaction
+do
+  local res = run(function(s)
+    local p = s:child()
+    local kids = {}
+    for i = 1, 2000 do kids[i] = p:child() end
+    for i = 1, 2000, 2 do perform_raw(kids[i]:join_op()) end
+    local ch = p:children()
+    local same = #ch == 1000
+    for i = 1, 1000 do if ch[i] ~= kids[2 * i] then same = false end end
+    local snap = p:snapshot()
+    local n = 0
+    for i = 1, 3000 do
+      s:spawn(function() fibers.run_scope(function() sleep.sleep(0.001) end); n = n + 1 end)
+    end
+    local c2 = p:child()
+    return same, #snap.children, snap.children[1] == kids[2]:id(), p:children()[1001] == c2
+  end)
+  t.is_deeply(res, { n = 5, true, true, 1000, true, true }, "children order kept across detaches and compaction")
+end
+
+-- a raw fiber dying of a cancellation sentinel is not reported
+do
+  local got = {}
+  scope.set_unscoped_error_handler(function(f, e) got[#got + 1] = tostring(e) end)
+  run(function(s)
+    runtime.spawn_raw(function() error(scope.cancelled("quiet")) end)
+    runtime.spawn_raw(function() error("loud", 0) end)
+    sleep.sleep(0.01)
+  end)
+  scope.set_unscoped_error_handler(nil)
+  t.is_deeply(got, { "loud" }, "raw fibers: sentinel silent, other errors to the unscoped handler")
 end
 
 -- memory: 1e5 blocking performs in one long-lived scope stay flat

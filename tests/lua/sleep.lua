@@ -12,6 +12,7 @@ local runtime = require 'fibers.runtime'
 local sched = runtime.current_scheduler
 local monotime = runtime.monotime
 local pack = t.pack
+local pcall = scope._pcall  -- yield-safe on Lua 5.1
 
 local function timers() local _, n = sched:counts(); return n end
 
