@@ -475,7 +475,7 @@ function Rec:finish(sc, status, perr, report)
   local t = now()
   local dur = t - self.started_at
   local intent, after = self.intent, self.after
-  self.scope = nil
+  self.scope, self.ready = nil, false
   if status == nil then -- forced past stop_timeout
     kill_tree(sc)
     self.abandoned = self.abandoned or setmetatable({}, { __mode = 'k' })

@@ -1,0 +1,88 @@
+#!/usr/bin/env bats
+# 026-stop.bats - operator actions through fibersctl on the supervisor:
+# stop (a stuck task is forced past stop_timeout: processes killed, state
+# stopped, last_exit "stopped (forced)"), start (also re-arms a fatal task),
+# restart.
+
+load 020-helpers
+
+setup() { fd_setup; }
+teardown() { fd_teardown; }
+
+ctl() { timeout 20 "$FIBERSCTL" -S "$D/c.sock" "$@"; }
+
+wait_file() {
+	local i
+	for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+	return 1
+}
+
+@test "stop of a task that ignores cancellation is forced after stop_timeout" {
+	fd_task stuck <<EOF2
+local op = require 'fibers.op'
+local sleep = require 'fibers.sleep'
+local exec = require 'fibers.exec'
+local cmd = exec.command{ 'sh', '-c', 'trap "" TERM; echo \$\$ >> $D/stuck.pid; while :; do sleep 1; done' }
+require('fibers').spawn(function() require('fibers').perform(cmd:run_op()) end)
+while true do op.perform_raw(sleep.sleep_op(0.05)) end
+EOF2
+	fd_conf <<'EOF2'
+[defaults]
+shutdown_grace = 30
+stop_timeout = 1
+EOF2
+	fd_start
+	wait_file "$D/stuck.pid"
+	pid=$(cat "$D/stuck.pid")
+	start=$(date +%s.%N)
+	run ctl stop stuck
+	end=$(date +%s.%N)
+	[ "$status" -eq 0 ]
+	fd_wait_log '^<4>stuck: did not stop within 1s: forced \(processes killed, fibers abandoned\)$'
+	fd_wait_dead "$pid" 3
+	awk -v a="$start" -v b="$end" 'BEGIN { d = b - a; exit !(d >= 1 && d < 1 + 2) }'
+	run ctl --json status stuck
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"state":"stopped"'* ]]
+	[[ "$output" == *'"last_exit":"stopped (forced)"'* ]]
+	[[ "$output" == *'"forced":true'* ]]
+	# start runs it again
+	run ctl start stuck
+	[ "$status" -eq 0 ]
+	for i in $(seq 100); do [ "$(wc -l <"$D/stuck.pid")" -eq 2 ] && break; sleep 0.05; done
+	[ "$(wc -l <"$D/stuck.pid")" -eq 2 ]
+}
+
+@test "start re-arms a fatal task; restart stops with reason restart and starts again" {
+	fd_task crash <<'EOF2'
+require('fibersd').log.info('crash run')
+error('crash', 0)
+EOF2
+	fd_task beat <<'EOF2'
+require('fibersd').log.info('beat start')
+require('fibersd').ready()
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+	fd_conf <<'EOF2'
+[task:crash]
+restart_delay = 0
+restart_limit = 1
+EOF2
+	fd_start
+	fd_wait_log 'crash: more than 1 restarts within 60s: giving up \(fatal\); last error: crash'
+	[ "$(fd_count 'crash run')" -eq 2 ]
+	run ctl --json status crash
+	[[ "$output" == *'"state":"fatal"'* ]]
+	[[ "$output" == *'"last_error":"crash"'* ]]
+	run ctl start crash
+	[ "$status" -eq 0 ]
+	fd_wait_log 'crash: more than 1 restarts within 60s' 
+	for i in $(seq 100); do [ "$(fd_count 'crash run')" -eq 4 ] && break; sleep 0.05; done
+	[ "$(fd_count 'crash run')" -eq 4 ]
+	fd_wait_log 'beat: ready'
+	run ctl restart beat
+	[ "$status" -eq 0 ]
+	fd_wait_log '^<6>beat: stopped \(restart\)$'
+	for i in $(seq 100); do [ "$(fd_count 'beat start')" -eq 2 ] && break; sleep 0.05; done
+	[ "$(fd_count 'beat start')" -eq 2 ]
+}
