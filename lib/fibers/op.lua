@@ -434,12 +434,11 @@ local function win(C, i, ...)
   return apply(C[2 * i], ...)
 end
 
-local NOT_READY = {}
-
 local try_from
+-- Returns true, ...results when a leaf won, false when none was ready.
 local function try_result(C, i, left, ready, ...)
-  if ready then return win(C, i, ...) end
-  if left <= 1 then return NOT_READY end
+  if ready then return true, win(C, i, ...) end
+  if left <= 1 then return false end
   return try_from(C, i % C.n + 1, left - 1)
 end
 try_from = function(C, i, left)
@@ -524,8 +523,8 @@ local function block(C, sc)
   return after_block(C, s, sc, runtime.suspend(noop))
 end
 
-local function after_try(C, sc, first, ...)
-  if first ~= NOT_READY then return first, ... end
+local function after_try(C, sc, won, ...)
+  if won then return ... end
   local fb = C.fb
   if fb then
     fire_aborts(C, fb)
@@ -614,7 +613,7 @@ local function perform_in(op, sc)
     return sc:_raise()
   end
   local n = C.n
-  if n == 0 then return after_try(C, sc, NOT_READY) end
+  if n == 0 then return after_try(C, sc, false) end
   return after_try(C, sc, try_from(C, n > 1 and random(n) or 1, n))
 end
 M._perform_in = perform_in

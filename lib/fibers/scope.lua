@@ -273,13 +273,14 @@ local function add_extra(S, msg)
 end
 
 -- Record a fault (a normalised string): primary or secondary error.
-function Scope:_fault(msg)
+-- `raw` is the message without a debug traceback (for §0.7 comparisons).
+function Scope:_fault(msg, raw)
   local st = self._status
   if st == "failed" then
     if msg ~= self._err then add_extra(self, msg) end
     return
   end
-  self._status, self._err = "failed", msg
+  self._status, self._err, self._rawp = "failed", msg, raw or msg
   self:_changed()
   admission_closed(self)
   if not st then
@@ -308,8 +309,10 @@ function Scope:_fiber_error(e, fiber)
   end
   local msg = tostring(raw)
   if self._isroot then return report_unscoped(fiber, full or msg) end
-  if self._status == "failed" and msg == self._err then return end  -- §0.7
-  self:_fault(full or msg)
+  if self._status == "failed" and (msg == self._err or msg == self._rawp) then
+    return  -- a sibling re-raising the primary (§0.7)
+  end
+  self:_fault(full or msg, msg)
 end
 
 local function tb_handler(e)

@@ -47,6 +47,10 @@ t.raises(function() perform(42) end, "perform: expected op, got number$", "perfo
 t.raises(function() op.choice(op.always(1), "x") end, "choice: expected op, got string", "choice checks args")
 t.raises(function() perform(op.never()) end, "cannot block outside a fiber", "blocking outside a fiber raises")
 
+t.is_deeply(pack(perform(op.choice(op.always(), op.never()):on_abort(function() end))), { n = 0 },
+  "zero results stay zero results (composite)")
+t.is_deeply(pack(perform(op.choice(op.always(), op.never()))), { n = 0 }, "zero results (flat choice)")
+
 -- flattening
 do
   local a, b, c = op.always(1), op.always(2), op.always(3)

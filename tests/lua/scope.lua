@@ -429,11 +429,15 @@ end
 do
   scope.set_debug(true)
   local res = run(function(s)
-    local st, err = fibers.run_scope(function(c) c:spawn(function() error("traced", 0) end) end)
-    return err
+    local st, err, rep = fibers.run_scope(function(c)
+      c:spawn(function() pcall(sleep.sleep, 10); sleep.sleep(1) end)  -- re-raises the primary
+      c:spawn(function() error("traced", 0) end)
+    end)
+    return err, #rep.extra_errors
   end)
   scope.set_debug(false)
   t.like(res[2], "^traced\nstack traceback:", "set_debug(true) adds a traceback")
+  t.is(res[3], 0, "debug mode: re-raised primary is not a secondary error")
   local got = {}
   scope.set_unscoped_error_handler(function(f, e) got[#got + 1] = e end)
   local r2 = run(function(s)
