@@ -12,5 +12,12 @@ bench/nanosleep$(EXEEXT): $(top_srcdir)/bench/nanosleep.c
 	@$(MKDIR_P) bench
 	$(AM_V_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -O2 -o $@ $(top_srcdir)/bench/nanosleep.c
 
-bench: all bench/nanosleep$(EXEEXT)
+## spawn + reap reference for bench/spawn_proc.lua (posix_spawnp + waitpid).
+EXTRA_DIST += bench/spawn_proc.lua bench/spawn_ref.c
+CLEANFILES += bench/spawn_ref$(EXEEXT)
+bench/spawn_ref$(EXEEXT): $(top_srcdir)/bench/spawn_ref.c
+	@$(MKDIR_P) bench
+	$(AM_V_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -O2 -o $@ $(top_srcdir)/bench/spawn_ref.c
+
+bench: all bench/nanosleep$(EXEEXT) bench/spawn_ref$(EXEEXT)
 	$(SHELL) $(top_srcdir)/bench/run.sh '$(abs_top_srcdir)' '$(abs_top_builddir)' '$(LUA)'

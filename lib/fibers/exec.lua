@@ -126,7 +126,7 @@ local function scope_add(cmd)
       table.sort(list, function(a, b) return a._seq < b._seq end)
       shutdown_many(list)
     end)
-    if not ok then return nil, tostring(detach) end
+    if not ok then return nil, "scope has joined" end
     st = { set = {}, n = 0, detach = detach }
     scopes[S] = st
   end
@@ -513,6 +513,11 @@ function Command:_start()
     pgroup = not (type(sfd) == "number" and P.isatty(sfd))
   end
   spec.pgroup = pgroup
+  if not fail then
+    -- join the scope's set first: a scope that has joined cannot stop it
+    local ok, serr = scope_add(self)
+    if not ok then fail = serr end
+  end
   if fail then
     close_fds(parent_fds); close_fds(child_fds)
     self._state = "running"
@@ -541,7 +546,6 @@ function Command:_start()
     end
   end
   self._since = monotime()
-  local ok, serr = scope_add(self)
   if not pid then -- the child failed before exec: already reaped, 127
     self._pid = nil
     self:_finish(kind, code, nil, pidfd)
@@ -557,11 +561,6 @@ function Command:_start()
   end
   for name, m in pairs({ stdout = mode_of(self, "stdout"), stderr = mode_of(self, "stderr") }) do
     if m == "log" and self._owned[name] then pump(self, name, self._owned[name]) end
-  end
-  if not ok then
-    -- the scope has joined: nobody would stop it, so stop it now
-    self:kill(SIGKILL)
-    self._late = serr
   end
 end
 

@@ -38,10 +38,11 @@ local function wait_dead(pid)
   return true
 end
 
--- our fd count and zombie children, seen by a helper process
+-- our fd count and zombie children, seen by a helper process (after a pause:
+-- the parent closes the child-side pipe ends just after the exec)
 local function census()
   local out = fibers.perform(exec.command("sh", "-c",
-    "ls /proc/" .. mypid .. "/fd | wc -l; ps -o stat= --ppid " .. mypid .. " | grep -c Z || true"):output_op())
+    "sleep 0.2; ls /proc/" .. mypid .. "/fd | wc -l; ps -o stat= --ppid " .. mypid .. " | grep -c Z || true"):output_op())
   local fds, zombies = out:match("(%d+)%s+(%d+)")
   return tonumber(fds), tonumber(zombies)
 end
@@ -146,6 +147,15 @@ fibers.run(function(main)
     { "exited", 127, nil, "chdir: No such file or directory" }, "bad cwd")
   out, st, code, e, e = fibers.perform(exec.command{ "true", cwd = "/nonexistent" }:output_op())
   t.is_deeply({ out, st, code }, { "", "exited", 127 }, "output_op of a failing child")
+
+  -- a command whose scope has joined cannot start
+  local orphan_cmd
+  fibers.run_scope(function() orphan_cmd = exec.command("true") end)
+  t.is_deeply({ fibers.perform(orphan_cmd:run_op()) }, { "failed", nil, nil, "scope has joined" },
+    "start after the owning scope joined: failed")
+  t.is(orphan_cmd:pid(), nil, "... and nothing was started")
+  out = fibers.perform(exec.command("echo", 1, "two"):output_op())
+  t.is(out, "1 two\n", "numbers in argv become strings")
 
   -- misuse raises ---------------------------------------------------------------
   t.raises(function() exec.command{ "true", stdout = "bogus" } end, "invalid stdout", "bad stdout mode")
