@@ -76,7 +76,7 @@ lua_run() { timeout 60 "${LUA_RUNNER:-lua5.4}" "$@"; }
 
 @test "a client that never reads does not delay anyone else" {
 	ctl_start
-	lua_run "$CLIENTS" "$D/c.sock" flood 100000 >"$D/flood.out" 2>&1 &
+	lua_run "$CLIENTS" "$D/c.sock" flood 100000 >"$D/flood.out" 2>&1 3>&- &
 	BG=$!
 	for i in $(seq 100); do grep -q flooding "$D/flood.out" && break; sleep 0.05; done
 	grep -q flooding "$D/flood.out"
@@ -100,9 +100,9 @@ while true do
 end
 EOF2
 	ctl_start
-	# follow the logs, never read a byte (socat -u: from stdin to the socket only)
-	{ echo '{"id":1,"method":"logs","params":{"task":"chatty","follow":true}}'; sleep 30; } |
-		timeout 40 socat -u - UNIX-CONNECT:"$D/c.sock" &
+	# follow the logs, never read a byte
+	lua_run "$CLIENTS" "$D/c.sock" stuck '{"id":1,"method":"logs","params":{"task":"chatty","follow":true}}' \
+		>"$D/stuck.out" 2>&1 3>&- &
 	BG=$!
 	fd_wait_log 'control: dropped stream of pid [0-9]+: more than 1048576 bytes unsent' 20
 	run ctl status svc

@@ -27,7 +27,7 @@ teardown() {
 @test "watch: snapshot first, then the states of a restart" {
 	ctl_start
 	ctl_wait_state svc ready
-	ctl --json watch >"$D/watch.out" 2>&1 &
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" --json watch >"$D/watch.out" 2>&1 3>&- &
 	BG=$!
 	for i in $(seq 100); do [ -s "$D/watch.out" ] && break; sleep 0.05; done
 	run ctl restart svc
@@ -47,7 +47,7 @@ teardown() {
 @test "watch in human form" {
 	ctl_start
 	ctl_wait_state svc ready
-	ctl watch >"$D/watch.out" 2>&1 &
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" watch >"$D/watch.out" 2>&1 3>&- &
 	BG=$!
 	for i in $(seq 100); do [ -s "$D/watch.out" ] && break; sleep 0.05; done
 	run ctl stop svc
@@ -70,7 +70,7 @@ teardown() {
 	[[ ${lines[0]} =~ ^[0-9T:.Z-]+\ info\ svc:\ svc\ started$ ]]
 	run ctl --json logs svc -n 1
 	[[ $output == '{"lines":[{"level":"info","message":"tick '*'","t":'*',"task":"svc","time":"'*'"}],"t":'*',"task":"svc","time":"'* ]]
-	ctl logs svc -n 0 -f >"$D/follow.out" 2>&1 &
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" logs svc -n 0 -f >"$D/follow.out" 2>&1 3>&- &
 	BG=$!
 	sleep 0.5
 	n1=$(grep -c tick "$D/follow.out" || true)
