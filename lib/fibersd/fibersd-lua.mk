@@ -12,6 +12,7 @@ dist_fibersdexamples_DATA = scripts/examples/heartbeat.lua scripts/examples/subp
 ## End-to-end tests of the policy: one daemon per test in its own temp dir.
 FIBERSD_POLICY_TESTS = tests/bats/020-startup.bats tests/bats/021-restart.bats \
 	tests/bats/022-reload.bats tests/bats/023-shutdown.bats tests/bats/024-kill9.bats \
-	tests/bats/025-guards.bats tests/bats/026-stop.bats
+	tests/bats/025-guards.bats tests/bats/026-stop.bats tests/bats/027-systemd.bats \
+	tests/bats/028-examples.bats
 TESTS += $(FIBERSD_POLICY_TESTS)
 EXTRA_DIST += tests/bats/020-helpers.bash $(FIBERSD_POLICY_TESTS)

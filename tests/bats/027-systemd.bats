@@ -1,0 +1,93 @@
+#!/usr/bin/env bats
+# 027-systemd.bats - systemd integration without systemd: socket activation
+# through systemd-socket-activate, journald fields against a fake journal
+# socket in a private mount namespace, the children's scrubbed environment.
+
+load 020-helpers
+
+setup() { fd_setup; }
+teardown() {
+	[ -n "${ACT_PID:-}" ] && kill -TERM "$ACT_PID" 2>/dev/null
+	fd_teardown
+}
+
+@test "socket activation: the passed control socket is adopted, none is bound" {
+	fd_task beat <<'EOF2'
+require('fibersd').ready()
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+	systemd-socket-activate -l "$D/act.sock" --fdname=control \
+		"$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null >>"$D/log" 2>&1 &
+	ACT_PID=$!
+	for i in $(seq 100); do [ -S "$D/act.sock" ] && break; sleep 0.05; done
+	run timeout 10 "$FIBERSCTL" -S "$D/act.sock" version
+	[ "$status" -eq 0 ]
+	fd_wait_log 'adopted control socket \(fd 3, control\)'
+	run timeout 10 "$FIBERSCTL" -S "$D/act.sock" --json status beat
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"state":"ready"'* ]]
+	[ ! -e "$D/c.sock" ]
+	kill -TERM "$ACT_PID"
+	fd_wait_dead "$ACT_PID" 10
+	ACT_PID=
+	# an adopted socket is not ours to remove
+	[ -S "$D/act.sock" ]
+}
+
+# the datagram (socat -v record) holding the line $1
+record() {
+	awk -v m="$1" '/^> / { if (hit) { printf "%s", r; exit } r = ""; next }
+		{ r = r $0 "\n"; if ($0 == m) hit = 1 } END { if (hit) printf "%s", r }'
+}
+
+@test "journal: records carry PRIORITY, SYSLOG_IDENTIFIER, FIBERS_TASK, CHILD_PID" {
+	fd_task beat <<'EOF2'
+require('fibersd').log.notice('hello journal')
+local exec = require 'fibers.exec'
+require('fibers').perform(exec.command{ 'sh', '-c', 'echo child says hi' }:run_op())
+EOF2
+	cat >"$D/inner.sh" <<EOF2
+set -eu
+mkdir -p /run/systemd/journal
+mount -t tmpfs tmpfs /run/systemd/journal
+socat -u -v UNIX-RECV:/run/systemd/journal/socket /dev/null 2>"$D/journal.log" &
+s=\$!
+for i in \$(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+exec 2>"$D/stderr"
+export JOURNAL_STREAM=\$(stat -L -c '%d:%i' /proc/self/fd/2)
+"$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null &
+f=\$!
+for i in \$(seq 100); do grep -q 'child says hi' "$D/journal.log" 2>/dev/null && break; sleep 0.05; done
+kill -TERM \$f; wait \$f || true
+kill \$s
+EOF2
+	run timeout 30 unshare -m bash "$D/inner.sh"
+	[ "$status" -eq 0 ]
+	j=$(tr -d '\r' <"$D/journal.log")
+	grep -q '^MESSAGE=hello journal$' <<<"$j"
+	# the fields of that record
+	rec=$(record 'MESSAGE=hello journal' <<<"$j")
+	grep -qx 'PRIORITY=5' <<<"$rec"
+	grep -qx 'SYSLOG_IDENTIFIER=fibersd' <<<"$rec"
+	grep -qx 'FIBERS_TASK=beat' <<<"$rec"
+	grep -qx 'FIBERS_SCOPE=beat' <<<"$rec"
+	crec=$(record 'MESSAGE=child says hi' <<<"$j")
+	grep -qx 'FIBERS_TASK=beat' <<<"$crec"
+	grep -qx 'FIBERS_STREAM=stdout' <<<"$crec"
+	grep -Eqx 'CHILD_PID=[0-9]+' <<<"$crec"
+	# nothing went to stderr as text
+	! grep -q 'hello journal' "$D/stderr"
+}
+
+@test "children never see NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*, JOURNAL_STREAM, INVOCATION_ID" {
+	fd_task envdump <<EOF2
+local exec = require 'fibers.exec'
+require('fibers').perform(exec.command{ 'sh', '-c', 'env > $D/env; ulimit -Sn > $D/nofile' }:run_op())
+EOF2
+	fd_notify_listen
+	INVOCATION_ID=abc WATCHDOG_USEC=0 JOURNAL_STREAM=1:1 FOO_KEEP=1 fd_start
+	fd_wait_log 'envdump: exited'
+	grep -q '^FOO_KEEP=1$' "$D/env"
+	! grep -Eq '^(NOTIFY_SOCKET|WATCHDOG_|LISTEN_|JOURNAL_STREAM|INVOCATION_ID)' "$D/env"
+	[ "$(cat "$D/nofile")" = 1024 ]
+}
