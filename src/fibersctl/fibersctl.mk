@@ -26,8 +26,13 @@ tests_unit_json_t_SOURCES = tests/unit/json.c
 tests_unit_json_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) -I$(top_srcdir)/src/fibersd
 tests_unit_json_t_LDADD = libfibersdcontrol.la $(LUA_LIBS) -lm
 
-TESTS += tests/unit/json.t tests/bats/050-fibersctl-client.bats tests/bats/051-completion.bats
-EXTRA_DIST += tests/bats/050-fibersctl-client.bats tests/bats/051-completion.bats tests/bats/fixtures/control/fake-server.sh
+CONTROL_BATS = tests/bats/050-fibersctl-client.bats tests/bats/051-completion.bats \
+	tests/bats/060-control-status.bats tests/bats/061-control-cancel.bats \
+	tests/bats/062-control-access.bats tests/bats/063-control-robust.bats \
+	tests/bats/064-control-streams.bats
+TESTS += tests/unit/json.t $(CONTROL_BATS)
+EXTRA_DIST += $(CONTROL_BATS) tests/bats/fixtures/control/fake-server.sh \
+	tests/bats/fixtures/control/ctl.bash tests/bats/fixtures/control/clients.lua
 
 ## The control server's Lua side (installed beside the rest of the policy).
 luafibersdctldir = $(pkgdatadir)/lua/fibersd
