@@ -198,6 +198,35 @@ do
   t.is_deeply(b, { n = 1, "empty" }, "the losing put left nothing in the buffer")
 end
 
+-- swap: two fibers each racing put and get on the same channel pair up
+-- (one puts, the other gets); a fiber never matches its own registration
+do
+  local ch = chan.new()
+  local res = {}
+  for _, name in ipairs({ "a", "b" }) do
+    runtime.spawn_raw(function()
+      res[name] = t.pack(perform(op.choice(
+        ch:put_op(name):wrap(function() return "put" end),
+        ch:get_op():wrap(function(v) return "got", v end))))
+    end)
+  end
+  turns(3)
+  local ok = (res.a and res.b) and (
+    (res.a[1] == "put" and res.b[1] == "got" and res.b[2] == "a") or
+    (res.b[1] == "put" and res.a[1] == "got" and res.a[2] == "b"))
+  t.ok(ok, "one fiber's put matched the other's get (either pairing)")
+  local lone
+  runtime.spawn_raw(function()
+    lone = perform(op.choice(ch:put_op(1):wrap(function() return "put" end),
+                             ch:get_op():wrap(function() return "got" end)))
+  end)
+  turns(2)
+  t.is(lone, nil, "alone, put and get on one channel do not match each other")
+  runtime.spawn_raw(function() perform(ch:put_op(2)) end)
+  turns(2)
+  t.is(lone, "got", "a second fiber completes it")
+end
+
 -- ready arms in the try phase: exactly one wins, the other is untouched
 do
   local a, b = chan.new(1), chan.new(1)
