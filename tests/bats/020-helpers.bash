@@ -5,7 +5,8 @@
 #
 #   fd_setup            make $D (temp dir), $D/t (task dir), config $D/f.conf
 #   fd_task NAME <<EOF  write task NAME.lua from stdin
-#   fd_conf <<EOF       append config lines (after the [fibersd] defaults)
+#   fd_conf <<EOF       append config lines (after a [defaults] section: start
+#                       with a section header, e.g. "[fibersd]" to add keys)
 #   fd_notify_listen    start the fake notify socket ($D/notify, log $D/notify.log)
 #   fd_start [ARGS]     start the daemon in the background ($FD_PID, log $D/log)
 #   fd_wait_log RE [S]  wait until the log matches RE (grep -E), default 10 s
@@ -22,8 +23,8 @@ fd_setup() {
 	chmod 0755 "$D"
 	mkdir -m 0755 "$D/t"
 	: >"$D/log"
-	printf '[fibersd]\ncontrol_group = 0\nadmin_group = 0\nlog_level = debug\n' >"$D/f.conf"
-	[ -n "${FD_SHIM:-}" ] && printf 'lua_path = %s\n' "$FD_SHIM" >>"$D/f.conf"
+	# short grace so teardown is quick; tests append their own sections
+	printf '[fibersd]\ncontrol_group = 0\nadmin_group = 0\nlog_level = debug\n[defaults]\nshutdown_grace = 0.5\n' >"$D/f.conf"
 	FD_PID=
 	FD_SOCAT=
 	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -95,6 +95,7 @@ require('fibers').spawn(function() require('fibers').perform(cmd:run_op()) end)
 while true do op.perform_raw(sleep.sleep_op(0.05)) end
 EOF2
 	fd_conf <<'EOF2'
+[fibersd]
 shutdown_timeout = 1
 [defaults]
 shutdown_grace = 30
