@@ -56,7 +56,21 @@ check)
 	;;
 run)
 	build
-	exec ./tests/seed/run-examples.sh
+	# fibersd in the foreground on scripts/examples/, staged into a temporary
+	# directory (root-owned and 0755 when run as root, so the trust check of
+	# task files passes even from a user's checkout); control socket in ./run.
+	stage=$(mktemp -d /tmp/fibersd-examples.XXXXXX)
+	trap 'rm -rf "$stage"' EXIT
+	trap : INT TERM
+	chmod 0755 "$stage"
+	mkdir -m 0755 "$stage/tasks"
+	cp scripts/examples/*.lua "$stage/tasks/"
+	chmod 0644 "$stage"/tasks/*.lua
+	printf '[fibersd]\ncontrol_group = %s\nadmin_group = %s\n' "$(id -g)" "$(id -g)" >"$stage/fibersd.conf"
+	mkdir -p run
+	say "fibersd on $stage/tasks; in another terminal: ./src/fibersctl/fibersctl -S run/control.sock status"
+	say "Ctrl-C stops it (the seed examples run in 'make check' and ./tests/seed/run-examples.sh)"
+	./src/fibersd/fibersd -c "$stage/fibersd.conf" -d "$stage/tasks" -S "$PWD/run/control.sock" || exit $?
 	;;
 *)
 	echo "usage: $0 run|check|build|deps" >&2
