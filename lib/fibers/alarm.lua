@@ -7,9 +7,11 @@
 --
 -- Model: an alarm has one pending firing time `next` (epoch seconds).
 -- wait_op is ready when `now_epoch >= next`: it consumes that firing
--- (yields `true, alarm, fired_epoch`) and asks next_time(fired, now) for the
--- following one.  Firings nobody waits for are not queued: a late waiter
--- gets the overdue firing once and the schedule continues from "now"
+-- (yields `true, alarm, fired_epoch`); the following one is asked of
+-- next_time(fired, now) lazily, at the next wait (or is_active,
+-- next_fire_time, time_changed).  next_time errors are raised in the
+-- waiting fiber (never into the scheduler).  Firings nobody waits for are
+-- not queued: a late waiter gets the overdue firing once and the schedule continues from "now"
 -- (missed recurrences coalesce).  When next_time returns nil the next wait
 -- yields `false, "no_more_recurrences", alarm, last_fired` once, then never.
 -- cancel() (decision, the spec is silent): the next wait yields
@@ -96,8 +98,10 @@ local function step(a)
   end
   local t = a.next
   if now >= t then
-    a.last = t
-    compute(a, now)
+    -- Consume the firing; the next one is asked for lazily (next wait,
+    -- is_active, next_fire_time, time_changed), so an error raised by
+    -- next_time surfaces there and never swallows this firing.
+    a.last, a.next, a.computed = t, nil, false
     return true, true, a, t
   end
   return false
@@ -120,10 +124,15 @@ local function on_timer(rec)
     return
   end
   local a = rec.alarm
-  local r = pack(step(a))
-  if r[1] then
+  -- This runs as a scheduler task: an error of next_time must not escape
+  -- into the loop; it is raised in the waiting fiber instead.
+  local r = pack(pcall(step, a))
+  if not r[1] then
     a.waiters[rec] = nil
-    s:complete(rec.w, unpack(r, 2, r.n))
+    s:complete_task(rec.w):cancel(r[2])
+  elseif r[2] then
+    a.waiters[rec] = nil
+    s:complete(rec.w, unpack(r, 3, r.n))
   else
     arm(rec)
   end
@@ -194,6 +203,9 @@ end
 
 -- The pending firing time (epoch) or nil, for introspection.
 function Alarm:next_fire_time()
+  if time_source and self.state == "active" and not self.computed then
+    compute(self, time_source())
+  end
   return self.next
 end
 

@@ -152,6 +152,25 @@ runtime.spawn_raw(function() r = t.pack(perform(c:wait_op())) end)
 advance(0)
 t.is_deeply(r, { n = 3, true, c, epoch }, "the firing is still there for the next waiter")
 
+-- an error raised by next_time reaches the waiting fiber, after the firing
+do
+  local n = 0
+  local e = alarm.new{ next_time = function(_, now)
+    n = n + 1
+    if n > 1 then error("bad recurrence", 0) end
+    return now + 1
+  end }
+  local got = {}
+  runtime.spawn_raw(function()
+    got[1] = t.pack(perform(e:wait_op()))
+    got[2] = t.pack(pcall(perform, e:wait_op()))
+  end)
+  advance(0)
+  advance(1)
+  t.is_deeply(got[1], { n = 3, true, e, epoch }, "the firing is delivered")
+  t.is_deeply(got[2], { n = 2, false, "bad recurrence" }, "then next_time's error is raised in the waiter")
+end
+
 -- bounded memory over 10^5 losing alarm waits
 do
   local d = alarm.new{ next_time = function(_, now) return now + 3600 end }
