@@ -207,17 +207,34 @@ local function main()
     rs:close(); ws:close()
   end
 
-  -- writes are never torn: a big write losing to a timeout
+  -- writes are never torn: a big write commits once the kernel took part
+  -- of it; the rest drains in the background; later writes wait for it
   do
     local rs, ws = pipe()
     local big = string.rep("B", 3 * 1048576)
-    local n = fibers.perform(op.choice(ws:write_string_op(big), sleep.sleep_op(0.02):wrap(function() return "timeout" end)))
-    t.is(n, "timeout", "big write to an undrained pipe loses to a timeout")
+    local timeout = sleep.sleep_op(0.02):wrap(function() return "timeout" end)
+    t.is(fibers.perform(op.choice(ws:write_string_op(big), timeout)), #big,
+      "a big write into an undrained pipe commits (the kernel took part)")
+    t.is(fibers.perform(op.choice(ws:write_string_op("next"), timeout)), "timeout",
+      "the next write waits for the queued tail (back-pressure) and loses")
+    t.is(fibers.perform(op.choice(ws:flush_output_op(), timeout)), "timeout",
+      "flush waits for the queue too")
     fibers.spawn(function() ws:write("after"); ws:close() end)
     local all = rs:read_all()
     t.is(#all, #big + 5, "the whole string arrived, then the next write")
-    t.is(all:sub(-6), "Bafter", "in order")
+    t.is(all:sub(-6), "Bafter", "in order; the losing write wrote nothing")
     rs:close()
+  end
+
+  -- the background drain delivers a tail without further writes
+  do
+    local rs, ws = pipe()
+    local big = string.rep("C", 2 * 1048576 + 7)
+    t.is(ws:write(big), #big, "big write committed")
+    local got = rs:read_exactly(#big)
+    t.is(got and #got, #big, "the tail drained in the background while we read")
+    t.is(ws:flush(), true, "nothing left to flush")
+    rs:close(); ws:close()
   end
 
   -- a blocked reader is woken by close(); use after close raises

@@ -11,14 +11,16 @@
 -- in the same step that hands them to the winning perform (in try, or in the
 -- readiness task after checking `suspension:waiting()`); a read that loses
 -- or is cancelled leaves everything in the buffer.  Writes are never torn:
--- a write that loses after the kernel took part of its string buffers the
--- rest, which goes out before any later write.
+-- a write that has put any byte into the kernel has won (see below).
 --
 -- Write buffering (setvbuf): "no" (default for pipes, sockets, ttys) - a
--- write completes when the whole string is in the kernel; "full" (default
--- for regular files) - small writes gather in the buffer up to bufsize,
--- flushed when full, by flush() or close(); "line" - as "full", and a write
--- containing "\n" completes only once the buffer is flushed.
+-- write goes straight to the kernel; "full" (default for regular files) -
+-- small writes gather in the buffer up to bufsize, written when full, by
+-- flush() or close(); "line" - as "full", and a write containing "\n"
+-- writes the buffer out.  A write completes once its bytes are committed:
+-- if the kernel takes only part, the rest is queued and drained in the
+-- background (never torn, never reordered); later writes wait for that
+-- queue (back-pressure); flush() waits until everything is out.
 --
 -- Backend contract (`open(backend, ...)`), all non-blocking:
 --   backend:read_string(max) -> str (1..max bytes) | false (nothing now)
@@ -171,8 +173,10 @@ local function closed3() return nil, 0, "stream is closed" end
 
 local function read_op(self, m, a, b, c, post, post_closed)
   if not self._readable then error("stream is not readable", 3) end
+  -- All fields in the constructor: one allocation, no rehash.
   return prim(read_try, block_read, nil,
-    { st = self, m = m, a = a, b = b, c = c, post = post,
+    { k = 0, try = false, block = false, wf = false,
+      st = self, m = m, a = a, b = b, c = c, post = post,
       post_closed = post_closed or closed2 })
 end
 
@@ -264,74 +268,119 @@ local function raw_write(self, s, off)
   return off, off == #s
 end
 
--- Write out the buffer: true (empty) | false (would block) | nil, err.
+-- Write out everything pending (the C write buffer, then a big tail kept
+-- as a Lua string): true (all out) | false (would block) | nil, err.
 local function raw_flush(self)
   local cs = self._cs
-  if not self._backend then
-    local ok, err = cs:flush()
-    return ok, err
-  end
   local _, wl = cs:info()
-  if wl == 0 then return true end
-  local data = cs:wtake()
-  local off, done, err = raw_write(self, data, 0)
-  if off == nil then cs:buffer(data, err); return nil, done end
-  if not done then cs:buffer(data, off); return false end
+  if wl > 0 then
+    if not self._backend then
+      local ok, err = cs:flush()
+      if not ok then return ok, err end
+    else
+      local data = cs:wtake()
+      local off, done, err = raw_write(self, data, 0)
+      if off == nil then cs:buffer(data, err); return nil, done end
+      if not done then cs:buffer(data, off); return false end
+    end
+  end
+  local pend = self._pend
+  if pend then
+    local off, done, err = raw_write(self, pend, self._poff)
+    if off == nil then self._poff = err; return nil, done end
+    if not done then self._poff = off; return false end
+    self._pend, self._poff = nil, nil
+  end
   return true
 end
 
--- One step of a write perform (state lives in the per-perform op o).
+-- Background drain of bytes a completed write left behind (so they never
+-- sit in the buffer for want of another write); errors are kept for the
+-- next write, flush or close.
+local Drainer = {}
+Drainer.__index = Drainer
+
+function Drainer:run()
+  local st = self.st
+  self.h = nil
+  if st._drain ~= self or st._closed then return end
+  local ok, err = raw_flush(st)
+  if ok == false then self.h = wait_for(st, "w", self); return end
+  st._drain = nil
+  if ok == nil then st._werr = err end
+end
+
+local function arm_drain(self)
+  if self._drain then return end
+  local d = setmetatable({ st = self }, Drainer)
+  self._drain = d
+  d.h = wait_for(self, "w", d)
+end
+
+local function stop_drain(self)
+  local d = self._drain
+  if d then
+    self._drain = nil
+    local h = d.h
+    d.h = nil
+    cancel_wait(self, h)
+  end
+end
+
+-- try of write ops.  Stateless: a write completes once its bytes are
+-- committed to the stream - in the kernel, or (after the kernel took part
+-- of them) the rest queued to go out first, by the background drain or
+-- the next write/flush/close.  With pending bytes (or a full buffer) a
+-- write waits for them to drain first: that is the back-pressure.
 local function write_try(o)
   local self, s = o.st, o.s
-  if self._closed then return true, o.post_closed() end
-  if o.flushing then
+  if self._closed then return true, nil, "stream is closed" end
+  local werr = self._werr
+  if werr then self._werr = nil; return true, 0, werr end
+  local cs = self._cs
+  local mode = self._vbuf
+  local _, wl = cs:info()
+  local pend = self._pend
+  if mode ~= "no" and not pend and wl + #s <= cs:bufsize() then
+    cs:buffer(s)
+    if mode == "line" and find(s, "\n", 1, true) then
+      local ok, err = raw_flush(self)
+      if ok == nil then return true, #s, err end
+      if ok == false then arm_drain(self) end
+    end
+    return true, #s, nil
+  end
+  if wl > 0 or pend then
     local ok, err = raw_flush(self)
     if ok == false then return false end
-    if ok == nil then return true, nil, err end
-    return true, o.ret, nil
+    if ok == nil then return true, 0, err end
   end
-  if not o.direct then
-    local cs = self._cs
-    local _, wl = cs:info()
-    local mode = self._vbuf
-    if mode ~= "no" and wl + #s <= cs:bufsize() then
-      cs:buffer(s)
-      if mode == "line" and find(s, "\n", 1, true) then
-        o.flushing, o.ret = true, #s
-        return write_try(o)
-      end
-      return true, #s, nil
-    end
-    if wl > 0 then
-      local ok, err = raw_flush(self)
-      if ok == false then return false end
-      if ok == nil then return true, nil, err end
-      return write_try(o)
-    end
-    o.direct = true
-  end
-  local off, done, err = raw_write(self, s, o.off)
-  if off == nil then o.off = err; return true, err, done end
-  o.off = off
+  local off, done, err = raw_write(self, s, 0)
+  if off == nil then return true, err, done end
   if done then return true, #s, nil end
-  return false
+  if off == 0 then return false end
+  if #s - off <= cs:bufsize() then cs:buffer(s, off)
+  else self._pend, self._poff = s, off end
+  arm_drain(self)
+  return true, #s, nil
 end
 
--- A write that loses after partial progress buffers its tail (never torn).
-local function write_abort(o)
-  local off = o.off
-  if o.direct and off > 0 and off < #o.s then o.st._cs:buffer(o.s, off) end
+local function flush_try(o)
+  local self = o.st
+  if self._closed then return true, nil, "stream is closed" end
+  local werr = self._werr
+  if werr then self._werr = nil; return true, nil, werr end
+  local ok, err = raw_flush(self)
+  if ok == false then return false end
+  if ok == nil then return true, nil, err end
+  return true, true, nil
 end
 
-local function write_op(self, s, is_flush)
+local function write_op(self, s, try)
   if not self._writable then error("stream is not writable", 3) end
-  return op.guard(function()
-    local o = { st = self, s = s, off = 0, post_closed = closed2 }
-    if is_flush then o.ret = true; o.flushing = true end
-    local leaf = prim(write_try, block_write, nil, o)
-    if is_flush then return leaf end
-    return leaf:on_abort(function() write_abort(o) end)
-  end)
+  -- All fields in the constructor: one allocation, no rehash.
+  return prim(try, block_write, nil,
+    { k = 0, try = false, block = false, wf = false, st = self, s = s })
 end
 
 -- Op: write s -> bytes_written, err|nil.
@@ -340,7 +389,7 @@ function Stream:write_string_op(s)
     if type(s) ~= "number" then error("write_string_op: expected a string", 2) end
     s = tostring(s)
   end
-  return write_op(self, s, false)
+  return write_op(self, s, write_try)
 end
 
 -- Op: write each argument (strings or numbers) -> bytes_written, err|nil.
@@ -353,12 +402,12 @@ function Stream:write_op(...)
     if type(v) == "number" then parts[i] = tostring(v)
     elseif type(v) ~= "string" then error("write_op: argument " .. i .. " is not a string", 2) end
   end
-  return write_op(self, table.concat(parts), false)
+  return write_op(self, table.concat(parts), write_try)
 end
 
--- Op: write out everything buffered -> true | nil, err.
+-- Op: write out everything pending -> true | nil, err.
 function Stream:flush_output_op()
-  return write_op(self, "", true)
+  return write_op(self, "", flush_try)
 end
 
 ------------------------------------------------------------------------------
@@ -395,7 +444,7 @@ function Stream:close()
   local err, raise
   if self._writable then
     local _, wl = self._cs:info()
-    if wl > 0 then
+    if wl > 0 or self._pend then
       if runtime.current_fiber() then
         -- pcall: the fd must be released even if the flush is cancelled.
         local ok, r, e = pcall(perform, self:flush_output_op())
@@ -407,7 +456,10 @@ function Stream:close()
       end
     end
   end
+  stop_drain(self)
+  if err == nil and self._werr then err = self._werr end
   self._closed, self._readable, self._writable = true, false, false
+  self._pend = nil
   for w in pairs(self._waiters) do
     unwait(self, w)
     if w.s:waiting() then finish(w, w.o.try(w.o)) end
