@@ -3,11 +3,12 @@
 ## module; the daemon's Lua policy (lib/fibersd/*.lua, installed in
 ## $(pkgdatadir)/lua/fibersd); the shipped config; their tests.
 
-sbin_PROGRAMS += src/fibersd/fibersd
-src_fibersd_fibersd_SOURCES = \
-	src/fibersd/fibersd.h src/fibersd/main.c src/fibersd/config.c \
-	src/fibersd/journal.c src/fibersd/notify.c src/fibersd/sock.c \
-	src/fibersd/task.c src/fibersd/lhost.c
+## Everything but main.c is a convenience library, so unit tests can embed
+## the `_fibersd` module in a Lua state of their own.
+noinst_LTLIBRARIES += libfibersdhost.la
+libfibersdhost_la_SOURCES = \
+	src/fibersd/fibersd.h src/fibersd/config.c src/fibersd/journal.c \
+	src/fibersd/notify.c src/fibersd/sock.c src/fibersd/task.c src/fibersd/lhost.c
 ## Compiled-in directories; FIBERSD_BUILD_EXE lets the binary notice that it
 ## runs from the build tree and load lib/ from the source tree instead.
 fibersd_dirs_CPPFLAGS = \
@@ -17,9 +18,15 @@ fibersd_dirs_CPPFLAGS = \
 	-DFIBERSD_PKGLUADIR='"$(pkgdatadir)/lua"' \
 	-DFIBERSD_SRCLIB='"$(abs_top_srcdir)/lib"' \
 	-DFIBERSD_BUILD_EXE='"$(abs_top_builddir)/src/fibersd/fibersd"'
+libfibersdhost_la_CPPFLAGS = $(AM_CPPFLAGS) $(fibersd_dirs_CPPFLAGS)
+libfibersdhost_la_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS) $(SYSTEMD_CFLAGS)
+libfibersdhost_la_LIBADD = libfibersdcontrol.la libfiberslua.la $(INIH_LIBS) $(SYSTEMD_LIBS)
+
+sbin_PROGRAMS += src/fibersd/fibersd
+src_fibersd_fibersd_SOURCES = src/fibersd/main.c
 src_fibersd_fibersd_CPPFLAGS = $(AM_CPPFLAGS) $(fibersd_dirs_CPPFLAGS)
-src_fibersd_fibersd_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
-src_fibersd_fibersd_LDADD = libfibersdcontrol.la libfiberslua.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
+src_fibersd_fibersd_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
+src_fibersd_fibersd_LDADD = libfibersdhost.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
 
 ## The daemon's Lua policy (engineer H7's files are listed here).
 luafibersddir = $(pkgdatadir)/lua/fibersd
@@ -59,3 +66,10 @@ tests_unit_config_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd $(fibe
 tests_unit_config_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS)
 tests_unit_config_t_LDADD = $(LUA_LIBS) $(INIH_LIBS) -lm
 TESTS += tests/unit/config.t
+
+check_PROGRAMS += tests/unit/fdtask.t
+tests_unit_fdtask_t_SOURCES = tests/unit/fdtask.c
+tests_unit_fdtask_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd
+tests_unit_fdtask_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
+tests_unit_fdtask_t_LDADD = libfibersdhost.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
+TESTS += tests/unit/fdtask.t

@@ -19,8 +19,9 @@
  * Guard: enter(fiber) arms a count hook on fiber.co (task fibers only,
  * never tag nil); a fiber running longer than max_slice is doomed with
  * "task exceeded max_slice of <N>s without yielding".  Once its task is
- * doomed, the error is raised again at every hook tick until the fiber
- * yields or ends, so a pcall in the task cannot swallow it.  Coroutines a
+ * doomed, the error is raised again at every hook tick - then every
+ * instruction - until the fiber yields or ends, so a pcall in the task
+ * cannot swallow it (a fixed period could keep landing inside the pcall).  Coroutines a
  * task creates inherit the hook (lua_newthread copies it); a hook firing
  * outside a task slice removes itself.
  */
@@ -312,6 +313,9 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
 		m->raise_slice = true;
 	}
 	if (m->raise_slice && t->doom) {
+		/* From now on every instruction checks: with a fixed period the
+		 * tick could always land inside the same pcall of a loop. */
+		lua_sethook(L, guard_hook, LUA_MASKCOUNT, 1);
 		lua_pushstring(L, t->doom);
 		lua_error(L);
 	}
