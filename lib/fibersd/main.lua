@@ -272,11 +272,8 @@ local function daemon(D, cfg, opts)
       next_extend = fibers.now() + 5
     end
   end
-  local left = 0
-  for _, s in ipairs(sv:scopes()) do
-    left = left + 1
-    supervisor.kill_tree(s)
-  end
+  local left = sv:active()
+  for _, s in ipairs(sv:scopes()) do supervisor.kill_tree(s) end
   if forced or left > 0 then
     log.daemon('warning', 'shutdown: %d task%s did not stop in time: killed', left, left == 1 and '' or 's')
   end

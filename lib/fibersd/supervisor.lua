@@ -47,6 +47,10 @@ Sup.__index = Sup
 local Rec = {}
 Rec.__index = Rec
 
+-- Seconds a doomed task (runaway, memory) may take to unwind before it is
+-- forced; its outcome is "failed" with the doom reason either way.
+M.DOOM_GRACE = 1
+
 -- Accounts of running tasks: id -> record (for the doom hook).
 M.live = {}
 
@@ -70,7 +74,7 @@ local function now() return fibers.now() end
 function M.new(opts)
   local sv = setmetatable({
     tasks = {}, tasks_scope = opts.tasks_scope, sup_scope = opts.sup_scope,
-    watchers = {}, changed = cond.new(), started = now(),
+    watchers = {}, changed = cond.new(), started = now(), nstate = {},
     shutting_down = false,
   }, Sup)
   return sv
@@ -112,9 +116,11 @@ end
 -- Counts of tasks by state, plus the total (`tasks`).
 function Sup:counts()
   local c = { tasks = 0 }
-  for _, r in pairs(self.tasks) do
-    c.tasks = c.tasks + 1
-    c[r.state] = (c[r.state] or 0) + 1
+  for st, n in pairs(self.nstate) do
+    if n > 0 and st ~= 'removed' then
+      c[st] = n
+      c.tasks = c.tasks + n
+    end
   end
   return c
 end
@@ -200,6 +206,7 @@ function Sup:add(spec)
   r.want = r.enabled and 'run' or 'idle'
   if not r.enabled then r.state = 'disabled' end
   self.tasks[r.name] = r
+  self.nstate[r.state] = (self.nstate[r.state] or 0) + 1
   self:emit({ event = 'state', task = r.name, scope = r.name, from = nil, to = r.state,
     reason = 'added', t = now(), time = log.realtime() })
   local me = runtime.current_fiber()
@@ -235,11 +242,7 @@ end
 
 -- Number of tasks still loading (READY=1 waits for 0).
 function Sup:loading()
-  local n = 0
-  for _, r in pairs(self.tasks) do
-    if r.state == 'loading' then n = n + 1 end
-  end
-  return n
+  return self.nstate.loading or 0
 end
 
 -- Every live task scope (for process counts and the final SIGKILL).
@@ -276,6 +279,11 @@ end
 function Rec:set_state(to, reason)
   local from = self.state
   if from == to and self.reason == reason then return end
+  local ns = self.sv.nstate
+  if from ~= to then
+    ns[from] = ns[from] - 1
+    ns[to] = (ns[to] or 0) + 1
+  end
   self.state, self.reason, self.since = to, reason, now()
   if to ~= 'backoff' then self.next_start = nil end
   self.sv:emit({ event = 'state', task = self.name, scope = self.name,
@@ -355,6 +363,7 @@ function Rec:main()
   self.sv.tasks[self.name] = nil
   log.drop(self.name)
   self:set_state('removed', 'reload')
+  self.sv.nstate.removed = 0
 end
 
 local function kill_tree(s, seen)
@@ -429,6 +438,8 @@ function Rec:run_once()
         log.task(self.name, self.name, 'err', '%s', self.fail_override)
         sc:cancel(self.fail_override)
       end
+      -- a doomed task gets at most DOOM_GRACE to unwind, then it is forced
+      self.force_at = math.min(self.force_at or math.huge, now() + math.min(M.DOOM_GRACE, pol.stop_timeout or 10))
     end
     if self.intent and not self.force_at then
       self:set_state('stopping', self.intent)
@@ -483,8 +494,13 @@ function Rec:finish(sc, status, perr, report)
     self.forced = true
     if self.acct then M.live[self.acct] = nil end
     self.last_exit = 'stopped (forced)'
-    log.task(self.name, self.name, 'warning', 'did not stop within %gs: forced (processes killed, fibers abandoned)',
-      self.policy.stop_timeout or 10)
+    if self.fail_override then
+      log.task(self.name, self.name, 'warning', 'did not unwind after "%s": forced (processes killed, fibers abandoned)',
+        self.fail_override)
+    else
+      log.task(self.name, self.name, 'warning', 'did not stop within %gs: forced (processes killed, fibers abandoned)',
+        self.policy.stop_timeout or 10)
+    end
   else
     local doomed = host.task_doomed(self.acct)
     if doomed and status == 'failed' then perr = doomed end
@@ -495,7 +511,9 @@ function Rec:finish(sc, status, perr, report)
   self.acct = nil
   self.extra_errors = report and report.extra_errors or {}
   local outcome, reason
-  if status == nil then
+  if status == nil and self.fail_override then
+    outcome, reason = 'failed', self.fail_override
+  elseif status == nil then
     outcome, reason = 'stopped', 'forced'
   elseif self.fail_override then
     outcome, reason = 'failed', self.fail_override
@@ -508,7 +526,9 @@ function Rec:finish(sc, status, perr, report)
   else
     outcome, reason = 'exited', perr
   end
-  if status ~= nil then self.last_exit = outcome == 'exited' and (reason and ('exited: ' .. tostring(reason)) or 'exited') or outcome end
+  if status ~= nil or outcome == 'failed' then
+    self.last_exit = outcome == 'exited' and (reason and ('exited: ' .. tostring(reason)) or 'exited') or outcome
+  end
   if outcome == 'failed' then
     self.last_error = tostring(reason)
     log.task(self.name, self.name, 'err', 'failed: %s', self.last_error)
