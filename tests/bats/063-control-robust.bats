@@ -108,3 +108,22 @@ EOF2
 	run ctl status svc
 	[ "$status" -eq 0 ]
 }
+
+@test "idle connections are closed after control_idle; watch streams are not" {
+	sed -i 's/^\[fibersd\]$/[fibersd]\ncontrol_idle = 0.5/' "$D/f.conf"
+	ctl_start
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" watch >"$D/watch.out" 2>&1 3>&- &
+	BG=$!
+	run lua_run "$CLIENTS" "$D/c.sock" idle
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == '{"hello":'* ]]
+	ms=${lines[1]#closed after }
+	ms=${ms% ms}
+	[ "$ms" -ge 500 ]
+	[ "$ms" -lt 3000 ]
+	kill -0 "$BG"
+	run ctl stop svc
+	[ "$status" -eq 0 ]
+	for i in $(seq 100); do grep -q 'stopping -> stopped' "$D/watch.out" && break; sleep 0.05; done
+	grep -q 'svc: stopping -> stopped (stop)' "$D/watch.out"
+}
