@@ -51,3 +51,6 @@ UNINSTALL_HOOKS += uninstall-fibersctl-completion
 uninstall-fibersctl-completion:
 	rm -f $(DESTDIR)$(bashcompletiondir)/fibersctl
 .PHONY: install-fibersctl-completion uninstall-fibersctl-completion
+
+## The manual page (a test checks that it lists every command).
+dist_man1_MANS = man/fibersctl.1

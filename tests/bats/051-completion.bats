@@ -44,3 +44,16 @@ comp() {
 	[ "$(comp fibersctl logs web -n "")" = "" ]
 	[ "$(comp fibersctl reload "")" = "" ]
 }
+
+@test "the man page and --help list every command of the table" {
+	FCTL="${top_builddir:-$BATS_TEST_DIRNAME/../..}/src/fibersctl/fibersctl"
+	run "$FCTL" --help
+	[ "$status" -eq 0 ]
+	cmds=$(printf '%s\n' "$output" | sed -n 's/^  \([a-z]*\) .*/\1/p' | grep -v '^$')
+	[ "$(echo "$cmds" | wc -l)" -eq 10 ]
+	man=$BATS_TEST_DIRNAME/../../man/fibersctl.1
+	for c in $cmds; do
+		grep -Eq "^\.(B|BR|BI) \"?$c( |\"|$)" "$man"
+		[[ " $(sed -n 's/^[[:space:]]*local commands="\(.*\)"/\1/p' "$BATS_TEST_DIRNAME/../../completion/fibersctl.bash") " == *" $c "* ]]
+	done
+}
