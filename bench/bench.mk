@@ -4,6 +4,7 @@
 bench_lua_files = bench/common.lua bench/pingpong.lua bench/spawn.lua \
 	bench/parked.lua bench/timers.lua bench/choice.lua bench/sleep1ms.lua \
 	bench/performs.lua
+bench_lua_files += bench/pipe.lua
 EXTRA_DIST += bench/run.sh bench/nanosleep.c $(bench_lua_files)
 CLEANFILES += bench/nanosleep$(EXEEXT)
 

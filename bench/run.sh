@@ -16,7 +16,7 @@ export LUA_PATH LUA_CPATH
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-cases=${BENCH_ONLY:-"pingpong spawn parked timers choice sleep1ms performs spawn_proc"}
+cases=${BENCH_ONLY:-"pingpong spawn parked timers choice sleep1ms performs spawn_proc pipe"}
 echo "# fibers benchmarks: $("$lua" -v 2>&1 | head -n 1), scale ${BENCH_SCALE:-1}"
 if [ -x "$build/bench/nanosleep" ]; then
 	NANOSLEEP_REF=$("$build/bench/nanosleep" 1000)
@@ -56,6 +56,7 @@ BEGIN {
 	else if (name == "sleep1ms_p99") { tgt = "<= ref + 100 us"; met = (v <= r + 100) }
 	else if (name ~ /^spawn_proc_(seq|conc50)$/) { tgt = ">= 90% of ref"; met = (r > 0 && v >= 0.9 * r) }
 	else if (name == "spawn_proc_mem") { tgt = "bounded (< 256 KiB)"; met = (v < 256) }
+	else if (name == "pipe") { tgt = ">= 0.9x ref (dd | cat)"; met = (v >= 0.9 * r) }
 	else if (name == "performs_rss") { tgt = "growth <= 1024 KiB (" v - r ")"; met = (v - r <= 1024) }
 	if (met != "-") met = met ? "yes" : "NO"
 	printf "%-14s %9s %12s %12s %9s  %-32s %s\n", name, n, v " " u, r, ratio, tgt, met

@@ -99,6 +99,12 @@ local function main()
     pw:close()
     t.is(pr:read_line(), nil, "EOF after the writer closes")
     pr:close()
+    local kr, kw = file.pipe{ size = 0 }
+    kw:write("default size\n")
+    t.is(kr:read_line(), "default size", "pipe{size = 0}")
+    kr:close(); kw:close()
+    t.raises(function() file.pipe(5) end, "options must be a table", "pipe(5) raises")
+    t.raises(function() file.pipe{ size = -1 } end, "bad size", "negative size raises")
   end
 
   -- FIFOs open non-blocking

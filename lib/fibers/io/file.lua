@@ -28,8 +28,12 @@ local type, tostring, tonumber, error = type, tostring, tonumber, error
 
 local M = {}
 
--- Pipes get a larger kernel buffer (fewer wake-ups per byte); the kernel
--- caps it at /proc/sys/fs/pipe-max-size and failure is harmless.
+-- Pipes get a larger kernel buffer: with one thread doing both ends, each
+-- refill of a 64 KiB pipe costs a scheduler turn, so a 1 MiB pipe roughly
+-- doubles throughput (bench/pipe.lua).  The kernel caps it at
+-- /proc/sys/fs/pipe-max-size; for unprivileged users it also counts
+-- against fs.pipe-user-pages-soft (past it, the resize fails and is
+-- ignored).  pipe{size = 0} keeps the kernel default.
 M.PIPE_SIZE = 1048576
 
 local function perms_of(perms, default, who)
@@ -77,9 +81,18 @@ function M.fdopen(fd, mode, filename)
   return stream.from_fd(fd, readable, writable, { name = filename })
 end
 
--- pipe() -> r, w Streams (both ends non-blocking, close-on-exec) | nil, err.
-function M.pipe()
-  local r, w, errno = cfile.pipe(M.PIPE_SIZE)
+-- pipe(opts?) -> r, w Streams (both ends non-blocking, close-on-exec) |
+-- nil, err.  opts.size: kernel pipe buffer in bytes (default M.PIPE_SIZE).
+function M.pipe(opts)
+  local size = M.PIPE_SIZE
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("pipe: options must be a table", 2) end
+    if opts.size ~= nil then
+      if type(opts.size) ~= "number" or opts.size < 0 then error("pipe: bad size", 2) end
+      size = opts.size
+    end
+  end
+  local r, w, errno = cfile.pipe(size)
   if not r then return nil, w, errno end
   local rs = stream.from_fd(r, true, false, { kind = "fifo" })
   local ws = stream.from_fd(w, false, true, { kind = "fifo" })
