@@ -73,3 +73,8 @@ tests_unit_fdtask_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd
 tests_unit_fdtask_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
 tests_unit_fdtask_t_LDADD = libfibersdhost.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
 TESTS += tests/unit/fdtask.t
+
+## End-to-end: command line, config, logging targets (one daemon per test).
+FIBERSD_HOST_BATS = tests/bats/010-cli-config.bats tests/bats/010-journal.bats
+TESTS += $(FIBERSD_HOST_BATS)
+EXTRA_DIST += tests/bats/helpers.bash $(FIBERSD_HOST_BATS)

@@ -23,8 +23,13 @@
 #include "fibersd.h"
 
 #ifdef HAVE_SYSTEMD
+#define SD_JOURNAL_SUPPRESS_LOCATION 1 /* no CODE_FILE= of our build tree */
 #include <systemd/sd-journal.h>
 #endif
+
+/* sd_journal_sendv succeeds silently when the journal socket is missing,
+ * so its presence is checked first (a stat per record is cheap enough). */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static const char *const level_names[8] = {
 	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
@@ -136,6 +141,9 @@ static int emit_journal(int priority, const char *msg, size_t len, const struct 
 	char prio[16], task[160], scope[300], stream[64], pid[32];
 	struct iovec iov[7];
 	int n = 0;
+	struct stat st;
+	if (stat(JOURNAL_SOCKET, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return -ENOENT;
 	char *m = malloc(len + 8);
 	if (m == NULL)
 		return -ENOMEM;
