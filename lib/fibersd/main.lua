@@ -194,13 +194,14 @@ local function daemon(D, cfg, opts)
 
   local res = reload.apply(sv, cfg)
   while sv:loading() > 0 do fibers.perform(sv:changed_op()) end
-  host.notify('READY=1\nSTATUS=' .. M.status_line(sv))
+  local ready_line = M.status_line(sv)
+  host.notify('READY=1\nSTATUS=' .. ready_line)
   log.daemon('notice', 'fibersd %s ready: %d tasks (%d errors) in %.3fs',
     host.native and host.native.version or '?', #res.added, #res.errors, fibers.now() - T0)
 
   -- STATUS= on changes, at most one per 100 ms.
   D:spawn(function()
-    local last_line, last_t = nil, 0
+    local last_line, last_t = ready_line, fibers.now()
     while true do
       fibers.perform(sv:changed_op())
       local wait = last_t + 0.1 - fibers.now()

@@ -114,3 +114,15 @@ EOF2
 	[ "$(fd_count 'failed: kaputt')" -eq 1 ]
 	! grep -q 'restarting' "$D/log"
 }
+
+@test "task alarms fire on the wall clock (realtime source set by the daemon)" {
+	fd_task alarmed <<'EOF2'
+local alarm = require 'fibers.alarm'
+local fibers = require 'fibers'
+local a = alarm.new{ next_time = function(last, now) if last then return nil end return now + 0.3 end }
+local ok, _, fired = fibers.perform(a:wait_op())
+require('fibersd').log.info('alarm fired %s', tostring(ok))
+EOF2
+	fd_start
+	fd_wait_log '^<6>alarmed: alarm fired true$' 5
+}

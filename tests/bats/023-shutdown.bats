@@ -112,3 +112,19 @@ EOF2
 	fd_wait_dead "$pid" 3
 	grep -q 'shutdown: 1 task did not stop in time: killed' "$D/log"
 }
+
+@test "a long stop sends EXTEND_TIMEOUT_USEC to the service manager" {
+	child_task stubborn stubborn
+	fd_conf <<'EOF2'
+[defaults]
+shutdown_grace = 2.5
+EOF2
+	fd_notify_listen
+	fd_start
+	fd_wait_ready
+	wait_file "$D/stubborn.gpid"
+	kill -TERM "$FD_PID"
+	fd_wait_dead "$FD_PID" 10
+	grep -Eq '^EXTEND_TIMEOUT_USEC=[0-9]+' "$D/notify.log"
+	[ "$(grep -n '^STOPPING=1' "$D/notify.log" | cut -d: -f1)" -lt "$(grep -n '^EXTEND_TIMEOUT_USEC' "$D/notify.log" | head -n 1 | cut -d: -f1)" ]
+}

@@ -91,3 +91,44 @@ EOF2
 	! grep -Eq '^(NOTIFY_SOCKET|WATCHDOG_|LISTEN_|JOURNAL_STREAM|INVOCATION_ID)' "$D/env"
 	[ "$(cat "$D/nofile")" = 1024 ]
 }
+
+@test "systemd watchdog: WATCHDOG=1 every half period; STATUS= at most every 100 ms" {
+	fd_task churn <<'EOF2'
+-- many state changes in a short time: restarts every few ms
+error('churn', 0)
+EOF2
+	fd_conf <<'EOF2'
+[task:churn]
+restart_delay = 0.01
+restart_max_delay = 0.01
+restart_limit = 1000
+EOF2
+	fd_notify_listen
+	WATCHDOG_USEC=400000 fd_start
+	fd_wait_ready
+	sleep 1.5
+	# pings: about 1.5 / 0.2 of them (generous bounds)
+	n=$(grep -c '^WATCHDOG=1' "$D/notify.log")
+	[ "$n" -ge 4 ] && [ "$n" -le 12 ]
+	# STATUS= datagrams after READY are at least 100 ms apart
+	# (socat -v: a header "> DATE HH:MM:SS.000uuuuuu length=N" then the data,
+	# which has no newline, so the next header follows it on the same line)
+	awk '{ if (hdr && $0 ~ /^(READY=1|STATUS=)/) { if (prev != "" && t - prev < 0.099) bad++; prev = t; n++ }
+		hdr = match($0, /> [0-9]+\/[0-9]+\/[0-9]+ [0-9:]+\.[0-9]+/)
+		if (hdr) { split(substr($0, RSTART, RLENGTH), h, " "); split(h[3], b, "[:.]")
+			t = b[1] * 3600 + b[2] * 60 + b[3] + substr(b[4], length(b[4]) - 5) / 1e6 } }
+		END { exit !(n >= 4 && bad == 0) }' "$D/notify.log"
+	grep -Eq '^STATUS=0 tasks running, 1 (in backoff|failed), 0 processes' "$D/notify.log"
+}
+
+@test "orphans adopted as subreaper are reaped and logged at notice" {
+	fd_task orphaner <<EOF2
+local exec = require 'fibers.exec'
+require('fibers').perform(exec.command{ 'sh', '-c', '(sleep 0.3; exit 7) & echo \$! > $D/orphan.pid' }:run_op())
+require('fibers.sleep').sleep(100)
+EOF2
+	fd_start
+	for i in $(seq 100); do [ -s "$D/orphan.pid" ] && break; sleep 0.05; done
+	pid=$(cat "$D/orphan.pid")
+	fd_wait_log "^<5>fibersd\\[$pid\\]: reaped orphan pid $pid \\(exited 7\\)$"
+}
