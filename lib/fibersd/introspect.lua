@@ -149,20 +149,25 @@ function M.scope_node(s, path, depth, now, counts)
 end
 
 -- Status node of a task: the supervisor's view plus its live scope's tree.
+-- Defaults are left out to keep a 1000-task status small: `enabled` only
+-- when false, `forced` only when true, `extra_errors` only when non-empty.
 function M.task_node(st, depth, now, counts)
   local node = {
     name = st.name, path = st.name, file = st.file, state = st.state, since = st.since,
     uptime = st.uptime, reason = st.reason, restarts = st.restarts,
     next_restart_in = st.next_restart_in, last_exit = st.last_exit, last_error = st.last_error,
-    extra_errors = array(),  ready = st.ready or false, memory = st.memory,
-    enabled = st.enabled, forced = st.forced, id = st.id, fibers = 0,
+    ready = st.ready or false, memory = st.memory, id = st.id, fibers = 0,
     children = array(), commands = array(),
   }
-  for i, e in ipairs(st.extra_errors or {}) do node.extra_errors[i] = e end
+  if st.enabled == false then node.enabled = false end
+  if st.forced then node.forced = true end
+  if st.extra_errors and #st.extra_errors > 0 then
+    node.extra_errors = array()
+    for i, e in ipairs(st.extra_errors) do node.extra_errors[i] = e end
+  end
   if st.scope then
     local sn = M.scope_node(st.scope, st.name, depth, now, counts)
     node.fibers, node.children, node.commands = sn.fibers, sn.children, sn.commands
-    node.scope_state = sn.state
   end
   return node
 end

@@ -42,12 +42,6 @@ local function same_params(a, b)
   return true
 end
 
--- Whether the process runs as root (trust checks apply then).
-local function is_root()
-  local n = host.native
-  return n ~= nil and n.getuid ~= nil and n.getuid() == 0
-end
-
 -- Read, hash, trust-check and compile one task file.  Returns a spec for
 -- the supervisor; spec.error is set when it cannot run (compile error).
 -- Returns nil, msg when the file must be refused altogether.
@@ -176,7 +170,5 @@ function M.reload(ctx)
     #res.added, #res.removed, #res.changed, #res.unchanged, #res.errors)
   return res
 end
-
-M.is_root = is_root
 
 return M

@@ -142,22 +142,25 @@ function Sup:status(name)
   }
 end
 
--- An Op that becomes ready (yielding the status) once pred(status) holds.
+-- An Op that becomes ready (yielding the status) once pred(status) holds
+-- (or the task is gone: nil).  Raceable: a losing wait unregisters itself.
 function Sup:wait_op(name, pred)
   local op = require 'fibers.op'
-  local function step()
+  return op.guard(function()
     local st = self:status(name)
-    if st == nil or pred(st) then return st end
-    return nil
-  end
-  local function loop_op()
-    return op.guard(function()
-      local st = step()
-      if st ~= nil or not self.tasks[name] then return op.always(st) end
-      return self:changed_op():wrap(function() return fibers.perform(loop_op()) end)
+    if st == nil or pred(st) then return op.always(st) end
+    local c, result, unsub = cond.new(), nil, nil
+    unsub = self:watch(function(ev)
+      if ev.task ~= name or c:is_triggered() then return end
+      local s2 = self:status(name)
+      if s2 == nil or pred(s2) then
+        result = s2
+        unsub()
+        c:signal()
+      end
     end)
-  end
-  return loop_op()
+    return c:wait_op():wrap(function() return result end):finally(function() unsub() end)
+  end)
 end
 
 local function lookup(self, name)

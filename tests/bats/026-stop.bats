@@ -86,3 +86,25 @@ EOF2
 	for i in $(seq 100); do [ "$(fd_count 'beat start')" -eq 2 ] && break; sleep 0.05; done
 	[ "$(fd_count 'beat start')" -eq 2 ]
 }
+
+@test "a stop waiting on a stuck task returns at the client timeout (exit 6), the force follows" {
+	fd_task stuck <<'EOF2'
+local op = require 'fibers.op'
+local sleep = require 'fibers.sleep'
+require('fibersd').log.info('stuck start')
+while true do op.perform_raw(sleep.sleep_op(0.05)) end
+EOF2
+	fd_conf <<'EOF2'
+[defaults]
+stop_timeout = 4
+EOF2
+	fd_start
+	fd_wait_log 'stuck start'
+	start=$(date +%s.%N)
+	run timeout 20 "$FIBERSCTL" -S "$D/c.sock" -t 1 stop stuck
+	end=$(date +%s.%N)
+	echo "status=$status output=$output"
+	[ "$status" -eq 6 ]
+	awk -v a="$start" -v b="$end" 'BEGIN { d = b - a; exit !(d >= 0.9 && d < 1 + 2) }'
+	fd_wait_log 'stuck: did not stop within 4s: forced' 8
+}
