@@ -22,8 +22,8 @@ teardown() { h_teardown; }
 
 # Run fibersd in a private mount namespace with a fake journal socket
 # (unless $NOJOURNAL is set); the datagrams land in $D/journal, stderr in
-# $D/log.  Extra arguments go to fibersd.  The daemon stops once task t1
-# has exited.
+# $D/log.  Extra arguments go to fibersd.  The daemon is stopped once task t1
+# has logged its warning.
 in_ns() {
 	cat >"$D/ns.sh" <<EOF2
 set -e
@@ -41,7 +41,7 @@ fi
 "$FIBERSD_BIN" "\$@" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null &
 fp=\$!
 for i in \$(seq 200); do
-	grep -q 't1: exited\|exited' "$D/log" "$D/journal" 2>/dev/null && break
+	grep -q 'careful' "$D/log" "$D/journal" 2>/dev/null && break
 	sleep 0.05
 done
 sleep 0.2
