@@ -47,7 +47,7 @@ end
 -- Returns nil, msg when the file must be refused altogether.
 function M.prepare(cfg, entry)
   local okt, why = host.check_trust(entry.file)
-  if not okt then return nil, entry.file .. ': ' .. tostring(why) end
+  if not okt then return nil, 'refused: ' .. tostring(why) end
   local src, err = task.read(entry.file)
   if not src then return nil, tostring(err) end
   local pol, params, enabled = M.task_config(cfg, entry.name)
@@ -64,7 +64,7 @@ function M.scan(cfg)
   local errors = {}
   local okt, why = host.check_trust(dir)
   if not okt then
-    return nil, { { file = dir, message = dir .. ': ' .. tostring(why) } }
+    return nil, { { file = dir, message = 'refused: ' .. tostring(why) } }
   end
   local entries, refused = task.scan(dir)
   if not entries then

@@ -126,3 +126,24 @@ EOF2
 	fd_start
 	fd_wait_log '^<6>alarmed: alarm fired true$' 5
 }
+
+@test "as root, task files and directories writable by others are refused" {
+	[ "$(id -u)" -eq 0 ] || skip "trust checks apply to root only"
+	fd_task loose <<'EOF2'
+require('fibersd').log.info('loose ran')
+EOF2
+	fd_task fine <<'EOF2'
+require('fibersd').log.info('fine ran')
+EOF2
+	chmod 0666 "$D/t/loose.lua"
+	fd_start
+	fd_wait_log 'fine: exited'
+	grep -qx "<3>fibersd: refused: $D/t/loose.lua is writable by group or others (mode 0666)" "$D/log"
+	! grep -q 'loose ran' "$D/log"
+	kill -TERM "$FD_PID"; fd_wait_dead "$FD_PID"
+	chmod 0777 "$D/t"
+	: >"$D/log"
+	fd_start
+	fd_wait_log 'ready: 0 tasks \(1 errors\)'
+	grep -qx "<3>fibersd: refused: $D/t is writable by group or others (mode 0777)" "$D/log"
+}
