@@ -100,6 +100,7 @@ end
 -- An Op ready once anything changed (for the STATUS= notifier and waiters).
 function Sup:changed_op() return self.changed:wait_op() end
 
+-- Publish a state event: wake changed_op waiters, call the watchers.
 function Sup:emit(ev)
   local c = self.changed
   self.changed = cond.new()
@@ -339,6 +340,7 @@ function Rec:replace(spec)
   end
 end
 
+-- fibersd.ready() of this task: state ready, logged once per run.
 function Rec:on_ready()
   if self.ready then return end
   self.ready = true
@@ -346,6 +348,7 @@ function Rec:on_ready()
   log.task(self.name, self.name, 'info', 'ready')
 end
 
+-- fibersd.watchdog() of this task: it is alive.
 function Rec:on_watchdog() self.wd_last = now() end
 
 -- The supervisor fiber's loop.
