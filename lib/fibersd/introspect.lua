@@ -122,54 +122,50 @@ function M.resolve(sv, addr)
 end
 
 -- Status node of scope s (path given), nesting up to depth (nil = all).
--- counts.processes is increased by the running commands seen.
+-- counts.processes is increased by the running commands seen.  The node is
+-- the snapshot table itself (a fresh table we own), completed in place:
+-- a 1000-task status builds as few tables as it can.
 function M.scope_node(s, path, depth, now, counts)
-  local snap = s:snapshot()
-  local node = {
-    path = path, id = snap.id, name = snap.name, state = snap.state, since = snap.since,
-    uptime = now - snap.since, fibers = snap.fibers, children = array(), commands = array(),
-  }
-  for i, c in ipairs(snap.commands or {}) do
-    node.commands[i] = {
-      pid = c.pid, argv = c.argv, state = c.state, since = c.since,
-      uptime = c.since and (now - c.since) or nil, exit = c.exit,
-    }
+  local node = s:snapshot()
+  node.path, node.uptime = path, now - node.since
+  local cmds = node.commands or {}
+  for _, c in ipairs(cmds) do
+    if c.since then c.uptime = now - c.since end
     if c.state == 'running' and counts then counts.processes = (counts.processes or 0) + 1 end
   end
-  if depth == nil or depth > 0 then
-    for _, id in ipairs(snap.children or {}) do
+  node.commands = array(cmds)
+  local ids = node.children or {}
+  local kids = array()
+  if #ids > 0 and (depth == nil or depth > 0) then
+    for _, id in ipairs(ids) do
       local ch = scope.by_id(id)
       if ch then
         local seg = ch:name() or tostring(id)
-        node.children[#node.children + 1] = M.scope_node(ch, path .. '/' .. seg, depth and depth - 1, now, counts)
+        kids[#kids + 1] = M.scope_node(ch, path .. '/' .. seg, depth and depth - 1, now, counts)
       end
     end
   end
+  node.children = kids
   return node
 end
 
--- Status node of a task: the supervisor's view plus its live scope's tree.
--- Defaults are left out to keep a 1000-task status small: `enabled` only
--- when false, `forced` only when true, `extra_errors` only when non-empty.
+-- Status node of a task: the supervisor's status table (fresh, ours)
+-- completed in place with its live scope's tree.  Defaults are left out to
+-- keep a 1000-task status small: `enabled` only when false, `forced` only
+-- when true, `extra_errors` only when non-empty.
 function M.task_node(st, depth, now, counts)
-  local node = {
-    name = st.name, path = st.name, file = st.file, state = st.state, since = st.since,
-    uptime = st.uptime, reason = st.reason, restarts = st.restarts,
-    next_restart_in = st.next_restart_in, last_exit = st.last_exit, last_error = st.last_error,
-    ready = st.ready or false, memory = st.memory, id = st.id, fibers = 0,
-    children = array(), commands = array(),
-  }
-  if st.enabled == false then node.enabled = false end
-  if st.forced then node.forced = true end
-  if st.extra_errors and #st.extra_errors > 0 then
-    node.extra_errors = array()
-    for i, e in ipairs(st.extra_errors) do node.extra_errors[i] = e end
+  local sc = st.scope
+  st.scope, st.path, st.ready = nil, st.name, st.ready or false
+  if st.enabled ~= false then st.enabled = nil end
+  if not st.forced then st.forced = nil end
+  if st.extra_errors and #st.extra_errors == 0 then st.extra_errors = nil end
+  if sc then
+    local sn = M.scope_node(sc, st.name, depth, now, counts)
+    st.fibers, st.children, st.commands = sn.fibers, sn.children, sn.commands
+  else
+    st.fibers, st.children, st.commands = 0, array(), array()
   end
-  if st.scope then
-    local sn = M.scope_node(st.scope, st.name, depth, now, counts)
-    node.fibers, node.children, node.commands = sn.fibers, sn.children, sn.commands
-  end
-  return node
+  return st
 end
 
 -- Every Command of s's subtree: calls fn(command_info) for each.

@@ -252,7 +252,8 @@ const struct ctl_cmd *ctl_find_command(const char *name)
 static int emit(struct ctl *c, const struct ctl_cmd *cmd, json_t *result)
 {
 	if (c->json) {
-		char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		/* same real precision as the daemon, so numbers print as sent */
+		char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
 		if (s) {
 			fputs(s, stdout);
 			fputc('\n', stdout);
