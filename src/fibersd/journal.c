@@ -53,6 +53,7 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+#ifdef HAVE_SYSTEMD
 /* Is stderr connected to the journal ($JOURNAL_STREAM = "dev:ino")? */
 static int stderr_is_journal(void)
 {
@@ -63,6 +64,7 @@ static int stderr_is_journal(void)
 		return 0;
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
+#endif
 
 /* Set the maximum priority logged and the target. */
 void log_configure(int level, enum log_target target)

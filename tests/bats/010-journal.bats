@@ -20,6 +20,12 @@ EOF2
 }
 teardown() { h_teardown; }
 
+# Built --without-systemd: logging goes to stderr only.
+need_journal() {
+	grep -q '^#define HAVE_SYSTEMD 1' "${top_builddir:-.}/config.h" ||
+		skip "built without libsystemd"
+}
+
 # Run fibersd in a private mount namespace with a fake journal socket
 # (unless $NOJOURNAL is set); the datagrams land in $D/journal, stderr in
 # $D/log.  Extra arguments go to fibersd.  The daemon is stopped once task t1
@@ -54,6 +60,7 @@ EOF2
 }
 
 @test "stderr is the journal: records go to the journal with fields" {
+	need_journal
 	WITH_STREAM=1 in_ns -n
 	grep -qa '^MESSAGE=hello 42$' "$D/journal"
 	grep -qa '^PRIORITY=6$' "$D/journal"
@@ -83,6 +90,7 @@ EOF2
 }
 
 @test "log_target = journal without a JOURNAL_STREAM" {
+	need_journal
 	printf '[fibersd]\nlog_target = journal\n' >"$D/f.conf"
 	in_ns -c "$D/f.conf"
 	grep -qa '^MESSAGE=hello 42$' "$D/journal"
