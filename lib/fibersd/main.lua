@@ -201,15 +201,16 @@ local function daemon(D, cfg, opts)
 
   -- STATUS= on changes, at most one per 100 ms.
   D:spawn(function()
-    local last_line, last_t = ready_line, fibers.now()
+    -- (real clock reads: the turn's cached time may lag the send)
+    local last_line, last_t = ready_line, log.monotime()
     while true do
       fibers.perform(sv:changed_op())
-      local wait = last_t + 0.1 - fibers.now()
+      local wait = last_t + 0.1 - log.monotime()
       if wait > 0 then sleep.sleep(wait) end
       local line = M.status_line(sv)
       if line ~= last_line then
         host.notify('STATUS=' .. line)
-        last_line, last_t = line, fibers.now()
+        last_line, last_t = line, log.monotime()
       end
     end
   end)
