@@ -54,3 +54,27 @@ uninstall-fibersctl-completion:
 
 ## The manual page (a test checks that it lists every command).
 dist_man1_MANS = man/fibersctl.1
+
+## libFuzzer target for the control request decoder: `make fuzz` (not in
+## make check; needs clang with the fuzzer runtime).  FUZZ_TIME seconds per
+## target; new corpus entries go to the build tree.  Other fuzz targets hook
+## into `fuzz:` the same way.
+FUZZ_CC = clang
+FUZZ_TIME = 10
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
+fuzz/control: $(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(srcdir)/src/fibersd/lcontrol.h
+	$(AM_V_CC)$(MKDIR_P) fuzz && $(FUZZ_CC) $(FUZZ_FLAGS) -I$(top_builddir) -I$(srcdir)/src/fibersd \
+		$(LUA_CFLAGS) $(JANSSON_CFLAGS) -DFIBERSD_VERSION='"$(PACKAGE_VERSION)"' \
+		$(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(LUA_LIBS) $(JANSSON_LIBS) -lm -o $@
+fuzz-control: fuzz/control
+	$(MKDIR_P) fuzz/corpus-control && cp $(srcdir)/fuzz/seeds/control/* fuzz/corpus-control/
+	./fuzz/control -max_total_time=$(FUZZ_TIME) -max_len=65536 -detect_leaks=0 fuzz/corpus-control
+fuzz: fuzz-control
+.PHONY: fuzz fuzz-control
+CLEANFILES += fuzz/control
+EXTRA_DIST += fuzz/control.c fuzz/seeds/control/status fuzz/seeds/control/cancel \
+	fuzz/seeds/control/truncated fuzz/seeds/control/array fuzz/seeds/control/garbage
+clean-local: clean-fuzz-control
+clean-fuzz-control:
+	rm -rf fuzz/corpus-control
+.PHONY: clean-fuzz-control
