@@ -24,9 +24,10 @@
 -- waits for the exits, gives grandchildren left in a group the rest of the
 -- grace before SIGKILLing the group, and closes the owned streams.  A
 -- Command leaves the scope's set once it is reaped and its owned streams
--- are closed (by the user, output_op or the log pump); the finaliser is
--- detached when the set becomes empty, so 10^5 short Commands in one scope
--- leave nothing behind.
+-- are closed (by the user, output_op or the log pump), so 10^5 short
+-- Commands in one scope leave nothing behind: the scope keeps one finaliser
+-- (registered with its first Command, O(1) per scope, reused by the next
+-- ones) and an empty set.
 local runtime = require 'fibers.runtime'
 local op = require 'fibers.op'
 local scope_mod = require 'fibers.scope'
@@ -118,16 +119,17 @@ local function scope_add(cmd)
   local S = cmd._scope
   local st = scopes[S]
   if not st then
-    local ok, detach = pcall(S.finally, S, function()
+    local ok = pcall(S.finally, S, function()
       local e = scopes[S]
-      if not e then return end
+      scopes[S] = nil
+      if not e or e.n == 0 then return end
       local list = {}
       for c in pairs(e.set) do list[#list + 1] = c end
       table.sort(list, function(a, b) return a._seq < b._seq end)
       shutdown_many(list)
     end)
     if not ok then return nil, "scope has joined" end
-    st = { set = {}, n = 0, detach = detach }
+    st = { set = {}, n = 0 }
     scopes[S] = st
   end
   st.set[cmd] = true
@@ -154,10 +156,6 @@ local function maybe_release(cmd)
   if st and st.set[cmd] then
     st.set[cmd] = nil
     st.n = st.n - 1
-    if st.n == 0 then
-      scopes[S] = nil
-      st.detach()
-    end
   end
 end
 
