@@ -48,6 +48,39 @@ local function group_gid(what, g)
   return gid
 end
 
+-- Watchers of scope state changes inside task subtrees (watch streams).
+local scope_watchers = {}
+
+-- Subscribe fn(event) to state changes of the scopes below task scopes (the
+-- task scopes themselves are reported by the supervisor).  Returns the
+-- unsubscribe function.
+function M.watch_scopes(fn)
+  scope_watchers[fn] = true
+  return function() scope_watchers[fn] = nil end
+end
+
+-- The library's scope state hook: one event per change of a scope inside a
+-- task subtree, with its address path ("web/worker", unnamed scopes by id).
+-- Cheap when nobody watches; never blocks.
+local function install_state_hook(sv)
+  scope_mod.set_state_hook(function(s, from, to, err)
+    if next(scope_watchers) == nil or not sv.tasks_scope then return end
+    local segs, cur = {}, s
+    while cur and cur:parent() ~= sv.tasks_scope do
+      segs[#segs + 1] = cur:name() or tostring(cur:id())
+      cur = cur:parent()
+    end
+    if not cur or cur == s or not cur:name() then return end
+    local path = { cur:name() }
+    for i = #segs, 1, -1 do path[#path + 1] = segs[i] end
+    local reason = err
+    if reason ~= nil and type(reason) ~= 'string' then reason = tostring(reason) end
+    local ev = { event = 'state', scope = table.concat(path, '/'), id = s:id(), from = from, to = to,
+      reason = reason, t = fibers.now(), time = C.rfc3339(log.realtime()) }
+    for fn in pairs(scope_watchers) do pcall(fn, ev) end
+  end)
+end
+
 -- Start the server in opts.scope.  Returns the server object.
 function M.start(opts)
   local F = (opts.cfg and opts.cfg.fibersd) or {}
@@ -59,6 +92,7 @@ function M.start(opts)
     idle = F.control_idle or 60, clients = 0,
   }, Server)
   srv.listener = opts.listener or assert(listener_of(opts.fd))
+  install_state_hook(opts.sv)
   opts.scope:spawn(function() srv:accept_loop() end)
   return srv
 end

@@ -238,6 +238,8 @@ function T.watch(conn, id)
       to = ev.to, reason = str_or_nil(ev.reason), t = ev.t,
       time = C.rfc3339(ev.time or log.realtime()) }, true)
   end))
+  -- scopes below the tasks (control.lua's state hook); events arrive ready
+  conn:add_stream(require('fibersd.control').watch_scopes(function(ev) conn:result(id, ev, true) end))
   return true
 end
 

@@ -84,3 +84,22 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[[ $output == *"fibersd: fibersd "*" ready: 1 tasks"* ]]
 }
+
+@test "watch reports the scopes inside a task too" {
+	fd_task job <<'EOF2'
+local s = ...
+local w = assert(s:child()); w:set_name('worker')
+w:spawn(function() require('fibers.sleep').sleep(1000) end)
+require('fibersd').ready()
+require('fibers.sleep').sleep(1000)
+EOF2
+	ctl_start
+	ctl_wait_state job ready
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" watch >"$D/watch.out" 2>&1 3>&- &
+	BG=$!
+	for i in $(seq 100); do [ -s "$D/watch.out" ] && break; sleep 0.05; done
+	run ctl cancel job/worker because
+	[ "$status" -eq 0 ]
+	for i in $(seq 100); do grep -q 'job/worker' "$D/watch.out" && break; sleep 0.05; done
+	grep -Eq '^[0-9T:.Z-]+ job/worker \[[0-9]+\]: running -> cancelled \(because\)$' "$D/watch.out"
+}
