@@ -166,9 +166,10 @@ CHILD_FN void child_stdio(struct child_ctx *c)
 /* Close every fd >= 3 except keep (the error pipe, close-on-exec). */
 CHILD_FN void child_close_fds(struct child_ctx *c, int keep)
 {
-	(void)c;
 #ifdef SYS_close_range
-	if (keep < 3) {
+	if (c->spec->flags & PROC_FDWALK) {
+		/* fall through to the /proc walk */
+	} else if (keep < 3) {
 		if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
 			return;
 	} else if (syscall(SYS_close_range, 3u, (unsigned)keep - 1u, 0u) == 0 &&

@@ -42,6 +42,8 @@ struct proc_rlimit {
 #define PROC_PDEATHSIG 0x4u /* SIGKILL on parent death, then getppid check */
 #define PROC_PIDFD 0x8u     /* obtain a pidfd (CLONE_PIDFD or pidfd_open) */
 #define PROC_FORK 0x10u     /* use fork() instead of clone(CLONE_VM|CLONE_VFORK) */
+#define PROC_FDWALK 0x20u   /* close fds by walking /proc/self/fd, as where
+			     * close_range is missing (tests the fallback) */
 
 struct proc_spec {
 	const char *file;    /* program; searched on `path` unless it has a '/' */

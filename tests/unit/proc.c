@@ -102,6 +102,20 @@ static void test_stdio(void)
 	spec_sh(&s, script, PROC_NEWPGRP);
 	t_capture(&s, out, sizeof out, &r);
 	is_str(out, "closed\n", "an inheritable parent fd is closed in the child");
+	spec_sh(&s, script, PROC_NEWPGRP | PROC_FDWALK);
+	t_capture(&s, out, sizeof out, &r);
+	is_str(out, "closed\n", "... also by the /proc/self/fd walk (no close_range)");
+	spec_sh(&s, script, PROC_NEWPGRP | PROC_FDWALK | PROC_FORK);
+	t_capture(&s, out, sizeof out, &r);
+	is_str(out, "closed\n", "... and in fork mode");
+	char *missing[] = { "fibers-no-such-program", NULL };
+	memset(&s, 0, sizeof s);
+	s.file = missing[0];
+	s.argv = missing;
+	s.flags = PROC_FORK | PROC_FDWALK;
+	t_capture(&s, out, sizeof out, &r);
+	ok(r.child_step == PROC_STEP_EXEC && r.child_errno == ENOENT,
+	   "the walk keeps fork mode's report pipe open");
 	close(leak);
 }
 
