@@ -94,6 +94,20 @@ static char *absolute(const char *p)
 	return r;
 }
 
+/* Is s one of the words the log_level key accepts? */
+static bool level_ok(const char *s)
+{
+	const struct cfg_key *k = cfg_find(CFG_SEC_FIBERSD, "log_level");
+	size_t n = strlen(s);
+	for (const char *c = k->choices; *c;) {
+		size_t w = strcspn(c, "|");
+		if (w == n && strncmp(c, s, n) == 0)
+			return true;
+		c += w + (c[w] == '|');
+	}
+	return false;
+}
+
 /* Parse the command line; returns -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -127,8 +141,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->control_socket = absolute(optarg);
 			break;
 		case 'l':
-			if (cfg_find(CFG_SEC_FIBERSD, "log_level") &&
-			    log_level_parse(optarg) < 0)
+			if (!level_ok(optarg))
 				return usage_error("unknown log level '%s' (debug|info|notice|warning|err)",
 						   optarg);
 			o->log_level = optarg;

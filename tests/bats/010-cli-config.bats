@@ -45,6 +45,9 @@ teardown() { h_teardown; }
 	run fibersd -n -l loud
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = "fibersd: unknown log level 'loud' (debug|info|notice|warning|err)" ]
+	run fibersd -n -l crit
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "fibersd: unknown log level 'crit' (debug|info|notice|warning|err)" ]
 	run fibersd -c
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = "fibersd: option '-c' needs an argument" ]
