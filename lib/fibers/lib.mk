@@ -7,6 +7,8 @@ dist_luafibers_DATA += lib/fibers/op.lua lib/fibers/scope.lua lib/fibers/sleep.l
 EXTRA_DIST += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua \
 	doc/decisions.md
 TESTS += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
+EXTRA_DIST += tests/lua/regress/001-op-zero-results.lua
+TESTS += tests/lua/regress/001-op-zero-results.lua
 
 ## channel/cond/oneshot/waitgroup/wait/alarm (prims)
 dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
