@@ -28,6 +28,29 @@
 -- Commands in one scope leave nothing behind: the scope keeps one finaliser
 -- (registered with its first Command, O(1) per scope, reused by the next
 -- ones) and an empty set.
+--
+-- Documented behaviour beyond library.md §14:
+-- * `exec.command` raises on unknown fields, bad stdio values ("log" is valid
+--   only under a host that set log_line), unknown users/groups/rlimits.
+--   A numeric user without a passwd entry needs an explicit group.
+--   Supplementary groups default to the user's (getgrouplist) when root.
+-- * rlimits = { name = n | {soft, hard} | "unlimited" }: a bare n sets the
+--   soft limit (the hard one is raised only when n exceeds it).
+-- * output_op switches an unset/"inherit"/"pipe" stdout to a pipe and raises
+--   if stdout was set to something else; the exit wait after EOF is still
+--   interrupted by the scope's cancellation.
+-- * A Command whose scope has already joined does not start: its run_op
+--   yields "failed", nil, nil, "scope has joined".
+-- * _info().exit is nil while running, else { status, code, signal, err }.
+-- * Shutdown gives grandchildren still in the group the rest of the grace;
+--   where nobody reaps orphans (no init reaping, no subreaper) their zombies
+--   keep the group "alive", so such a shutdown takes the whole grace.
+-- * SIGCHLD backend: SIGCHLD must not be watched through fibers.signal at
+--   the same time (signalfd blocks it, and the self-pipe handler then never
+--   runs).  The pidfd backend (Linux >= 5.3, the default) is not affected.
+-- * The reaper collects every child of the process, so io.popen's children
+--   may be reaped while the scheduler runs (their close then reports an
+--   error); use exec instead.
 local runtime = require 'fibers.runtime'
 local op = require 'fibers.op'
 local scope_mod = require 'fibers.scope'
@@ -70,17 +93,21 @@ local function status_string(kind, code)
   return "signalled " .. code .. (name and (" (SIG" .. name .. ")") or "")
 end
 
+local function dispatch(pid, kind, code)
+  local cmd = live[pid]
+  if cmd then
+    cmd:_exited(kind, code)
+  elseif host.on_orphan then
+    local ok, err = pcall(host.on_orphan, pid, status_string(kind, code))
+    if not ok then io.stderr:write("fibers.exec: on_orphan: ", tostring(err), "\n") end
+  end
+end
+
 local function reap_all()
   while true do
     local pid, kind, code = P.wait_any()
     if not pid then break end
-    local cmd = live[pid]
-    if cmd then
-      cmd:_exited(kind, code)
-    elseif host.on_orphan then
-      local ok, err = pcall(host.on_orphan, pid, status_string(kind, code))
-      if not ok then io.stderr:write("fibers.exec: on_orphan: ", tostring(err), "\n") end
-    end
+    dispatch(pid, kind, code)
   end
 end
 
@@ -106,7 +133,18 @@ function sigchld_task.run()
   if nlive > 0 and BACKEND == "sigchld" or host.on_orphan then sigchld_arm() end
 end
 
-local pidfd_task = { run = function() reap_all() end }
+-- A child's pidfd became readable: reap (waitpid(-1), so whatever else has
+-- exited is dispatched too) until that child is collected.  Other children
+-- have pidfd waits of their own, orphans the host's SIGCHLD wait, so there
+-- is no need for the final "nothing left" call here.
+local function pidfd_run(t)
+  local c = t.c
+  while not c._done do
+    local pid, kind, code = P.wait_any()
+    if not pid then break end
+    dispatch(pid, kind, code)
+  end
+end
 
 ------------------------------------------------------------------------------
 -- Per-scope sets and their one finaliser
@@ -555,7 +593,7 @@ function Command:_start()
   nlive = nlive + 1
   if pidfd then
     self._pidfd = pidfd
-    self._fdh = sched():wait_fd(pidfd, "r", pidfd_task)
+    self._fdh = sched():wait_fd(pidfd, "r", { run = pidfd_run, c = self })
   end
   for name, m in pairs({ stdout = mode_of(self, "stdout"), stderr = mode_of(self, "stderr") }) do
     if m == "log" and self._owned[name] then pump(self, name, self._owned[name]) end
