@@ -127,3 +127,20 @@ EOF2
 	for i in $(seq 100); do grep -q 'stopping -> stopped' "$D/watch.out" && break; sleep 0.05; done
 	grep -q 'svc: stopping -> stopped (stop)' "$D/watch.out"
 }
+
+@test "fd exhaustion: accept reports it once, does not spin, and recovers" {
+	# the daemon raises its soft limit to the hard one: lower the hard limit
+	( ulimit -n 48 && ctl_start )
+	FD_PID=$(pgrep -n -f -- "-S $D/c.sock")
+	cpu0=$(awk '{print $14+$15}' "/proc/$FD_PID/stat")
+	run lua_run "$CLIENTS" "$D/c.sock" hold 60 2
+	[ "$status" -eq 0 ]
+	h=${output#hello=}
+	[ "$h" -gt 0 ]
+	[ "$h" -lt 60 ]
+	cpu1=$(awk '{print $14+$15}' "/proc/$FD_PID/stat")
+	[ $((cpu1 - cpu0)) -lt 100 ] # under 1 s of CPU in those 2 s: no spinning
+	[ "$(fd_count 'control: accept failed: .*[Tt]oo many open files')" -eq 1 ]
+	run ctl status
+	[ "$status" -eq 0 ]
+}
