@@ -192,6 +192,21 @@ fibers.run(function(main)
   out = fibers.perform(cmd:output_op())
   t.is(tonumber(out), cmd:pid(), "setsid: own session")
 
+  -- stdin on a terminal: the child stays in our process group (SIGTTIN)
+  local runner = os.getenv("LUA_RUNNER") or "lua5.4"
+  local has_script = fibers.perform(exec.command("sh", "-c", "command -v script"):run_op()) == "exited"
+  if has_script then
+    local code = "local f=require'fibers' local e=require'fibers.exec' f.run(function() " ..
+      "local c=e.command('sh','-c','ps -o pgid= -p $$') local o=f.perform(c:output_op()) " ..
+      "local me=io.open('/proc/self/stat'):read('*a'):match('%) %a %d+ (%d+)') " ..
+      "io.write(tonumber(o)==tonumber(me) and 'same' or 'own', '\\n') end)"
+    out = fibers.perform(exec.command{ "script", "-qec", runner .. " -e \"" .. code .. "\"", "/dev/null",
+      stdin = "null" }:output_op())
+    t.like(out, "^same", "stdin is a terminal: the child keeps our process group")
+  else
+    t.ok(true, "no script(1): terminal case skipped")
+  end
+
   -- run_op raced with a timeout, repeated ------------------------------------
   cmd = exec.command("sleep", "0.3")
   local n = 0
