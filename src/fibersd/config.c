@@ -465,8 +465,17 @@ int cfg_load(lua_State *L, const char *path)
 		lua_pushfstring(L, "%s: %s", path, strerror(err));
 		return 2;
 	}
+	int r = cfg_parse_stream(L, path, fp, cfg);
+	fclose(fp);
+	return r;
+}
+
+/* Parse an open stream named `name` into the config table at index cfg;
+ * returns 1 (nothing pushed) or 2 (nil and the messages pushed). */
+int cfg_parse_stream(lua_State *L, const char *name, FILE *fp, int cfg)
+{
 	lua_newtable(L);
-	struct pctx c = { .L = L, .file = path, .fp = fp, .cfg = cfg, .errs = lua_gettop(L) };
+	struct pctx c = { .L = L, .file = name, .fp = fp, .cfg = cfg, .errs = lua_gettop(L) };
 	int r = ini_parse_stream(reader, &c, handler, &c);
 	if (ferror(fp))
 		perr(&c, c.line, "read error: %s", strerror(errno));
@@ -474,7 +483,6 @@ int cfg_load(lua_State *L, const char *path)
 		perr(&c, c.line, "out of memory");
 	else if (r > 0 && c.nerr == 0)
 		perr(&c, r, "syntax error");
-	fclose(fp);
 	free(c.buf);
 	if (c.nerr == 0) {
 		lua_pop(L, 1);
@@ -484,9 +492,9 @@ int cfg_load(lua_State *L, const char *path)
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
 	for (int i = 1; i <= c.nerr; i++) {
-		lua_rawgeti(L, c.errs, i);
 		if (i > 1)
-			luaL_addchar(&b, '\n');
+			luaL_addchar(&b, '\n'); /* before the push: the buffer must be on top */
+		lua_rawgeti(L, c.errs, i);
 		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);

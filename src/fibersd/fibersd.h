@@ -10,6 +10,7 @@
 #define FIBERSD_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdbool.h>
 
 #include <lua.h>
@@ -62,6 +63,11 @@ const char *cfg_push_value(lua_State *L, const struct cfg_key *k, const char *te
  * the config table (see lhost.c for its shape); returns 1.  On errors
  * pushes nil and a message of "file:line: message" lines and returns 2. */
 int cfg_load(lua_State *L, const char *path);
+
+/* Parse an open stream named `name` into the config table at index cfg
+ * (as made by cfg_load); returns 1 (nothing pushed) or 2 (nil and the
+ * "name:line: message" lines pushed).  Used by cfg_load and the fuzzer. */
+int cfg_parse_stream(lua_State *L, const char *name, FILE *fp, int cfg);
 
 /* Longest accepted line, in bytes including the newline. */
 #define CFG_MAX_LINE 200

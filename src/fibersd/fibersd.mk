@@ -78,3 +78,16 @@ TESTS += tests/unit/fdtask.t
 FIBERSD_HOST_BATS = tests/bats/010-cli-config.bats tests/bats/010-journal.bats
 TESTS += $(FIBERSD_HOST_BATS)
 EXTRA_DIST += tests/bats/helpers.bash $(FIBERSD_HOST_BATS)
+
+## libFuzzer target for the config parser (`make fuzz`, as fuzz/control).
+fuzz/config: $(srcdir)/fuzz/config.c $(srcdir)/src/fibersd/config.c $(srcdir)/src/fibersd/fibersd.h
+	$(AM_V_CC)$(MKDIR_P) fuzz && $(FUZZ_CC) $(FUZZ_FLAGS) -I$(top_builddir) -I$(srcdir)/src/fibersd \
+		$(LUA_CFLAGS) $(INIH_CFLAGS) $(srcdir)/fuzz/config.c $(srcdir)/src/fibersd/config.c \
+		$(LUA_LIBS) $(INIH_LIBS) -lm -o $@
+fuzz-config: fuzz/config
+	$(MKDIR_P) fuzz/corpus-config && cp $(srcdir)/fuzz/seeds/config/* fuzz/corpus-config/
+	./fuzz/config -max_total_time=$(FUZZ_TIME) -max_len=4096 -detect_leaks=0 fuzz/corpus-config
+fuzz: fuzz-config
+.PHONY: fuzz-config
+CLEANFILES += fuzz/config
+EXTRA_DIST += fuzz/config.c fuzz/seeds/config/shipped fuzz/seeds/config/errors

@@ -247,6 +247,17 @@ static void test_lines(void)
 	e = load_text("[fibersd]\nmax_slice = 4\n    log_lines = 5\n");
 	ok(e == NULL && expr("cfg.fibersd.log_lines == 5 and cfg.fibersd.max_slice == 4"),
 	   "indented keys are keys, not continuations");
+	{
+		char many[8192] = "[fibersd]\n";
+		for (int i = 0; i < 100; i++)
+			snprintf(many + strlen(many), sizeof many - strlen(many), "unknown_key_%03d = 1\n", i);
+		e = load_text(many);
+		int n = 0;
+		for (const char *p = e; p && (p = strstr(p, "unknown key 'unknown_key_")); p++)
+			n++;
+		ok(n == 100 && strstr(e, "/t.conf:101: unknown key 'unknown_key_099' in [fibersd]"),
+		   "100 errors (more than a buffer's worth) all reported");
+	}
 	e = load("/nonexistent/fibersd.conf");
 	is_str(e, "/nonexistent/fibersd.conf: No such file or directory", "missing file");
 	e = load(tmpdir);
