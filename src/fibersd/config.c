@@ -33,7 +33,6 @@
 #endif
 
 #define NOMAX 1e15
-
 const struct cfg_key cfg_keys[] = {
 	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d",
 	  "directory of the task scripts (*.lua)" },
@@ -384,8 +383,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct pctx *c = user;
 	lua_State *L = c->L;
 	const struct cfg_key *k = NULL;
-	char sbuf[160];
-	(void)section; /* we track sections ourselves */
+	char sbuf[160]; /* `section` is unused: we track sections ourselves */
 	switch (c->sec) {
 	case SEC_BAD: return 1;
 	case SEC_NONE: perr(c, c->line, "key '%s' outside of any section", name); return 1;
@@ -454,7 +452,6 @@ int cfg_load(lua_State *L, const char *path)
 		return 1;
 	lua_pushstring(L, path);
 	lua_setfield(L, cfg, "file");
-
 	FILE *fp = fopen(path, "re");
 	struct stat st;
 	int err = fp == NULL ? errno : fstat(fileno(fp), &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
