@@ -148,6 +148,14 @@ fibers.run(function(main)
   out, st, code, e, e = fibers.perform(exec.command{ "true", cwd = "/nonexistent" }:output_op())
   t.is_deeply({ out, st, code }, { "", "exited", 127 }, "output_op of a failing child")
 
+  -- a failure in the parent: "failed" with the reason, nothing started
+  local closed = assert(file.open("/dev/null", "w"))
+  closed:close()
+  cmd = exec.command{ "true", stdout = closed }
+  t.is_deeply({ fibers.perform(cmd:run_op()) }, { "failed", nil, nil, "stdout stream is closed" },
+    "parent-side failure: failed + reason")
+  t.is_deeply({ cmd:status() }, { "failed", nil, "stdout stream is closed" }, "status failed")
+
   -- a command whose scope has joined cannot start
   local orphan_cmd
   fibers.run_scope(function() orphan_cmd = exec.command("true") end)
@@ -194,7 +202,8 @@ fibers.run(function(main)
 
   -- stdin on a terminal: the child stays in our process group (SIGTTIN)
   local runner = os.getenv("LUA_RUNNER") or "lua5.4"
-  local has_script = fibers.perform(exec.command("sh", "-c", "command -v script"):run_op()) == "exited"
+  local sst, scode = fibers.perform(exec.command{ "sh", "-c", "command -v script", stdout = "null" }:run_op())
+  local has_script = sst == "exited" and scode == 0
   if has_script then
     local code = "local f=require'fibers' local e=require'fibers.exec' f.run(function() " ..
       "local c=e.command('sh','-c','ps -o pgid= -p $$') local o=f.perform(c:output_op()) " ..
