@@ -61,8 +61,9 @@ local P = core.proc
 local monotime = core.sys.monotime
 local perform_raw = op.perform_raw
 local prim, waitq, waitq_push, waitq_wake = op._prim, op._waitq, op._waitq_push, op._waitq_wake
+-- pcall: yield-safe on Lua 5.1 (stream close and host hooks may block).
 local type, error, pairs, ipairs, tostring, setmetatable, select, pcall =
-      type, error, pairs, ipairs, tostring, setmetatable, select, pcall
+      type, error, pairs, ipairs, tostring, setmetatable, select, require('fibers.compat').pcall
 
 local M = {}
 

@@ -16,6 +16,7 @@
 -- reaped (and detaches its finaliser), so the set stays bounded.
 local runtime = require 'fibers.runtime'
 local op = require 'fibers.op'
+local compat = require 'fibers.compat'
 
 local perform_in, perform_raw = op._perform_in, op.perform_raw
 local prim, waitq, push, wake = op._prim1, op._waitq, op._waitq_push, op._waitq_wake
@@ -28,18 +29,8 @@ local M = {}
 
 local function pack(...) return { n = select('#', ...), ... } end
 
--- Yield-safe pcall: Lua 5.1 (not LuaJIT) cannot yield across pcall.
-local ypcall = pcall
-if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
-  local create, resume, status, yield = coroutine.create, coroutine.resume,
-                                        coroutine.status, coroutine.yield
-  local function step(co, ok, ...)
-    if not ok then return false, ... end
-    if status(co) == "dead" then return true, ... end
-    return step(co, resume(co, yield(...)))
-  end
-  ypcall = function(f, ...) local co = create(f); return step(co, resume(co, ...)) end
-end
+-- Yield-safe pcall/xpcall (Lua 5.1 cannot yield across pcall): fibers.compat.
+local ypcall, yxpcall = compat.pcall, compat.xpcall
 M._pcall = ypcall
 
 ------------------------------------------------------------------------------
@@ -315,15 +306,16 @@ function Scope:_fiber_error(e, fiber)
   self:_fault(full or msg, msg)
 end
 
-local function tb_handler(e)
+-- co: the dead coroutine on Lua 5.1 (see fibers.compat), else nil.
+local function tb_handler(e, co)
   if is_cancelled(e) then return e end
+  if co then return { tb_raw = e, tb = debug.traceback(co, tostring(e)) } end
   return { tb_raw = e, tb = debug.traceback(tostring(e), 2) }
 end
 
 local function protected(f, ...)
   if not debug_on then return ypcall(f, ...) end
-  local a = pack(...)
-  return xpcall(function() return f(unpack(a, 1, a.n)) end, tb_handler)
+  return yxpcall(f, tb_handler, ...)
 end
 
 local function fiber_done(S)

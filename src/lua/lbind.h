@@ -13,8 +13,7 @@
 #ifndef FIBERS_LBIND_H
 #define FIBERS_LBIND_H
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "compat.h"        /* lua.h, lauxlib.h + bridges to Lua 5.1-5.3/LuaJIT */
 
 /* The loader of `fibers.core` (also preloaded into fibersd). */
 int luaopen_fibers_core(lua_State *L);

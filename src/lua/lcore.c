@@ -41,7 +41,7 @@ int luaopen_fibers_core(lua_State *L)
 
 void fl_preload(lua_State *L)
 {
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	fl_getpreload(L);
 	lua_pushcfunction(L, luaopen_fibers_core);
 	lua_setfield(L, -2, "fibers.core");
 	lua_pop(L, 1);

@@ -34,6 +34,7 @@
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 local core = require 'fibers.core'
+local ypcall = require('fibers.compat').pcall   -- yield-safe on Lua 5.1
 
 local cstream, cfile = core.stream, core.file
 local sched = runtime.current_scheduler
@@ -447,7 +448,7 @@ function Stream:close()
     if wl > 0 or self._pend then
       if runtime.current_fiber() then
         -- pcall: the fd must be released even if the flush is cancelled.
-        local ok, r, e = pcall(perform, self:flush_output_op())
+        local ok, r, e = ypcall(perform, self:flush_output_op())
         if not ok then raise = { r }
         elseif r == nil then err = e end
       else
