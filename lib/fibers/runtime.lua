@@ -36,6 +36,9 @@ local schedule = sched.schedule
 M.monotime = core.sys.monotime
 
 local current = nil                  -- the running fiber, or nil
+-- Yielded by suspend/yield so that Fiber:run can tell a suspended fiber
+-- from a finished one without asking coroutine.status.
+local SUSPENDED = setmetatable({}, { __name = "fibers.suspended" })
 local enter_hook, leave_hook = nil, nil
 
 local function default_handler(fiber, err)
@@ -78,11 +81,13 @@ function Fiber:run()
   end
   current = prev
   if leave_hook then leave_hook(self) end
-  if not ok then
-    self.dead = true
-    unscoped_handler(self, err)
-  elseif coroutine_status(co) == "dead" then
-    self.dead = true
+  if err ~= SUSPENDED then
+    if not ok then
+      self.dead = true
+      unscoped_handler(self, err)
+    elseif coroutine_status(co) == "dead" then
+      self.dead = true
+    end
   end
 end
 
@@ -141,7 +146,7 @@ function M.suspend(block_fn, ...)
     error("fibers: suspend called outside a fiber", 2)
   end
   block_fn(sched, f, ...)
-  return coroutine_yield()
+  return coroutine_yield(SUSPENDED)
 end
 
 -- runtime.yield(): let every other runnable task run; continue next turn.
@@ -150,8 +155,12 @@ function M.yield()
   if not f then
     error("fibers: yield called outside a fiber", 2)
   end
-  f:resume()
-  return coroutine_yield()
+  if f._n then
+    error("fibers: fiber resumed twice before it ran", 2)
+  end
+  f._n = 0
+  schedule(sched, f)
+  return coroutine_yield(SUSPENDED)
 end
 
 -- runtime.main(): run turns until runtime.stop().
