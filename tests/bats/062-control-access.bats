@@ -32,6 +32,10 @@ as() { # as UID GROUPS fibersctl-args...
 	[[ ${lines[1]} == "● svc ["*"]: ready, up "* ]]
 	run as 1000 4242 logs svc
 	[ "$status" -eq 0 ]
+	run timeout 10 setpriv --reuid=1000 --regid=1000 --groups=4242 socat -t 0.5 - UNIX-CONNECT:"$D/c.sock" </dev/null
+	[[ ${lines[0]} == '{"hello":{"daemon":"fibersd","protocol":1,"role":"read","version":"'* ]]
+	run ctl_raw
+	[[ ${lines[0]} == '{"hello":{"daemon":"fibersd","protocol":1,"role":"admin","version":"'* ]]
 	run as 1000 4242 version
 	[ "$status" -eq 0 ]
 	run as 1000 4242 stop svc
