@@ -26,11 +26,13 @@ M.set_unscoped_error_handler = scope.set_unscoped_error_handler
 -- Monotonic seconds, cached per turn.
 function M.now() return runtime.now() end
 
+local current_fiber, Op = runtime.current_fiber, op.Op
+
 -- Scope-aware perform: raises the sentinel / primary when the scope is not ok.
 function M.perform(o)
-  local f = runtime.current_fiber()
+  local f = current_fiber()
   if not f then error("fibers.perform: must be called from inside a fiber", 2) end
-  if getmetatable(o) ~= op.Op then error("perform: expected op, got " .. type(o), 2) end
+  if getmetatable(o) ~= Op then error("perform: expected op, got " .. type(o), 2) end
   return perform_in(o, f.scope or scope.root())
 end
 

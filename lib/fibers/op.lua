@@ -29,6 +29,7 @@
 -- fiber once it wakes, whichever leaf won: use it to unlink the registration
 -- (bounded memory, library.md §0.8).
 local runtime = require 'fibers.runtime'
+local current_fiber, suspend = runtime.current_fiber, runtime.suspend
 
 local unpack = table.unpack or unpack
 local random = math.random
@@ -118,7 +119,7 @@ function Task:run()
   local s = self.s
   if s.w and not self.x then
     local f = s.f
-    if runtime.current_fiber() == nil and f._n == nil and not f.dead and f.run then
+    if current_fiber() == nil and f._n == nil and not f.dead and f.run then
       s.w = false
       local v = self.v
       if v then return run_now(f, self.t, unpack(v, 1, v.n)) end
@@ -509,7 +510,7 @@ local function after_block(C, s, sc, token, ...)
 end
 
 local function block(C, sc)
-  local fiber = runtime.current_fiber()
+  local fiber = current_fiber()
   if not fiber then error("perform: cannot block outside a fiber", 3) end
   local s = new_susp(fiber)
   for i = 1, C.n do
@@ -520,7 +521,7 @@ local function block(C, sc)
     end
   end
   if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return after_block(C, s, sc, runtime.suspend(noop))
+  return after_block(C, s, sc, suspend(noop))
 end
 
 local function after_try(C, sc, won, ...)
@@ -550,12 +551,12 @@ local function prim_after_try(op, sc, ready, ...)
     if w then return w(...) end
     return ...
   end
-  local fiber = runtime.current_fiber()
+  local fiber = current_fiber()
   if not fiber then error("perform: cannot block outside a fiber", 3) end
   local s = new_susp(fiber)
   op.block(s, 1, op)
   if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return prim_after_block(op, s, sc, runtime.suspend(noop))
+  return prim_after_block(op, s, sc, suspend(noop))
 end
 
 -- Flat choice fast path: every arm is a primitive (wraps folded in), so
@@ -570,7 +571,7 @@ local function flat_after_block(ops, s, sc, token, ...)
 end
 
 local function flat_block(ops, sc)
-  local fiber = runtime.current_fiber()
+  local fiber = current_fiber()
   if not fiber then error("perform: cannot block outside a fiber", 4) end
   local s = new_susp(fiber)
   for i = 1, #ops do
@@ -579,7 +580,7 @@ local function flat_block(ops, sc)
     if not s.w then break end
   end
   if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return flat_after_block(ops, s, sc, runtime.suspend(noop))
+  return flat_after_block(ops, s, sc, suspend(noop))
 end
 
 local flat_from
