@@ -15,6 +15,9 @@ systemdsystemunit_DATA = units/fibersd.service units/fibersd.socket
 CLEANFILES += units/fibersd.service units/fibersd.socket
 EXTRA_DIST += units/fibersd.service.in units/fibersd.socket.in units/fibersd.sysusers
 
+## The optional stricter sandbox (a drop-in documented in fibersd(8)).
+dist_doc_DATA = units/hardening.conf
+
 ## The sysusers entry installs as sysusers.d/fibersd.conf; on a real install
 ## (no DESTDIR) the groups are created right away.
 install-data-local: install-sysusers
@@ -29,3 +32,20 @@ UNINSTALL_HOOKS += uninstall-sysusers
 uninstall-sysusers:
 	rm -f $(DESTDIR)$(sysusersdir)/fibersd.conf
 .PHONY: install-sysusers
+
+## The install directories, expanded (tests/bats/080-install.bats compares a
+## staged install against them).
+print-install-dirs:
+	@echo "prefix=$(prefix)"
+	@echo "bindir=$(bindir)"
+	@echo "sbindir=$(sbindir)"
+	@echo "sysconfdir=$(sysconfdir)"
+	@echo "luadir=$(luadir)"
+	@echo "luacmoddir=$(luacmoddir)"
+	@echo "pkgdatadir=$(pkgdatadir)"
+	@echo "docdir=$(docdir)"
+	@echo "mandir=$(mandir)"
+	@echo "systemdsystemunitdir=$(systemdsystemunitdir)"
+	@echo "sysusersdir=$(sysusersdir)"
+	@echo "bashcompletiondir=$(bashcompletiondir)"
+.PHONY: print-install-dirs

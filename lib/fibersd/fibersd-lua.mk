@@ -4,10 +4,7 @@
 dist_luafibersd_DATA += lib/fibersd/init.lua lib/fibersd/main.lua lib/fibersd/task.lua \
 	lib/fibersd/supervisor.lua lib/fibersd/reload.lua lib/fibersd/log.lua lib/fibersd/host.lua
 
-## The examples people copy from (installed with the docs, run by a test).
-fibersdexamplesdir = $(docdir)/examples
-dist_fibersdexamples_DATA = scripts/examples/heartbeat.lua scripts/examples/subprocess.lua \
-	scripts/examples/periodic.lua scripts/examples/flaky.lua
+## The examples people copy from: scripts/examples/examples.mk.
 
 ## End-to-end tests of the policy: one daemon per test in its own temp dir.
 FIBERSD_POLICY_TESTS = tests/bats/020-startup.bats tests/bats/021-restart.bats \

@@ -40,8 +40,8 @@ dist_luafibersdctl_DATA = lib/fibersd/control.lua lib/fibersd/control_methods.lu
 	lib/fibersd/introspect.lua
 
 ## Bash completion, installed as `fibersctl` for bash-completion's on-demand
-## loading.
-bashcompletiondir = $(datadir)/bash-completion/completions
+## loading (bashcompletiondir comes from configure: pkg-config
+## bash-completion's completionsdir, else $(datadir)/bash-completion/completions).
 EXTRA_DIST += completion/fibersctl.bash
 install-data-local: install-fibersctl-completion
 install-fibersctl-completion:
