@@ -317,24 +317,31 @@ local FIELDS = {
 
 -- exec.command{argv..., field = ...} | exec.command(prog, arg...) -> Command
 function M.command(...)
-  local spec
+  local spec, named
   if select('#', ...) == 1 and type((...)) == "table" then
     spec = ...
   else
     spec = { ... }
   end
   local argv = {}
-  for i = 1, #spec do
+  local n = #spec
+  for i = 1, n do
     local a = spec[i]
     if type(a) == "number" then a = tostring(a) end
     if type(a) ~= "string" then error("exec.command: argv[" .. i .. "] must be a string", 2) end
     argv[i] = a
   end
-  if #argv == 0 then error("exec.command: empty argv", 2) end
+  if n == 0 then error("exec.command: empty argv", 2) end
   for k in pairs(spec) do
-    if type(k) ~= "number" and not FIELDS[k] then
-      error("exec.command: unknown field '" .. tostring(k) .. "'", 2)
+    if type(k) ~= "number" then
+      if not FIELDS[k] then error("exec.command: unknown field '" .. tostring(k) .. "'", 2) end
+      named = true
     end
+  end
+  seq = seq + 1
+  if not named then -- the common short form: nothing else to check
+    return setmetatable({ _argv = argv, _seq = seq, _scope = scope_mod.current(),
+      _state = "pending", _since = monotime(), _owned = {}, _pumps = 0 }, Command)
   end
   check_stdio("stdin", spec.stdin); check_stdio("stdout", spec.stdout)
   check_stdio("stderr", spec.stderr)
@@ -345,7 +352,6 @@ function M.command(...)
   end
   check_flags(spec.flags); check_grace(spec.shutdown_grace); check_rlimits(spec.rlimits)
   local uid, gid, groups = resolve_creds(spec)
-  seq = seq + 1
   return setmetatable({
     _argv = argv, _seq = seq, _scope = scope_mod.current(),
     _stdin = spec.stdin, _stdout = spec.stdout, _stderr = spec.stderr,
@@ -402,8 +408,20 @@ function Command:_info()
   return { pid = self._pid, argv = self:argv(), state = st, since = self._since, exit = exit }
 end
 
+local FIELD = { stdin = "_stdin", stdout = "_stdout", stderr = "_stderr" }
+local STDIO = { "stdin", "stdout", "stderr" }
+
+-- isatty, remembered for fd 0 (the process's own stdin does not change
+-- under a running program; this saves a syscall per default spawn)
+local tty0
+local function isatty(fd)
+  if fd ~= 0 then return P.isatty(fd) end
+  if tty0 == nil then tty0 = P.isatty(0) end
+  return tty0
+end
+
 local function mode_of(cmd, name)
-  local v = cmd["_" .. name]
+  local v = cmd[FIELD[name]]
   if v == nil then v = host.defaults[name] end
   if v == nil then v = "inherit" end
   if v == "log" and not host.log_line then v = "inherit" end
@@ -523,7 +541,8 @@ function Command:_start()
   }
   local parent_fds, child_fds, mine = {}, {}, {}
   local fail
-  for _, name in ipairs({ "stdin", "stdout", "stderr" }) do
+  for i = 1, 3 do
+    local name = STDIO[i]
     local m = mode_of(self, name)
     if m == "pipe" or m == "log" then
       local theirs, p, e = make_pipe(self, name, parent_fds, child_fds)
@@ -547,7 +566,7 @@ function Command:_start()
     -- a background group reading the terminal would stop on SIGTTIN
     local sfd = spec.stdin
     if sfd == "inherit" then sfd = 0 end
-    pgroup = not (type(sfd) == "number" and P.isatty(sfd))
+    pgroup = not (type(sfd) == "number" and isatty(sfd))
   end
   spec.pgroup = pgroup
   if not fail then
@@ -596,8 +615,11 @@ function Command:_start()
     self._pidfd = pidfd
     self._fdh = sched():wait_fd(pidfd, "r", { run = pidfd_run, c = self })
   end
-  for name, m in pairs({ stdout = mode_of(self, "stdout"), stderr = mode_of(self, "stderr") }) do
-    if m == "log" and self._owned[name] then pump(self, name, self._owned[name]) end
+  if next(mine) then
+    for i = 2, 3 do
+      local name = STDIO[i]
+      if mode_of(self, name) == "log" and self._owned[name] then pump(self, name, self._owned[name]) end
+    end
   end
 end
 
