@@ -47,10 +47,6 @@ Sup.__index = Sup
 local Rec = {}
 Rec.__index = Rec
 
--- Seconds a doomed task (runaway, memory) may take to unwind before it is
--- forced; its outcome is "failed" with the doom reason either way.
-M.DOOM_GRACE = 1
-
 -- Accounts of running tasks: id -> record (for the doom hook).
 M.live = {}
 
@@ -444,8 +440,10 @@ function Rec:run_once()
         log.task(self.name, self.name, 'err', '%s', self.fail_override)
         sc:cancel(self.fail_override)
       end
-      -- a doomed task gets at most DOOM_GRACE to unwind, then it is forced
-      self.force_at = math.min(self.force_at or math.huge, now() + math.min(M.DOOM_GRACE, pol.stop_timeout or 10))
+      -- a doomed task unwinds like a stopped one (the guard never hits the
+      -- library's bookkeeping, task.c); stop_timeout remains the safety net
+      -- for finalisers that block (outcome "failed" with the doom reason)
+      self.force_at = self.force_at or now() + (pol.stop_timeout or 10)
     end
     if self.intent and not self.force_at then
       self:set_state('stopping', self.intent)

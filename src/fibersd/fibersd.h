@@ -113,6 +113,9 @@ void *mem_state_new(void);
 
 /* Free the accounting state after lua_close. */
 void mem_state_free(void *ud);
+/* Exempt library chunks "@DIR/fibers*" from the guard's doom error
+ * (task.c); 0 or an errno. */
+int mem_guard_exempt(lua_State *L, const char *dir);
 
 /* ---- functions merged into `_fibersd` (one array per file) ------------- */
 

@@ -190,11 +190,15 @@ static void set_paths(lua_State *L, const char *lua_path)
 	luaL_Buffer p, c;
 	lua_getglobal(L, "package");
 	luaL_buffinit(L, &p);
+	/* the library's own chunks run their bookkeeping past a doom (task.c) */
 	if (tree) {
 		add_path(&p, FIBERSD_SRCLIB, strlen(FIBERSD_SRCLIB), lua_tail);
+		mem_guard_exempt(L, FIBERSD_SRCLIB);
 	} else {
 		add_path(&p, FIBERSD_LUADIR, strlen(FIBERSD_LUADIR), lua_tail);
 		add_path(&p, FIBERSD_PKGLUADIR, strlen(FIBERSD_PKGLUADIR), lua_tail);
+		mem_guard_exempt(L, FIBERSD_LUADIR);
+		mem_guard_exempt(L, FIBERSD_PKGLUADIR);
 	}
 	for (const char *e = lua_path; *e;) {
 		size_t w = strcspn(e, ";");

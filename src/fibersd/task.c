@@ -23,8 +23,13 @@
  * instruction - until the fiber yields or ends, so a pcall in the task
  * cannot swallow it (a fixed period could keep landing inside the pcall).  Coroutines a
  * task creates inherit the hook (lua_newthread copies it); a hook firing
- * outside a task slice removes itself.
+ * outside a task slice removes itself.  Code of the library itself (chunks
+ * whose source starts with a prefix given to mem_guard_exempt: the fibers
+ * and fibersd modules) is never interrupted: the error is raised at the
+ * next instruction of task code instead, so the scope's bookkeeping after
+ * a body failed (fault record, fiber count, join) always runs to the end.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +63,9 @@ struct mem {
 	/* the guard */
 	bool in_task, raise_slice;
 	double max_slice, slice_start;
+	/* chunk-source prefixes of library code the doom error never hits */
+	char *exempt[4];
+	size_t nexempt;
 };
 
 /* Create the accounting state; pass it as `ud` of lua_newstate. */
@@ -82,6 +90,8 @@ void mem_state_free(void *ud)
 {
 	struct mem *m = ud;
 	if (m) {
+		for (size_t i = 0; i < m->nexempt; i++)
+			free(m->exempt[i]);
 		free(m->t);
 		free(m);
 	}
@@ -294,10 +304,41 @@ static int l_set_max_slice(lua_State *L)
 	return 0;
 }
 
+/* Exempt the library in dir (its fibers*.lua, fibers/, fibersd/ chunks)
+ * from the doom error of the runaway guard and the memory limit. */
+int mem_guard_exempt(lua_State *L, const char *dir)
+{
+	void *ud;
+	if (lua_getallocf(L, &ud) != mem_alloc)
+		return EINVAL;
+	struct mem *m = ud;
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (m->nexempt == sizeof m->exempt / sizeof m->exempt[0])
+		return ENOSPC;
+	char *p = malloc(n + sizeof "@/fibers");
+	if (p == NULL)
+		return ENOMEM;
+	snprintf(p, n + sizeof "@/fibers", "@%.*s/fibers", (int)n, dir);
+	m->exempt[m->nexempt++] = p;
+	return 0;
+}
+
+/* Is the function running at the hook library code? */
+static bool in_library(lua_State *L, lua_Debug *ar, const struct mem *m)
+{
+	if (m->nexempt == 0 || !lua_getinfo(L, "S", ar) || ar->source == NULL)
+		return false;
+	for (size_t i = 0; i < m->nexempt; i++)
+		if (strncmp(ar->source, m->exempt[i], strlen(m->exempt[i])) == 0)
+			return true;
+	return false;
+}
+
 static void guard_hook(lua_State *L, lua_Debug *ar)
 {
 	void *ud;
-	(void)ar;
 	lua_getallocf(L, &ud);
 	struct mem *m = ud;
 	if (!m->in_task) {
@@ -316,6 +357,8 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
 		/* From now on every instruction checks: with a fixed period the
 		 * tick could always land inside the same pcall of a loop. */
 		lua_sethook(L, guard_hook, LUA_MASKCOUNT, 1);
+		if (in_library(L, ar, m))
+			return; /* raised at the next instruction of task code */
 		lua_pushstring(L, t->doom);
 		lua_error(L);
 	}

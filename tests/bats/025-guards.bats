@@ -62,6 +62,38 @@ EOF2
 	[ "$(fd_count 'spin: failed')" -eq 1 ]
 }
 
+@test "a doomed task unwinds by itself: failed promptly, finalisers run, no escaped error, not forced" {
+	fd_task spin <<'EOF2'
+local s = ...
+local log = require('fibersd').log
+local sleep = require 'fibers.sleep'
+s:finally(function() log.info('finaliser ran') end)
+s:spawn(function() sleep.sleep(1000) end)
+sleep.sleep(0.05)
+while true do pcall(function() while true do end end) end
+EOF2
+	fd_conf <<'EOF2'
+[fibersd]
+max_slice = 0.3
+[defaults]
+restart = no
+stop_timeout = 60
+EOF2
+	fd_start
+	fd_wait_log '^<3>spin: failed: task exceeded max_slice of 0.3s without yielding$'
+	# the scope joined on its own (stop_timeout is 60 s: nothing was forced)
+	fd_wait_log '^<6>spin: finaliser ran$' 5
+	run timeout 10 "$FIBERSCTL" -S "$D/c.sock" status spin
+	echo "$output"
+	[ "$status" -eq 1 ]  # "a task is failed"
+	[[ "$output" == *failed* ]]
+	[[ "$output" == *"task exceeded max_slice of 0.3s without yielding"* ]]
+	[[ "$output" != *forced* ]]
+	[ "$(fd_count 'uncaught error')" -eq 0 ]
+	[ "$(fd_count 'forced')" -eq 0 ]
+	[ "$(fd_count 'spin: failed')" -eq 1 ]
+}
+
 @test "a memory bomb fails with 'not enough memory' at memory_limit, also through pcall" {
 	heartbeat
 	fd_task bomb <<'EOF2'
