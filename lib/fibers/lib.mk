@@ -29,5 +29,5 @@ dist_luafibersio_DATA += lib/fibers/io/stream.lua lib/fibers/io/file.lua \
 	lib/fibers/io/socket.lua
 
 ## exec (subprocesses)
-dist_luafibers_DATA += lib/fibers/exec.lua
+dist_luafibers_DATA += lib/fibers/exec.lua lib/fibers/exec_spec.lua
 dist_luafibersio_DATA += lib/fibers/io/exec.lua
