@@ -348,6 +348,29 @@ CHILD_FN int child_main(void *arg)
 	return 127;
 }
 
+/* getpid() cached for the parent-death check (one syscall less per
+ * spawn); a fork()ed copy of the host forgets it through pthread_atfork. */
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+	cached_pid = 0;
+}
+
+static void pid_init(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+static pid_t self_pid(void)
+{
+	pthread_once(&pid_once, pid_init);
+	if (!cached_pid)
+		cached_pid = getpid();
+	return cached_pid;
+}
+
 static const char *env_path(char *const *envp)
 {
 	for (; envp && *envp; envp++)
@@ -413,7 +436,7 @@ int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 	c.spec = spec;
 	c.envp = spec->envp ? spec->envp : environ;
 	c.path = spec->path ? spec->path : env_path(c.envp);
-	c.parent = getpid();
+	c.parent = self_pid();
 	c.errfd = ep[1];
 	c.rep.step = PROC_STEP_NONE;
 	c.rep.err = 0;
