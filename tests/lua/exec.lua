@@ -280,6 +280,22 @@ fibers.run(function(main)
   t.ok(wait_dead(pids.grandchild), "double-forked grandchild in the group dead too")
   t.ok(pids.cmd:stdout_stream():is_closed(), "owned stream closed at scope exit")
 
+  -- many stubborn commands in one scope are stopped in parallel -------------
+  local many = {}
+  t0 = monotime()
+  fibers.run_scope(function(s)
+    s:set_default('shutdown_grace', 0.3)
+    for i = 1, 20 do
+      many[i] = exec.command{ "sh", "-c", "trap '' TERM; echo up; exec sleep 30", stdout = "pipe" }
+      many[i]:stdout_stream():read_line()
+    end
+  end)
+  dt = monotime() - t0
+  local killed = 0
+  for i = 1, 20 do if many[i]:status() == "signalled" then killed = killed + 1 end end
+  t.is(killed, 20, "20 TERM-ignoring commands SIGKILLed at scope exit")
+  t.ok(dt >= 0.3 and dt < 2.3, ("... in parallel: one grace in total (%.2fs)"):format(dt))
+
   -- leader obeys TERM, grandchild ignores it: killed after the grace ----------
   t0 = monotime()
   fibers.run_scope(function(s)
