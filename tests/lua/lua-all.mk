@@ -11,6 +11,12 @@
 ##                         LUA_ALL_REQUIRE=yes (CI) fails on a missing one.
 ##   make check-backends   the same tests once more on the main build with
 ##                         FIBERS_POLLER=poll FIBERS_PROC=sigchld.
+##   make install-lua-all  build (no tests) and install the module for every
+##                         other installed version, side by side with the
+##                         main (5.4) install: $(libdir)/lua/<v>/fibers/core.so
+##                         and the Lua files in $(datadir)/lua/<v>/ (LuaJIT
+##                         uses the 5.1 directories; a 5.1 build wins there).
+##                         uninstall-lua-all removes them again.
 libfiberslua_la_SOURCES += src/lua/compat.h
 dist_luafibers_DATA += lib/fibers/compat.lua
 EXTRA_DIST += tests/lua/lua-all.sh
@@ -34,7 +40,37 @@ check-backends: all $(check_PROGRAMS)
 	  LUA_ALL_PREBUILT='$(abs_top_builddir)' LUA_ALL_RUNNER='$(LUA_RUNNER)' \
 	  LUA_ALL_SUFFIX=-poll-sigchld $(SHELL) $(srcdir)/tests/lua/lua-all.sh
 
+build-lua-all: all
+	@$(lua_all_env) LUA_ALL_VERSIONS='$(LUA_ALL_VERSIONS)' LUA_ALL_BUILD_ONLY=yes \
+	  $(SHELL) $(srcdir)/tests/lua/lua-all.sh
+
+## For each built version other than 5.4: "version abi" pairs.
+lua_all_abis = for d in lua-all/*/fibers/core.so; do \
+	  [ -f "$$d" ] || continue; v=$${d\#lua-all/}; v=$${v%%/*}; \
+	  case $$v in 5.4) continue ;; \
+	  luajit) [ -f lua-all/5.1/fibers/core.so ] && continue; abi=5.1 ;; \
+	  *) abi=$$v ;; esac; echo "$$v $$abi"; done
+
+install-lua-all: build-lua-all
+	@$(lua_all_abis) | while read v abi; do \
+	  cdir='$(DESTDIR)$(libdir)'/lua/$$abi; ldir='$(DESTDIR)$(datadir)'/lua/$$abi; \
+	  echo "install-lua-all: Lua $$v -> $$cdir, $$ldir"; \
+	  $(MKDIR_P) "$$cdir/fibers" "$$ldir/fibers/io" && \
+	  $(INSTALL_PROGRAM) lua-all/$$v/fibers/core.so "$$cdir/fibers/core.so" && \
+	  $(INSTALL_DATA) $(addprefix $(srcdir)/,$(dist_lua_DATA)) "$$ldir/" && \
+	  $(INSTALL_DATA) $(addprefix $(srcdir)/,$(dist_luafibers_DATA)) "$$ldir/fibers/" && \
+	  $(INSTALL_DATA) $(addprefix $(srcdir)/,$(dist_luafibersio_DATA)) "$$ldir/fibers/io/" || exit 1; \
+	done
+
+uninstall-lua-all:
+	@for abi in 5.1 5.2 5.3; do \
+	  rm -f '$(DESTDIR)$(libdir)'/lua/$$abi/fibers/core.so; \
+	  for f in $(notdir $(dist_lua_DATA)); do rm -f '$(DESTDIR)$(datadir)'/lua/$$abi/$$f; done; \
+	  for f in $(notdir $(dist_luafibers_DATA)); do rm -f '$(DESTDIR)$(datadir)'/lua/$$abi/fibers/$$f; done; \
+	  for f in $(notdir $(dist_luafibersio_DATA)); do rm -f '$(DESTDIR)$(datadir)'/lua/$$abi/fibers/io/$$f; done; \
+	done
+
 clean-local: clean-lua-all
 clean-lua-all:
 	rm -rf lua-all
-.PHONY: check-backends clean-lua-all
+.PHONY: check-backends build-lua-all install-lua-all uninstall-lua-all clean-lua-all

@@ -22,6 +22,7 @@
 #   LUA_ALL_SUFFIX             log directory suffix (e.g. -poll-sigchld); the
 #                              caller's FIBERS_POLLER / FIBERS_PROC pass through
 #   LUA_ALL_JOBS               parallel compiles and tests (default 2)
+#   LUA_ALL_BUILD_ONLY=yes     build the modules, run no test (install-lua-all)
 #   LUA_ALL_PREBUILT=DIR       build nothing: run the tests once with
 #                              $LUA_ALL_RUNNER and DIR/fibers/core.so (the
 #                              main build; used by `make check-backends`)
@@ -64,6 +65,13 @@ run_tests() {
 	LUA_CPATH="${3:-$top_builddir/lua-all/$1}/?.so"
 	LUA_RUNNER=$2
 	export LUA_PATH LUA_CPATH LUA_RUNNER top_srcdir top_builddir
+	# The backends this interpreter + module pick (forced ones must win).
+	be=$("$2" -e "io.write(require('fibers.runtime').current_scheduler:backend(), '/',
+		require('fibers.exec').backend)" 2>&1) || { say "$2: cannot load fibers: $be"; return 1; }
+	case $be in
+	${FIBERS_POLLER:-*}/${FIBERS_PROC:-*}) ;;
+	*) say "$2: backends $be, wanted ${FIBERS_POLLER:-any}/${FIBERS_PROC:-any}"; return 1 ;;
+	esac
 	for t in $LUA_ALL_TESTS; do
 		echo "$t"
 	done | xargs -P "$jobs" -I{} sh -c '
@@ -82,7 +90,7 @@ run_tests() {
 	bad=$(cat "$logs"/*.trs | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)')
 	files=$(ls "$logs"/*.trs | wc -l)
 	nt=$(echo $LUA_ALL_TESTS | wc -w)
-	say "$2: $files/$nt test files, $pass passed, $skip skipped, $bad failed${suffix:+ ($suffix)}"
+	say "$2 [$be]: $files/$nt test files, $pass passed, $skip skipped, $bad failed"
 	if [ "$bad" -ne 0 ] || [ "$files" -ne "$nt" ]; then
 		for trs in "$logs"/*.trs; do
 			grep -q '^:global-test-result: PASS\|^:global-test-result: SKIP' "$trs" && continue
@@ -120,7 +128,7 @@ for v in $versions; do
 		status=1
 		continue
 	fi
-	run_tests "$v" "$interp" || status=1
+	[ "${LUA_ALL_BUILD_ONLY:-no}" = yes ] || run_tests "$v" "$interp" || status=1
 	ran="$ran $v"
 done
 [ -n "$ran" ] || { say "no Lua version was tested"; status=1; }
