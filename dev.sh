@@ -2,7 +2,8 @@
 # dev.sh - the README's quick start.  On a fresh Debian 12 machine:
 #   ./dev.sh run     install missing build deps, build, run the main job
 #   ./dev.sh check   install missing build deps, build, run the whole test suite
-#   ./dev.sh deps    only install missing Debian packages
+#   ./dev.sh deps    only install missing Debian packages ($EXTRA_PKGS too;
+#                    ./dev.sh portability-deps adds the other Lua versions)
 #   ./dev.sh build   deps + autogen/configure/make
 # Extra configure flags come from $CONFIGURE_FLAGS (e.g. --enable-werror).
 set -eu
@@ -13,6 +14,11 @@ cd "$(dirname "$0")"
 PKGS="build-essential autoconf automake libtool pkg-config
 liblua5.4-dev lua5.4 libinih-dev libjansson-dev libsystemd-dev
 bats bats-support bats-assert socat util-linux procps systemd man-db"
+# Extra packages for a stage: EXTRA_PKGS="..." ./dev.sh deps.  The other Lua
+# interpreters for `make check-lua-all`: ./dev.sh portability-deps (.ci/run).
+PORTABILITY_PKGS="lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
+luajit libluajit-5.1-dev"
+PKGS="$PKGS ${EXTRA_PKGS:-}"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
 
@@ -49,6 +55,10 @@ build() {
 
 case "${1:-}" in
 deps) deps ;;
+portability-deps)
+	PKGS="$PKGS $PORTABILITY_PKGS"
+	deps
+	;;
 build) build ;;
 check)
 	build
@@ -73,7 +83,7 @@ run)
 	./src/fibersd/fibersd -c "$stage/fibersd.conf" -d "$stage/tasks" -S "$PWD/run/control.sock" || exit $?
 	;;
 *)
-	echo "usage: $0 run|check|build|deps" >&2
+	echo "usage: $0 run|check|build|deps|portability-deps" >&2
 	exit 2
 	;;
 esac
