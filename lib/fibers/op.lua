@@ -29,7 +29,10 @@
 -- fiber once it wakes, whichever leaf won: use it to unlink the registration
 -- (bounded memory, library.md §0.8).
 local runtime = require 'fibers.runtime'
-local current_fiber, suspend = runtime.current_fiber, runtime.suspend
+local current_fiber = runtime.current_fiber
+-- Blocking yields the fiber's coroutine directly (= runtime.suspend(noop)
+-- minus two frames (parked fibers are smaller); resumed by fiber:resume.
+local suspend_yield = coroutine.yield
 
 local unpack = table.unpack or unpack
 local random = math.random
@@ -78,19 +81,19 @@ local CANCEL = {}     -- the scope's not-ok condition won (see _perform_in)
 M._CANCEL = CANCEL
 
 -- True while no leaf has completed this suspension yet.
-function Susp:waiting() return self.w end
+function Susp:waiting() return self[2] end
 
 -- Complete with the given leaf token and values; schedules the fiber.
 function Susp:complete(token, ...)
-  if not self.w then error("suspension: already completed", 2) end
-  self.w = false
-  self.f:resume(token, ...)
+  if not self[2] then error("suspension: already completed", 2) end
+  self[2] = false
+  self[1]:resume(token, ...)
 end
 
 -- Register f(a, b) to run in the performing fiber after it wakes.
 function Susp:add_cleanup(f, a, b)
-  local c = self.c
-  if not c then self.c = { f, a, b, n = 3 }; return end
+  local c = self[3]
+  if not c then self[3] = { f, a, b, n = 3 }; return end
   local n = c.n
   c[n + 1] = f; c[n + 2] = a; c[n + 3] = b
   c.n = n + 3
@@ -117,10 +120,10 @@ end
 -- turn; run from inside a fiber it only schedules it.
 function Task:run()
   local s = self.s
-  if s.w and not self.x then
-    local f = s.f
+  if s[2] and not self.x then
+    local f = s[1]
     if current_fiber() == nil and f._n == nil and not f.dead and f.run then
-      s.w = false
+      s[2] = false
       local v = self.v
       if v then return run_now(f, self.t, unpack(v, 1, v.n)) end
       return run_now(f, self.t)
@@ -135,7 +138,7 @@ end
 function Task:cancel(reason)
   self.x = true
   local s = self.s
-  if s.w then s:complete(TASK_ERR, reason or "operation cancelled") end
+  if s[2] then s:complete(TASK_ERR, reason or "operation cancelled") end
 end
 
 -- A task that completes this suspension with token and values when run.
@@ -145,14 +148,16 @@ function Susp:complete_task(token, ...)
   return setmetatable({ s = self, t = token, v = v }, Task)
 end
 
+local function no_fiber() error("perform: cannot block outside a fiber", 4) end
+
 local function new_susp(fiber)
-  return setmetatable({ f = fiber, w = true, c = nil }, Susp)
+  return setmetatable({ fiber, true }, Susp)  -- [1] fiber, [2] waiting, [3] cleanups
 end
 
 local function run_cleanups(s)
-  local c = s.c
+  local c = s[3]
   if c then
-    s.c = nil
+    s[3] = nil
     for i = 1, c.n, 3 do c[i](c[i + 1], c[i + 2]) end
   end
 end
@@ -353,7 +358,7 @@ local function nack_fire(c)
   c.fired = true
   for i = 1, #c, 2 do
     local s = c[i]
-    if s.w then s:complete(c[i + 1]) end
+    if s[2] then s:complete(c[i + 1]) end
     c[i] = nil; c[i + 1] = nil
   end
 end
@@ -465,7 +470,7 @@ local function waitq_push(q, s, tok)
     local j = 0
     for i = 1, n, 2 do
       local x = q[i]
-      if x.w then q[j + 1] = x; q[j + 2] = q[i + 1]; j = j + 2 end
+      if x[2] then q[j + 1] = x; q[j + 2] = q[i + 1]; j = j + 2 end
     end
     for i = j + 1, n do q[i] = nil end
     n = j
@@ -483,7 +488,7 @@ function M._waitq_wake(q, ...)
   for i = 1, n, 2 do
     local s, tok = q[i], q[i + 1]
     q[i] = nil; q[i + 1] = nil
-    if s.w then s:complete(tok, ...) end
+    if s[2] then s:complete(tok, ...) end
   end
 end
 
@@ -517,11 +522,11 @@ local function block(C, sc)
     local leaf = C[2 * i - 1]
     if leaf.k == PRIM then
       leaf.block(s, i, leaf)
-      if not s.w then break end
+      if not s[2] then break end
     end
   end
-  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return after_block(C, s, sc, suspend(noop))
+  if sc and s[2] then waitq_push(sc._cw, s, CANCEL) end
+  return after_block(C, s, sc, suspend_yield())
 end
 
 local function after_try(C, sc, won, ...)
@@ -545,18 +550,21 @@ local function prim_after_block(op, s, sc, token, ...)
   return ...
 end
 
+-- (A separate, non-vararg frame: it is what a parked fiber keeps.)
+local function prim_block(op, sc)
+  local s = new_susp(current_fiber() or no_fiber())
+  op.block(s, 1, op)
+  if sc and s[2] then waitq_push(sc._cw, s, CANCEL) end
+  return prim_after_block(op, s, sc, suspend_yield())
+end
+
 local function prim_after_try(op, sc, ready, ...)
   if ready then
     local w = op.wf
     if w then return w(...) end
     return ...
   end
-  local fiber = current_fiber()
-  if not fiber then error("perform: cannot block outside a fiber", 3) end
-  local s = new_susp(fiber)
-  op.block(s, 1, op)
-  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return prim_after_block(op, s, sc, suspend(noop))
+  return prim_block(op, sc)
 end
 
 -- Flat choice fast path: every arm is a primitive (wraps folded in), so
@@ -577,10 +585,10 @@ local function flat_block(ops, sc)
   for i = 1, #ops do
     local leaf = ops[i]
     leaf.block(s, i, leaf)
-    if not s.w then break end
+    if not s[2] then break end
   end
-  if sc and s.w then waitq_push(sc._cw, s, CANCEL) end
-  return flat_after_block(ops, s, sc, suspend(noop))
+  if sc and s[2] then waitq_push(sc._cw, s, CANCEL) end
+  return flat_after_block(ops, s, sc, suspend_yield())
 end
 
 local flat_from

@@ -331,16 +331,45 @@ local function fiber_main(S, with_scope, fn, ...)
   local f = current_fiber()
   f.scope = S
   local ok, e
-  if with_scope then ok, e = protected(fn, S, ...) else ok, e = protected(fn, ...) end
+  if debug_on then
+    if with_scope then ok, e = protected(fn, S, ...) else ok, e = protected(fn, ...) end
+  elseif with_scope then
+    ok, e = ypcall(fn, S, ...)  -- direct: one frame less per parked fiber
+  else
+    ok, e = ypcall(fn, ...)
+  end
   if not ok then S:_fiber_error(e, f) end
   fiber_done(S)
+end
+
+local function fiber_end(S, ok, e)
+  if not ok then S:_fiber_error(e, current_fiber()) end
+  fiber_done(S)
+end
+
+-- Without extra arguments: small fixed-arity frames, because every parked
+-- fiber keeps this frame on its stack (Lua stacks double past 40 slots).
+local function fiber_main_s(S, fn)
+  current_fiber().scope = S
+  if debug_on then return fiber_end(S, protected(fn, S)) end
+  return fiber_end(S, ypcall(fn, S))
+end
+
+local function fiber_main_n(S, fn)
+  current_fiber().scope = S
+  if debug_on then return fiber_end(S, protected(fn)) end
+  return fiber_end(S, ypcall(fn))
 end
 
 function Scope:_spawn(with_scope, fn, ...)
   local why = self:_refusal()
   if why then return false, why end
   self._nf = self._nf + 1
-  runtime.spawn_raw(fiber_main, self, with_scope, fn, ...)
+  if select('#', ...) == 0 then
+    runtime.spawn_raw(with_scope and fiber_main_s or fiber_main_n, self, fn)
+  else
+    runtime.spawn_raw(fiber_main, self, with_scope, fn, ...)
+  end
   return true
 end
 
@@ -627,7 +656,7 @@ local function run_body(S, s, tok, body, args)
     perform_raw(S:done_op())
   end
   f.scope = nil
-  if s.w then
+  if s:waiting() then
     if S._status then
       s:complete(tok, S._status, S._err, S._report)
     else
