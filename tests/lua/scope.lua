@@ -384,6 +384,31 @@ do
   end
 end
 
+-- an op that loses to scope cancellation runs its aborts/nacks: bracket
+-- releases exactly once with aborted = true, a nack fires
+do
+  local res = run(function(s)
+    local c = s:child()
+    local rel, nacked = {}, false
+    c:spawn(function()
+      local o = op.choice(
+        op.bracket(function() return "res" end, function(r, ab) rel[#rel + 1] = { r, ab } end,
+          function() return op.never() end),
+        op.with_nack(function(n)
+          s:spawn(function() perform_raw(n); nacked = true end)
+          return op.never()
+        end))
+      fibers.perform(o)
+    end)
+    sleep.sleep(0.01)
+    c:cancel("stop")
+    perform_raw(c:join_op())
+    sleep.sleep(0.01)
+    return rel, nacked
+  end)
+  t.is_deeply(res, { n = 3, true, { { "res", true } }, true }, "cancellation aborts: bracket released once, nack fired")
+end
+
 -- snapshot and exec hooks
 do
   local res = run(function(s)
