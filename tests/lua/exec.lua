@@ -323,7 +323,7 @@ fibers.run(function(main)
   t.ok(wait_dead(pids.c3:pid()), "and is dead")
 
   -- a finished command leaves the scope; memory stays bounded ------------------
-  local N = tonumber(os.getenv("FIBERS_EXEC_N") or "") or 2000
+  local N = tonumber(os.getenv("FIBERS_EXEC_N") or "") or 1000
   local mem_mid
   st = fibers.run_scope(function(s)
     for i = 1, N do
