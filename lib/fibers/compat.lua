@@ -38,31 +38,35 @@ if puc51 then
 
   -- Drive co until it finishes; pass its yields out and the answers in.
   local function step(co, ok, ...)
-    if not ok then return false, co, ... end
+    if not ok then return false, ... end
     if status(co) == "dead" then return true, ... end
     return step(co, resume(co, yield(...)))
   end
 
-  local function finish(ok, co, ...)
-    if ok then return true, co, ... end
-    return false, ...
+  -- A coroutine for f; C functions and callable tables get a Lua wrapper
+  -- (5.1 coroutines must start with a Lua function).
+  local function cocreate(f)
+    local ok, co = pcall(create, f)
+    if ok then return co end
+    return create(function(...) return f(...) end)
   end
 
   -- pcall(f, ...) that lets f yield (5.1: f runs in its own coroutine).
   function M.pcall(f, ...)
-    local co = create(f)
-    return finish(step(co, resume(co, ...)))
+    local co = cocreate(f)
+    return step(co, resume(co, ...))
   end
 
-  local function finish_x(handler, ok, co, ...)
-    if ok then return true, co, ... end
-    return false, handler(..., co)
+  -- The handler's first result becomes the error value, as with xpcall.
+  local function finish_x(handler, co, ok, ...)
+    if ok then return true, ... end
+    return false, (handler((...), co))
   end
 
   -- xpcall(f, handler, ...) that lets f yield; handler(err, co).
   function M.xpcall(f, handler, ...)
-    local co = create(f)
-    return finish_x(handler, step(co, resume(co, ...)))
+    local co = cocreate(f)
+    return finish_x(handler, co, step(co, resume(co, ...)))
   end
 else
   M.pcall = pcall

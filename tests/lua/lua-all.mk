@@ -19,7 +19,8 @@
 ##                         uninstall-lua-all removes them again.
 libfiberslua_la_SOURCES += src/lua/compat.h
 dist_luafibers_DATA += lib/fibers/compat.lua
-EXTRA_DIST += tests/lua/lua-all.sh
+EXTRA_DIST += tests/lua/lua-all.sh tests/lua/compat.lua doc/portability.md
+TESTS += tests/lua/compat.lua
 
 LUA_ALL_VERSIONS = 5.1 5.2 5.3 5.4 luajit
 LUA_ALL_TESTS = $(filter tests/lua/% tests/seed/%,$(TESTS))
