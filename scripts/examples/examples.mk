@@ -5,3 +5,9 @@
 fibersdexamplesdir = $(docdir)/examples
 dist_fibersdexamples_DATA = scripts/examples/heartbeat.lua scripts/examples/subprocess.lua \
 	scripts/examples/periodic.lua scripts/examples/flaky.lua
+dist_fibersdexamples_DATA += scripts/examples/server.lua scripts/examples/pipeline.lua \
+	scripts/examples/linesrv.lua scripts/examples/fifo.lua scripts/examples/workers.lua \
+	scripts/examples/drain.lua
+
+TESTS += tests/bats/029-examples.bats
+EXTRA_DIST += tests/bats/029-examples.bats
