@@ -106,6 +106,10 @@ run_tests() {
 status=0
 ran=""
 if [ -n "${LUA_ALL_PREBUILT:-}" ]; then
+	# The runner may be the ASan test host of a sanitizer build (as make check).
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	export ASAN_OPTIONS UBSAN_OPTIONS
 	run_tests main "${LUA_ALL_RUNNER:?}" "$LUA_ALL_PREBUILT"
 	exit $?
 fi
