@@ -81,7 +81,12 @@ EOF2
 	fd_wait_log '^<6>off: stopped \(reload\)$'
 	# crash now fails once more and is not restarted (restart = no, live)
 	n=$(fd_count 'crash run')
-	sleep 1
+	# poll until the run in progress (if any) has ended: state failed
+	for i in $(seq 200); do
+		timeout 10 "$FIBERSCTL" -S "$D/c.sock" --json status crash 2>/dev/null | grep -q '"state":"failed"' && break
+		sleep 0.05
+	done
+	timeout 10 "$FIBERSCTL" -S "$D/c.sock" --json status crash | grep -q '"state":"failed"'
 	[ "$(fd_count 'crash run')" -le $((n + 1)) ]
 	m=$(fd_count 'crash run')
 	sleep 0.8

@@ -26,10 +26,14 @@ pids=\$(cat $D/c*.pid)
 [ \$(echo \$pids | wc -w) -eq 4 ] || { echo "children did not start"; exit 2; }
 for p in \$pids; do kill -0 \$p || { echo "child \$p not running"; exit 3; }; done
 kill -9 \$fd; wait \$fd 2>/dev/null
-sleep 2
-alive=0
-for p in \$pids; do
-	if [ -e /proc/\$p ] && [ "\$(awk '/^State:/ {print \$2}' /proc/\$p/status)" != Z ]; then alive=\$((alive + 1)); fi
+# the bar is "none alive 2 s later": poll for up to 2 s + 2 s of slack
+for i in \$(seq 80); do
+	alive=0
+	for p in \$pids; do
+		if [ -e /proc/\$p ] && [ "\$(awk '/^State:/ {print \$2}' /proc/\$p/status)" != Z ]; then alive=\$((alive + 1)); fi
+	done
+	[ \$alive -eq 0 ] && break
+	sleep 0.05
 done
 echo "alive=\$alive"
 EOF2

@@ -85,7 +85,7 @@ lua_run() { timeout 60 "${LUA_RUNNER:-lua5.4}" "$@"; }
 		run ctl -t 3 status
 		[ "$status" -eq 0 ]
 	done
-	[ "$SECONDS" -le 3 ]
+	[ "$SECONDS" -le 5 ] # milliseconds each when nobody is delayed; 2 s of slack
 	run ctl stop svc
 	[ "$status" -eq 0 ]
 }

@@ -72,9 +72,9 @@ teardown() {
 	[[ $output == '{"lines":[{"level":"info","message":"tick '*'","t":'*',"task":"svc","time":"'*'"}],"t":'*',"task":"svc","time":"'* ]]
 	timeout 20 "$FIBERSCTL" -S "$D/c.sock" logs svc -n 0 -f >"$D/follow.out" 2>&1 3>&- &
 	BG=$!
-	sleep 0.5
+	for i in $(seq 200); do grep -q tick "$D/follow.out" && break; sleep 0.05; done
 	n1=$(grep -c tick "$D/follow.out" || true)
-	sleep 0.5
+	for i in $(seq 200); do [ "$(grep -c tick "$D/follow.out")" -gt "$n1" ] && break; sleep 0.05; done
 	n2=$(grep -c tick "$D/follow.out" || true)
 	[ "$n1" -ge 1 ]
 	[ "$n2" -gt "$n1" ]
