@@ -137,6 +137,7 @@ function Scope:state()
   return "running"
 end
 
+-- Recompute the state; on a change record `since` and call the state hook.
 function Scope:_changed()
   local to = self:state()
   local from = self._st
@@ -361,6 +362,7 @@ local function fiber_main_n(S, fn)
   return fiber_end(S, ypcall(fn))
 end
 
+-- Admission check, then a new fiber running fn(scope?, ...) in this scope.
 function Scope:_spawn(with_scope, fn, ...)
   local why = self:_refusal()
   if why then return false, why end
@@ -479,6 +481,7 @@ function Scope:done_op() return prim(try_done, block_dw, wrap_done, self) end
 
 local join_proc
 
+-- Step 1 of the join: mark joining and close admission.
 function Scope:_begin_join()
   self._js = "joining"
   self:_changed()
