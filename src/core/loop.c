@@ -16,11 +16,23 @@
  * read and rounded up (plus 1 ns), so a timer is never found early; after
  * the wait the turn time is read again and every timer with deadline <= now
  * fires.
+ *
+ * Timer slack: Linux lets a sleep run late by the thread's timer slack
+ * (50 us by default; epoll_pwait2 uses max(slack, timeout / 1000)).  A
+ * scheduler's sleeps are its timers, so loop_new() lowers the slack of the
+ * calling thread to 1 ns with PR_SET_TIMERSLACK, unless someone already
+ * changed it from the default (a user's own choice is kept).  The value is
+ * inherited by children; exec'd programs keep it too (it only makes their
+ * sleeps more punctual).
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core.h"
 #include "loop.h"
@@ -41,6 +53,7 @@ struct fdw {
 struct fdrec {
 	uint32_t head[2], tail[2];
 	unsigned armed;         /* interest armed in the poller (0 = none) */
+	unsigned reg;           /* known to the poller (armed since removed) */
 };
 
 struct loop {
@@ -95,6 +108,10 @@ int loop_new(struct loop **out, const struct poller_ops *ops)
 		return err;
 	}
 	timer_init(&l->timers);
+#if defined(__linux__) && defined(PR_SET_TIMERSLACK)
+	if (prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) == 50000)
+		(void)prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+#endif
 	l->now = core_monotime();
 	*out = l;
 	return 0;
@@ -227,6 +244,7 @@ static int grow_fds(struct loop *l, int fd)
 		l->fds[i].head[0] = l->fds[i].head[1] = NONE;
 		l->fds[i].tail[0] = l->fds[i].tail[1] = NONE;
 		l->fds[i].armed = 0;
+		l->fds[i].reg = 0;
 	}
 	return 0;
 }
@@ -258,9 +276,10 @@ int loop_fd_wait(struct loop *l, int fd, unsigned dir, uint64_t *handle)
 	unsigned want = wanted(r);
 	if ((want & ~r->armed) == 0)
 		return 0;
-	err = l->ops->arm(l->p, fd, want);
+	err = l->ops->arm(l->p, fd, want | (r->reg ? 0 : POLLER_FRESH));
 	if (err == 0) {
 		r->armed = want;
+		r->reg = 1;
 		return 0;
 	}
 	unlink_wait(l, slot);
@@ -299,6 +318,7 @@ int loop_fd_cancel(struct loop *l, uint64_t handle)
 		if (wanted(r) == 0 && r->armed) {
 			l->ops->remove(l->p, w->fd);
 			r->armed = 0;
+			r->reg = 0;
 		}
 	}
 	/* A DIR_NOW entry stays in imm[]; its handle goes stale here. */
@@ -328,6 +348,7 @@ void loop_fd_forget(struct loop *l, int fd)
 	fire_list(l, r, DIR_OUT);
 	l->ops->remove(l->p, fd);
 	r->armed = 0;
+	r->reg = 0;
 }
 
 static void handle_event(struct loop *l, const struct poller_event *ev)
@@ -433,6 +454,7 @@ void loop_clear(struct loop *l)
 		fire_list(l, r, DIR_OUT);
 		l->ops->remove(l->p, (int)fd);
 		r->armed = 0;
+		r->reg = 0;
 	}
 	for (size_t i = 0; i < l->nimm; i++) {
 		uint32_t slot = live_slot(l, l->imm[i]);

@@ -25,6 +25,10 @@
 #define POLLER_IN  1u
 #define POLLER_OUT 2u
 #define POLLER_ERR 4u
+/* Hint for arm(): the fd is probably not registered with the backend yet
+ * (the loop removed it, or never armed it), so epoll tries EPOLL_CTL_ADD
+ * before EPOLL_CTL_MOD and a new fd costs one syscall, not two. */
+#define POLLER_FRESH 8u
 
 struct poller;
 

@@ -7,7 +7,9 @@
  * importantly, means an fd that was closed while still registered (its open
  * file description kept alive by a dup or a child) can report at most one
  * stray event instead of spinning the loop.  Arming uses EPOLL_CTL_MOD and
- * falls back to EPOLL_CTL_ADD on ENOENT, so a reused fd number is re-added.
+ * falls back to EPOLL_CTL_ADD on ENOENT, so a reused fd number is re-added;
+ * with the POLLER_FRESH hint (the loop has not armed the fd since it last
+ * removed it) the order is ADD, then MOD on EEXIST.
  *
  * Waits use epoll_pwait2 (timespec, nanosecond precision) when the kernel
  * has it (Linux >= 5.11); otherwise epoll_wait with the timeout rounded up
@@ -69,6 +71,14 @@ static int ep_arm(struct poller *p, int fd, unsigned events)
 	if (events & POLLER_OUT)
 		ev.events |= EPOLLOUT;
 	ev.data.fd = fd;
+	if (events & POLLER_FRESH) {
+		/* Most likely new: ADD first, MOD if it was registered after all. */
+		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return errno;
+		return epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : errno;
+	}
 	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
 		return 0;
 	if (errno != ENOENT)

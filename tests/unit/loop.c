@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core.h"
 #include "loop.h"
@@ -176,9 +179,27 @@ static void churn(const struct poller_ops *ops)
 	loop_free(l);
 }
 
+/* loop_new lowers the default timer slack (50 us) to 1 ns, keeps others. */
+static void slack(void)
+{
+#ifdef __linux__
+	struct loop *l;
+	prctl(PR_SET_TIMERSLACK, 0, 0, 0, 0);   /* 0 = back to the default */
+	is_int((int)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 50000, "default timer slack");
+	is_int(loop_new(&l, NULL), 0, "loop_new (slack)");
+	is_int((int)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 1, "loop_new set timer slack to 1 ns");
+	loop_free(l);
+	prctl(PR_SET_TIMERSLACK, 7000, 0, 0, 0);
+	is_int(loop_new(&l, NULL), 0, "loop_new (own slack)");
+	is_int((int)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 7000, "a non-default slack is kept");
+	loop_free(l);
+#endif
+}
+
 int main(void)
 {
 	const struct poller_ops *all[] = { &poller_epoll_ops, &poller_poll_ops };
+	slack();
 	for (int i = 0; i < 2; i++) {
 		timers(all[i]);
 		fdwaits(all[i]);

@@ -2,7 +2,7 @@
  * tests/unit/poller.c - both poller backends (epoll and poll) against the
  * same expectations: one-shot readiness, re-arming, read/write interest,
  * hang-ups reported as errors, remove, bad fds, and timeouts that never
- * end early.  Also backend selection through FIBERS_POLLER.
+ * end early, the POLLER_FRESH arm hint.  Also backend selection through FIBERS_POLLER.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +76,25 @@ static void backend(const struct poller_ops *ops)
 	   "%s: error reported whatever the interest", b);
 	ops->remove(p, q[1]);
 	close(q[1]);
+
+	/* POLLER_FRESH (ADD first): right on a new fd, and on one that is
+	 * registered after all (EEXIST falls back to MOD, one-shot kept) */
+	int h[2];
+	if (pipe(h) != 0)
+		abort();
+	is_int(ops->arm(p, h[0], POLLER_IN | POLLER_FRESH), 0, "%s: fresh arm of a new fd", b);
+	is_int(ops->arm(p, h[0], POLLER_IN | POLLER_FRESH), 0, "%s: fresh arm of a registered fd", b);
+	if (write(h[1], "y", 1) != 1)
+		abort();
+	wait_ms(ops, p, 1000, evs, &n);
+	ok(n == 1 && evs[0].fd == h[0] && evs[0].events == POLLER_IN,
+	   "%s: fresh-armed fd reported once (IN only)", b);
+	wait_ms(ops, p, 0, evs, &n);
+	is_int(n, 0, "%s: fresh arm is one-shot too", b);
+	ops->remove(p, h[0]);
+	close(h[0]);
+	close(h[1]);
+	is_int(ops->arm(p, h[0], POLLER_IN | POLLER_FRESH), EBADF, "%s: fresh arm of a closed fd is EBADF", b);
 
 	/* closed fds */
 	close(fds[0]);
