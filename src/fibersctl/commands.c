@@ -104,6 +104,8 @@ static int parse_count(const struct ctl_cmd *cmd, const char *val, json_int_t *o
 {
 	char *end;
 	errno = 0;
+	/* valued options always pass their value (split_args) */
+	// NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker)
 	long long n = strtoll(val, &end, 10);
 	if (errno || end == val || *end || n < 0)
 		return bad_usage(cmd, "expected a number >= 0");

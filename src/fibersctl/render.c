@@ -59,6 +59,8 @@ const char *ctl_fmt_bytes(double b, char *buf, size_t size)
 		b /= 1024;
 		u++;
 	}
+	/* b >= 1024 here, so the loop ran and u >= 0 */
+	// NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage)
 	snprintf(buf, size, "%.1f%c", b, units[u]);
 	return buf;
 }
