@@ -3,9 +3,9 @@
 libfiberscore_la_SOURCES += src/core/buf.h src/core/buf.c src/core/stream.h src/core/stream.c
 
 check_PROGRAMS += tests/unit/buf.t tests/unit/stream.t
-tests_unit_buf_t_SOURCES = tests/unit/buf.c
+tests_unit_buf_t_SOURCES = tests/unit/buf.c tests/unit/tap.h
 tests_unit_buf_t_LDADD = libfiberscore.la
-tests_unit_stream_t_SOURCES = tests/unit/stream.c
+tests_unit_stream_t_SOURCES = tests/unit/stream.c tests/unit/tap.h
 tests_unit_stream_t_LDADD = libfiberscore.la
 TESTS += tests/unit/buf.t tests/unit/stream.t
 

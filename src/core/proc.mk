@@ -5,9 +5,9 @@ libfiberscore_la_SOURCES += src/core/proc.h src/core/proc.c \
 libfiberslua_la_SOURCES += src/lua/lproc.c
 
 check_PROGRAMS += tests/unit/proc.t tests/unit/proc_reap.t
-tests_unit_proc_t_SOURCES = tests/unit/proc.c tests/unit/proc_test.h
+tests_unit_proc_t_SOURCES = tests/unit/proc.c tests/unit/proc_test.h tests/unit/tap.h
 tests_unit_proc_t_LDADD = libfiberscore.la
-tests_unit_proc_reap_t_SOURCES = tests/unit/proc_reap.c tests/unit/proc_test.h
+tests_unit_proc_reap_t_SOURCES = tests/unit/proc_reap.c tests/unit/proc_test.h tests/unit/tap.h
 tests_unit_proc_reap_t_LDADD = libfiberscore.la
 TESTS += tests/unit/proc.t tests/unit/proc_reap.t
 

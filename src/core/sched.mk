@@ -7,15 +7,15 @@ libfiberscore_la_LIBADD = -lm
 libfiberslua_la_SOURCES += src/lua/lsched.c src/lua/lsignal.c
 
 check_PROGRAMS += tests/unit/timer.t tests/unit/poller.t tests/unit/loop.t
-tests_unit_timer_t_SOURCES = tests/unit/timer.c tests/unit/loop_tap.h
+tests_unit_timer_t_SOURCES = tests/unit/timer.c tests/unit/tap.h
 tests_unit_timer_t_LDADD = libfiberscore.la
-tests_unit_poller_t_SOURCES = tests/unit/poller.c tests/unit/loop_tap.h
+tests_unit_poller_t_SOURCES = tests/unit/poller.c tests/unit/tap.h
 tests_unit_poller_t_LDADD = libfiberscore.la
-tests_unit_loop_t_SOURCES = tests/unit/loop.c tests/unit/loop_tap.h
+tests_unit_loop_t_SOURCES = tests/unit/loop.c tests/unit/tap.h
 tests_unit_loop_t_LDADD = libfiberscore.la
 TESTS += tests/unit/timer.t tests/unit/poller.t tests/unit/loop.t
 
 check_PROGRAMS += tests/unit/signal.t
-tests_unit_signal_t_SOURCES = tests/unit/signal.c tests/unit/loop_tap.h
+tests_unit_signal_t_SOURCES = tests/unit/signal.c tests/unit/tap.h
 tests_unit_signal_t_LDADD = libfiberscore.la
 TESTS += tests/unit/signal.t

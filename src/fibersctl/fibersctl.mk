@@ -22,7 +22,7 @@ libfibersdcontrol_la_LIBADD = $(JANSSON_LIBS)
 
 ## C unit test of the binding: embeds Lua, opens the sub-module, runs TAP checks.
 check_PROGRAMS += tests/unit/json.t
-tests_unit_json_t_SOURCES = tests/unit/json.c
+tests_unit_json_t_SOURCES = tests/unit/json.c tests/unit/tap.h
 tests_unit_json_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) -I$(top_srcdir)/src/fibersd
 tests_unit_json_t_LDADD = libfibersdcontrol.la $(LUA_LIBS) -lm
 

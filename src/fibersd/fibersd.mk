@@ -61,14 +61,14 @@ uninstall-fibersd-conf:
 
 ## ---- tests ------------------------------------------------------------------
 check_PROGRAMS += tests/unit/config.t
-tests_unit_config_t_SOURCES = tests/unit/config.c src/fibersd/config.c src/fibersd/fibersd.h
+tests_unit_config_t_SOURCES = tests/unit/config.c tests/unit/tap.h src/fibersd/config.c src/fibersd/fibersd.h
 tests_unit_config_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd $(fibersd_dirs_CPPFLAGS)
 tests_unit_config_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(INIH_CFLAGS)
 tests_unit_config_t_LDADD = $(LUA_LIBS) $(INIH_LIBS) -lm
 TESTS += tests/unit/config.t
 
 check_PROGRAMS += tests/unit/fdtask.t
-tests_unit_fdtask_t_SOURCES = tests/unit/fdtask.c
+tests_unit_fdtask_t_SOURCES = tests/unit/fdtask.c tests/unit/tap.h
 tests_unit_fdtask_t_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd
 tests_unit_fdtask_t_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
 tests_unit_fdtask_t_LDADD = libfibersdhost.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm

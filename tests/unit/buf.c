@@ -8,34 +8,27 @@
 #include <string.h>
 
 #include "buf.h"
-
-static int tests, failed;
-
-#define OK(cond, name) do { \
-	tests++; \
-	if (cond) printf("ok %d - %s\n", tests, name); \
-	else { failed++; printf("not ok %d - %s\n# at %s:%d\n", tests, name, __FILE__, __LINE__); } \
-} while (0)
+#include "tap.h"
 
 static void test_basic(void)
 {
 	buf_t b;
 
 	buf_init(&b);
-	OK(buf_len(&b) == 0 && b.data == NULL, "empty buffer allocates nothing");
-	OK(buf_append(&b, "hello world", 11) == 0 && buf_len(&b) == 11, "append");
-	OK(memcmp(buf_peek(&b), "hello world", 11) == 0, "peek");
+	ok(buf_len(&b) == 0 && b.data == NULL, "empty buffer allocates nothing");
+	ok(buf_append(&b, "hello world", 11) == 0 && buf_len(&b) == 11, "append");
+	ok(memcmp(buf_peek(&b), "hello world", 11) == 0, "peek");
 	buf_consume(&b, 6);
-	OK(buf_len(&b) == 5 && memcmp(buf_peek(&b), "world", 5) == 0, "consume");
-	OK(buf_find(&b, "rl", 2, 0) == 2, "find two-byte terminator");
-	OK(buf_find(&b, "d", 1, 0) == 4, "find last byte");
-	OK(buf_find(&b, "x", 1, 0) == -1, "find missing");
-	OK(buf_find(&b, "ldx", 3, 0) == -1, "terminator running off the end");
-	OK(buf_find(&b, "o", 1, 2) == -1, "find respects from");
+	ok(buf_len(&b) == 5 && memcmp(buf_peek(&b), "world", 5) == 0, "consume");
+	ok(buf_find(&b, "rl", 2, 0) == 2, "find two-byte terminator");
+	ok(buf_find(&b, "d", 1, 0) == 4, "find last byte");
+	ok(buf_find(&b, "x", 1, 0) == -1, "find missing");
+	ok(buf_find(&b, "ldx", 3, 0) == -1, "terminator running off the end");
+	ok(buf_find(&b, "o", 1, 2) == -1, "find respects from");
 	buf_consume(&b, 5);
-	OK(buf_len(&b) == 0 && b.rd == 0 && b.wr == 0, "drained buffer resets cursors");
+	ok(buf_len(&b) == 0 && b.rd == 0 && b.wr == 0, "drained buffer resets cursors");
 	buf_free(&b);
-	OK(b.data == NULL && b.cap == 0, "free");
+	ok(b.data == NULL && b.cap == 0, "free");
 }
 
 static void test_compaction(void)
@@ -50,17 +43,17 @@ static void test_compaction(void)
 	cap = b.cap;
 	buf_consume(&b, 900);
 	/* 100 left, 900 consumed: reserving cap-100 must compact, not grow. */
-	OK(buf_reserve(&b, cap - 100) == 0 && b.cap == cap && b.rd == 0, "compaction instead of growth");
-	OK(buf_len(&b) == 100 && buf_peek(&b)[99] == 'a', "compaction keeps bytes");
+	ok(buf_reserve(&b, cap - 100) == 0 && b.cap == cap && b.rd == 0, "compaction instead of growth");
+	ok(buf_len(&b) == 100 && buf_peek(&b)[99] == 'a', "compaction keeps bytes");
 	/* Little consumed: growth (geometric). */
 	buf_consume(&b, 1);
-	OK(buf_reserve(&b, cap) == 0 && b.cap >= 2 * cap && b.rd == 0, "growth is geometric and compacts");
-	OK(buf_len(&b) == 99, "growth keeps bytes");
+	ok(buf_reserve(&b, cap) == 0 && b.cap >= 2 * cap && b.rd == 0, "growth is geometric and compacts");
+	ok(buf_len(&b) == 99, "growth keeps bytes");
 	buf_shrink(&b, 64);
-	OK(b.cap > 64, "shrink refuses while data is buffered");
+	ok(b.cap > 64, "shrink refuses while data is buffered");
 	buf_clear(&b);
 	buf_shrink(&b, 64);
-	OK(b.cap == 64, "shrink when empty");
+	ok(b.cap == 64, "shrink when empty");
 	buf_free(&b);
 }
 
@@ -108,9 +101,9 @@ static void test_random(void)
 				found_ok = 0;
 		}
 	}
-	OK(good, "20000 random append/consume rounds match a reference");
-	OK(found_ok, "find agrees with a naive search");
-	OK(b.cap <= 4 * 200000, "capacity bounded by the live size");
+	ok(good, "20000 random append/consume rounds match a reference");
+	ok(found_ok, "find agrees with a naive search");
+	ok(b.cap <= 4 * 200000, "capacity bounded by the live size");
 	buf_free(&b);
 }
 
@@ -129,8 +122,8 @@ static void test_linear(void)
 		total += sizeof chunk - 7;
 	}
 	copies_cap = b.cap;
-	OK(copies_cap <= 4 * 65536, "FIFO use keeps the capacity small");
-	OK(buf_len(&b) == 40000, "FIFO keeps the tail");
+	ok(copies_cap <= 4 * 65536, "FIFO use keeps the capacity small");
+	ok(buf_len(&b) == 40000, "FIFO keeps the tail");
 	buf_free(&b);
 }
 
@@ -140,6 +133,5 @@ int main(void)
 	test_compaction();
 	test_random();
 	test_linear();
-	printf("1..%d\n", tests);
-	return failed ? 1 : 0;
+	return done_testing();
 }

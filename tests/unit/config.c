@@ -15,28 +15,14 @@
 #include <lualib.h>
 
 #include "fibersd.h"
+#include "tap.h"
 
 #ifndef FIBERSD_SYSCONFDIR
 #define FIBERSD_SYSCONFDIR "/etc"
 #endif
 
-static int tests, failed;
 static lua_State *L;
 static char tmpdir[] = "/tmp/cfgtXXXXXX";
-
-static void ok(int cond, const char *name)
-{
-	printf("%s %d - %s\n", cond ? "ok" : "not ok", ++tests, name);
-	failed += !cond;
-}
-
-static void is_str(const char *got, const char *want, const char *name)
-{
-	int same = got && strcmp(got, want) == 0;
-	ok(same, name);
-	if (!same)
-		printf("# got:  %s\n# want: %s\n", got ? got : "(null)", want);
-}
 
 /* Evaluate a Lua expression over the globals cfg / err. */
 static int expr(const char *e)
@@ -55,7 +41,7 @@ static int expr(const char *e)
 
 static void okx(const char *e)
 {
-	ok(expr(e), e);
+	ok(expr(e), "%s", e);
 }
 
 static const char *write_file(const char *name, const char *text)
@@ -159,7 +145,7 @@ static void test_values(void)
 		load_text(text);
 		char want[64];
 		snprintf(want, sizeof want, "cfg.tasks.b.enabled == %s", i < 5 ? "true" : "false");
-		ok(expr(want), bools[i]);
+		ok(expr(want), "%s", bools[i]);
 	}
 	load_text("[defaults]\nmemory_limit = 0\nrestart_delay = 0\nwatchdog_sec = .5\n");
 	okx("cfg.defaults.memory_limit == 0 and cfg.defaults.restart_delay == 0 and cfg.defaults.watchdog_sec == 0.5");
@@ -218,7 +204,7 @@ static void test_errors(void)
 				got[g++] = *p++;
 		}
 		got[g] = '\0';
-		is_str(e ? got : NULL, cases[i].want, cases[i].name);
+		is_str(e ? got : NULL, cases[i].want, "%s", cases[i].name);
 		ok(expr("cfg == nil"), "no table on error");
 	}
 }
@@ -336,11 +322,11 @@ int main(void)
 	test_errors();
 	test_lines();
 	test_shipped();
-	printf("1..%d\n", tests);
+	int rc = done_testing();
 	lua_close(L);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		return 1;
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -13,14 +13,11 @@
 #include <lualib.h>
 
 #include "fibersd.h"
-
-static int tests, failed;
+#include "tap.h"
 
 static int l_ok(lua_State *L)
 {
-	int c = lua_toboolean(L, 1);
-	printf("%s %d - %s\n", c ? "ok" : "not ok", ++tests, luaL_optstring(L, 2, "?"));
-	failed += !c;
+	t_result(lua_toboolean(L, 1), NULL, 0, "%s", luaL_optstring(L, 2, "?"));
 	return 0;
 }
 
@@ -153,17 +150,15 @@ int main(void)
 	if (mem_guard_exempt(L, "/usr/lib/fib/") != 0 || mem_guard_exempt(L, "/b") != 0 ||
 	    mem_guard_exempt(L, "/c") != 0 || mem_guard_exempt(L, "/d") != 0 ||
 	    mem_guard_exempt(L, "/e") != ENOSPC) {
-		printf("not ok %d - mem_guard_exempt\n", ++tests);
-		failed++;
+		t_result(0, NULL, 0, "mem_guard_exempt");
 	}
 	lua_register(L, "ok", l_ok);
 	lua_register(L, "diag", l_diag);
 	if (luaL_dostring(L, script) != LUA_OK) {
-		printf("not ok %d - script error: %s\n", ++tests, lua_tostring(L, -1));
-		failed++;
+		t_result(0, NULL, 0, "script error: %s", lua_tostring(L, -1));
 	}
-	printf("1..%d\n", tests);
+	int rc = done_testing();
 	lua_close(L);
 	mem_state_free(mem);
-	return failed ? 1 : 0;
+	return rc;
 }

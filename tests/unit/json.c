@@ -14,18 +14,12 @@
 #include <lualib.h>
 
 #include "lcontrol.h"
-
-static int tests;
-
-static void ok(int cond, const char *name)
-{
-	printf("%s %d - %s\n", cond ? "ok" : "not ok", ++tests, name);
-}
+#include "tap.h"
 
 /* ok(cond, name) for the Lua part */
 static int l_ok(lua_State *L)
 {
-	ok(lua_toboolean(L, 1), luaL_optstring(L, 2, "?"));
+	t_result(lua_toboolean(L, 1), NULL, 0, "%s", luaL_optstring(L, 2, "?"));
 	return 0;
 }
 
@@ -103,11 +97,10 @@ int main(void)
 	lua_pushinteger(L, sv[0]);
 	lua_pushcfunction(L, l_ok);
 	if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-		ok(0, lua_tostring(L, -1));
+		ok(0, "%s", lua_tostring(L, -1));
 	}
 	lua_close(L);
 	close(sv[0]);
 	close(sv[1]);
-	printf("1..%d\n", tests);
-	return 0;
+	return done_testing();
 }

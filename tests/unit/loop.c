@@ -16,7 +16,7 @@
 
 #include "core.h"
 #include "loop.h"
-#include "loop_tap.h"
+#include "tap.h"
 
 /* Render the fired list as "t3 f0 ..." (t = timer slot, f = fd-wait slot). */
 static const char *fired_str(struct loop *l)

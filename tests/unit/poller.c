@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "core.h"
-#include "loop_tap.h"
+#include "tap.h"
 #include "poller.h"
 
 static int wait_ms(const struct poller_ops *ops, struct poller *p, long ms,

@@ -38,12 +38,12 @@ static void test_modes(unsigned mode, const char *label)
 	spec_sh(&s, "exit 42", mode);
 	int st = t_capture(&s, out, sizeof out, &r);
 	snprintf(name, sizeof name, "%s: exit code 42", label);
-	is_int(exit_code(st), 42, name);
+	is_int(exit_code(st), 42, "%s", name);
 
 	spec_sh(&s, "echo hello", mode);
 	st = t_capture(&s, out, sizeof out, &r);
 	snprintf(name, sizeof name, "%s: stdout through a pipe", label);
-	is_str(out, "hello\n", name);
+	is_str(out, "hello\n", "%s", name);
 
 	char *missing_argv[] = { "fibers-no-such-program", NULL };
 	memset(&s, 0, sizeof s);
@@ -52,11 +52,11 @@ static void test_modes(unsigned mode, const char *label)
 	s.flags = mode;
 	st = t_capture(&s, out, sizeof out, &r);
 	snprintf(name, sizeof name, "%s: missing program fails at exec", label);
-	is_str(proc_step_name(r.child_step), "exec", name);
+	is_str(proc_step_name(r.child_step), "exec", "%s", name);
 	snprintf(name, sizeof name, "%s: ... with ENOENT", label);
-	is_int(r.child_errno, ENOENT, name);
+	is_int(r.child_errno, ENOENT, "%s", name);
 	snprintf(name, sizeof name, "%s: ... and exit status 127 (already reaped)", label);
-	is_int(exit_code(st), 127, name);
+	is_int(exit_code(st), 127, "%s", name);
 
 	spec_sh(&s, "pwd", mode);
 	s.cwd = "/nonexistent/dir";
@@ -308,5 +308,5 @@ int main(void)
 	test_signals();
 	test_pdeathsig();
 	test_names();
-	return t_done();
+	return done_testing();
 }

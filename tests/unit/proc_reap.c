@@ -205,5 +205,5 @@ int main(void)
 	test_backend_choice();
 	test_pidfd();
 	test_sigchld();
-	return t_done();
+	return done_testing();
 }

@@ -1,7 +1,8 @@
 /*
- * proc_test.h - tiny TAP helpers shared by the process-core unit tests
- * (tests/unit/proc.c, tests/unit/proc_reap.c): ok/is macros and a helper
- * that runs a spec with stdout captured through a pipe.
+ * proc_test.h - helpers shared by the process-core unit tests
+ * (tests/unit/proc.c, tests/unit/proc_reap.c): the TAP helpers of tap.h,
+ * waiting for one child, and running a spec with stdout captured through
+ * a pipe.
  */
 #ifndef FIBERS_PROC_TEST_H
 #define FIBERS_PROC_TEST_H
@@ -16,44 +17,7 @@
 #include <unistd.h>
 
 #include "proc.h"
-
-static int t_n, t_failed;
-
-#define ok(cond, ...)                                                  \
-	do {                                                           \
-		int c_ = (cond) ? 1 : 0;                               \
-		printf("%sok %d - ", c_ ? "" : "not ", ++t_n);         \
-		printf(__VA_ARGS__);                                   \
-		printf("\n");                                          \
-		if (!c_) {                                             \
-			t_failed++;                                    \
-			printf("# at %s:%d\n", __FILE__, __LINE__);    \
-		}                                                      \
-		fflush(stdout);                                        \
-	} while (0)
-
-#define is_int(got, exp, name)                                               \
-	do {                                                                 \
-		long g_ = (long)(got), e_ = (long)(exp);                     \
-		ok(g_ == e_, "%s", name);                                    \
-		if (g_ != e_)                                                \
-			printf("#      got: %ld\n# expected: %ld\n", g_, e_); \
-	} while (0)
-
-#define is_str(got, exp, name)                                                   \
-	do {                                                                     \
-		const char *g_ = (got), *e_ = (exp);                             \
-		int s_ = g_ && strcmp(g_, e_) == 0;                              \
-		ok(s_, "%s", name);                                              \
-		if (!s_)                                                         \
-			printf("#      got: '%s'\n# expected: '%s'\n", g_ ? g_ : "(null)", e_); \
-	} while (0)
-
-static inline int t_done(void)
-{
-	printf("1..%d\n", t_n);
-	return t_failed ? 1 : 0;
-}
+#include "tap.h"
 
 /* Wait for one specific child (tests only; the library reaps with -1). */
 static inline int t_wait(pid_t pid)

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loop_tap.h"
+#include "tap.h"
 #include "sigwatch.h"
 
 static int blocked(int sig)

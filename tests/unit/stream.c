@@ -14,14 +14,7 @@
 #include <unistd.h>
 
 #include "stream.h"
-
-static int tests, failed;
-
-#define OK(cond, name) do { \
-	tests++; \
-	if (cond) printf("ok %d - %s\n", tests, name); \
-	else { failed++; printf("not ok %d - %s\n# at %s:%d\n", tests, name, __FILE__, __LINE__); } \
-} while (0)
+#include "tap.h"
 
 static void nonblock(int fd)
 {
@@ -119,7 +112,7 @@ static void run_chunked(int use_socket, int final_nl, unsigned seed)
 	}
 	snprintf(name, sizeof name, "%s, %s final newline: random chunks give the same lines",
 		 use_socket ? "socketpair" : "pipe", final_nl ? "with" : "without");
-	OK(eof && glen == wlen && memcmp(got, want, wlen) == 0, name);
+	ok(eof && glen == wlen && memcmp(got, want, wlen) == 0, "%s", name);
 	stream_close(&s, 1);
 }
 
@@ -133,22 +126,22 @@ static void test_eagain_and_eof(void)
 		return;
 	nonblock(fds[0]);
 	stream_init(&s, fds[0], 0);
-	OK(s.bufsize == STREAM_DEFAULT_BUFSIZE, "default buffer size");
-	OK(stream_fill(&s, 0, &got) == EAGAIN && got == 0, "empty pipe: EAGAIN");
-	OK(write(fds[1], "ab", 2) == 2, "write");
-	OK(stream_fill(&s, 0, &got) == 0 && got == 2, "fill gets 2 bytes");
-	OK(stream_find(&s, "\n", 1) == -1 && s.scan == 2, "scan cache advances");
+	ok(s.bufsize == STREAM_DEFAULT_BUFSIZE, "default buffer size");
+	ok(stream_fill(&s, 0, &got) == EAGAIN && got == 0, "empty pipe: EAGAIN");
+	ok(write(fds[1], "ab", 2) == 2, "write");
+	ok(stream_fill(&s, 0, &got) == 0 && got == 2, "fill gets 2 bytes");
+	ok(stream_find(&s, "\n", 1) == -1 && s.scan == 2, "scan cache advances");
 	close(fds[1]);
-	OK(stream_fill(&s, 0, &got) == 0 && got == 0 && s.eof, "EOF after writer closes");
-	OK(stream_fill(&s, 0, &got) == 0 && got == 0, "EOF is sticky");
-	OK(buf_len(&s.rb) == 2, "bytes survive EOF");
+	ok(stream_fill(&s, 0, &got) == 0 && got == 0 && s.eof, "EOF after writer closes");
+	ok(stream_fill(&s, 0, &got) == 0 && got == 0, "EOF is sticky");
+	ok(buf_len(&s.rb) == 2, "bytes survive EOF");
 	stream_close(&s, 1);
-	OK(s.fd == -1 && s.closed && stream_close(&s, 1) == 0, "close is idempotent");
+	ok(s.fd == -1 && s.closed && stream_close(&s, 1) == 0, "close is idempotent");
 	stream_init(&s, -1, 0);
-	OK(stream_fill(&s, 0, &got) == EBADF, "fill on backend stream: EBADF");
-	OK(stream_feed(&s, "x\r\ny", 4) == 0 && stream_find(&s, "\r\n", 2) == 1, "feed + find CRLF");
+	ok(stream_fill(&s, 0, &got) == EBADF, "fill on backend stream: EBADF");
+	ok(stream_feed(&s, "x\r\ny", 4) == 0 && stream_find(&s, "\r\n", 2) == 1, "feed + find CRLF");
 	stream_consume(&s, 3);
-	OK(buf_len(&s.rb) == 1 && s.scan == 0, "consume adjusts scan cache");
+	ok(buf_len(&s.rb) == 1 && s.scan == 0, "consume adjusts scan cache");
 	stream_close(&s, 0);
 }
 
@@ -177,7 +170,7 @@ static void test_fill_all(void)
 		}
 		rc = stream_fill_all(&s);
 	}
-	OK(rc == 0 && s.eof && buf_len(&s.rb) == sizeof big, "fill_all reads 300000 bytes to EOF");
+	ok(rc == 0 && s.eof && buf_len(&s.rb) == sizeof big, "fill_all reads 300000 bytes to EOF");
 	stream_close(&s, 1);
 }
 
@@ -197,7 +190,7 @@ static void test_write(void)
 	stream_init(&s, fds[1], 0);
 	memset(big, 'w', sizeof big);
 	rc = stream_write(&s, big, sizeof big, &done);
-	OK(rc == EAGAIN && done > 0 && done < sizeof big, "large write stops at EAGAIN with progress");
+	ok(rc == EAGAIN && done > 0 && done < sizeof big, "large write stops at EAGAIN with progress");
 	total = done;
 	while (total < sizeof big) {
 		r = read(fds[0], sink, sizeof sink);
@@ -207,17 +200,17 @@ static void test_write(void)
 			break;
 		(void)r;
 	}
-	OK(total == sizeof big, "large write completes as the reader drains");
+	ok(total == sizeof big, "large write completes as the reader drains");
 	while (read(fds[0], sink, sizeof sink) > 0)
 		;
-	OK(buf_append(&s.wb, "abc", 3) == 0 && stream_flush(&s) == 0 && buf_len(&s.wb) == 0, "flush");
-	OK(read(fds[0], sink, 10) == 3 && memcmp(sink, "abc", 3) == 0, "flushed bytes arrive");
+	ok(buf_append(&s.wb, "abc", 3) == 0 && stream_flush(&s) == 0 && buf_len(&s.wb) == 0, "flush");
+	ok(read(fds[0], sink, 10) == 3 && memcmp(sink, "abc", 3) == 0, "flushed bytes arrive");
 	close(fds[0]);
 	buf_append(&s.wb, "x", 1);
-	OK(stream_flush(&s) == EPIPE && buf_len(&s.wb) == 1, "EPIPE reported, bytes kept");
-	OK(stream_write(&s, "y", 1, &done) == EPIPE && done == 0, "direct write: EPIPE");
+	ok(stream_flush(&s) == EPIPE && buf_len(&s.wb) == 1, "EPIPE reported, bytes kept");
+	ok(stream_write(&s, "y", 1, &done) == EPIPE && done == 0, "direct write: EPIPE");
 	stream_close(&s, 1);
-	OK(stream_write(&s, "y", 1, &done) == EBADF, "write after close: EBADF");
+	ok(stream_write(&s, "y", 1, &done) == EBADF, "write after close: EBADF");
 }
 
 int main(void)
@@ -233,6 +226,5 @@ int main(void)
 	}
 	test_fill_all();
 	test_write();
-	printf("1..%d\n", tests);
-	return failed ? 1 : 0;
+	return done_testing();
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop_tap.h"
+#include "tap.h"
 #include "timer.h"
 
 static void basics(void)
