@@ -3,6 +3,7 @@
 -- (current_scheduler:run(t)).  Firing values, recurrence end, clock steps
 -- with time_changed(), cancel, losing waits, scope/timeout cancellation.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
@@ -10,7 +11,7 @@ local alarm = require 'fibers.alarm'
 local sleep = require 'fibers.sleep'
 local chan = require 'fibers.channel'
 
-local unpack = table.unpack or unpack
+local unpack = fx.unpack
 local sched = runtime.current_scheduler
 local perform = op.perform_raw
 
@@ -180,8 +181,7 @@ do
     for i = 1, 100000 do
       perform(op.choice(d:wait_op(), tick:get_op()))
       if i == 10000 or i == 100000 then
-        collectgarbage(); collectgarbage()
-        mem[#mem + 1] = collectgarbage("count")
+        fx.sample_mem(mem)
       end
     end
   end)

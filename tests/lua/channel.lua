@@ -2,20 +2,15 @@
 -- orderings, nil values, bounded and unbounded buffers, losing put/get in
 -- a choice, cancellation by a scope and by a timeout, bounded memory.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 local chan = require 'fibers.channel'
 local sleep = require 'fibers.sleep'
 
-local unpack = table.unpack or unpack
-local sched = runtime.current_scheduler
+local unpack, turns = fx.unpack, fx.turns
 local perform = op.perform_raw
-
--- One scheduler turn at the real time (never blocks).
-local function turns(n)
-  for _ = 1, n or 1 do sched:run() end
-end
 local function spawn(f, ...) return runtime.spawn_raw(f, ...) end
 
 ---------------------------------------------------------------------------
@@ -250,8 +245,7 @@ do
     for i = 1, n2 do
       perform(op.choice(ch:get_op(), tick:get_op()))
       if i == n1 or i == n2 then
-        collectgarbage(); collectgarbage()
-        mem[#mem + 1] = collectgarbage("count")
+        fx.sample_mem(mem)
       end
     end
   end)
@@ -269,8 +263,7 @@ do
     for i = 1, n2 do
       perform(op.choice(p1:put_op(i), p2:get_op()))
       if i == n1 or i == n2 then
-        collectgarbage(); collectgarbage()
-        mem[#mem + 1] = collectgarbage("count")
+        fx.sample_mem(mem)
       end
     end
   end)

@@ -2,6 +2,7 @@
 -- signal that wakes every waiter for the next turn; losing waits; scope and
 -- timeout cancellation; bounded memory.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
@@ -9,13 +10,8 @@ local cond = require 'fibers.cond'
 local chan = require 'fibers.channel'
 local sleep = require 'fibers.sleep'
 
-local unpack = table.unpack or unpack
-local sched = runtime.current_scheduler
+local unpack, turns = fx.unpack, fx.turns
 local perform = op.perform_raw
--- One scheduler turn at the real time (never blocks).
-local function turns(n)
-  for _ = 1, n or 1 do sched:run() end
-end
 
 -- signal wakes all waiters, in the next turn, in wait order
 do
@@ -69,8 +65,7 @@ do
     for i = 1, n2 do
       perform(op.choice(c:wait_op(), tick:get_op()))
       if i == n1 or i == n2 then
-        collectgarbage(); collectgarbage()
-        mem[#mem + 1] = collectgarbage("count")
+        fx.sample_mem(mem)
       end
     end
   end)

@@ -5,6 +5,7 @@
 -- leaked fds afterwards.  Runs on whichever exit backend is selected
 -- (tests/lua/exec_sigchld.sh runs it again with FIBERS_PROC=sigchld).
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local exec = require 'fibers.exec'
 local sleep = require 'fibers.sleep'
@@ -201,7 +202,7 @@ fibers.run(function(main)
   t.is(tonumber(out), cmd:pid(), "setsid: own session")
 
   -- stdin on a terminal: the child stays in our process group (SIGTTIN)
-  local runner = os.getenv("LUA_RUNNER") or "lua5.4"
+  local runner = fx.runner
   local sst, scode = fibers.perform(exec.command{ "sh", "-c", "command -v script", stdout = "null" }:run_op())
   local has_script = sst == "exited" and scode == 0
   if has_script then

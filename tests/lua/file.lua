@@ -2,6 +2,7 @@
 -- perms, seek, fdopen, pipes (EPIPE as a value), FIFOs opened
 -- non-blocking, tmpfile (+ rename), mktemp, stdin/stdout of a child.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local sleep = require 'fibers.sleep'
 local file = require 'fibers.io.file'
@@ -16,12 +17,7 @@ local function exists(p)
   if f then f:close() return true end
   return false
 end
-local function sh(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("\n$", ""))
-end
+local sh = fx.sh
 
 local function main()
   local path = base .. "/a.txt"
@@ -153,7 +149,7 @@ local function main()
 
   -- stdout / stdin through a child process
   do
-    local runner = os.getenv("LUA_RUNNER") or "lua5.4"
+    local runner = fx.runner
     local script = base .. "/child.lua"
     local f = assert(io.open(script, "w"))
     f:write([[

@@ -1,6 +1,7 @@
 -- tests/lua/oneshot.lua - fibers.oneshot (library.md §8): thunks run once,
 -- in order, then after_cb; cancel functions; late waiters; bounded memory.
 local t = require 'tap'
+local fx = require 'fixture'
 local oneshot = require 'fibers.oneshot'
 
 t.raises(function() oneshot.new(42) end, "after_cb must be a function", "new(non-function) raises")
@@ -61,8 +62,7 @@ do
     local c = o:add_waiter(function() end)
     c()
     if i == 10000 or i == 100000 then
-      collectgarbage(); collectgarbage()
-      mem[#mem + 1] = collectgarbage("count")
+      fx.sample_mem(mem)
     end
   end
   t.ok(mem[2] - mem[1] < 16, ("memory flat over 10^5 add/cancel (%.1f -> %.1f KB)"):format(mem[1], mem[2]))

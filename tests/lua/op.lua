@@ -2,6 +2,7 @@
 -- order, aborts/nacks before the winner's wrap, or_else, bracket, guards,
 -- suspensions (asynchronous completion, tasks, cleanups).
 local t = require 'tap'
+local fx = require 'fixture'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 
@@ -10,7 +11,7 @@ local perform = op.perform_raw
 local pack = t.pack
 local pcall = require('fibers.scope')._pcall  -- yield-safe on Lua 5.1
 
-local function turns(n) for _ = 1, n or 1 do sched:run() end end
+local turns = fx.turns
 
 -- Run fn in a raw fiber, drive turns until it finishes (bounded).
 local function in_fiber(fn)

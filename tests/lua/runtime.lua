@@ -2,12 +2,13 @@
 -- turns, FIFO order, timers (synthetic and real time), fd waits on both
 -- poller backends, main/stop, deadlock detection, hooks, error handling.
 local t = require 'tap'
+local fx = require 'fixture'
 local core = require 'fibers.core'
 local runtime = require 'fibers.runtime'
 local sched = runtime.current_scheduler
 local monotime = core.sys.monotime
 
-local runner = os.getenv("LUA_RUNNER") or "lua5.4"
+local runner = fx.runner
 
 -- run a Lua snippet in a child interpreter; returns its stdout+stderr
 local function child(env, code)

@@ -3,6 +3,7 @@
 -- no duplicates), join with LIFO finalisers, reports, boundaries, condition
 -- ops, try/perform, snapshots, defaults, the sentinel, bounded memory.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local scope = require 'fibers.scope'
@@ -519,8 +520,7 @@ do
     for i = 1, 100000 do
       fibers.perform(o)
       if i == 20000 or i == 100000 then
-        collectgarbage(); collectgarbage()
-        mem[#mem + 1] = collectgarbage("count")
+        fx.sample_mem(mem)
       end
     end
     local _, timers = sched:counts()

@@ -3,6 +3,7 @@
 -- through fibers.run + scopes, pending and broadcast delivery, losers
 -- cleaned up, both backends (signalfd, FIBERS_SIGNAL=pipe).
 local t = require 'tap'
+local fx = require 'fixture'
 local core = require 'fibers.core'
 local fibers = require 'fibers'
 local sleep = require 'fibers.sleep'
@@ -12,7 +13,7 @@ local runtime = require 'fibers.runtime'
 local csig = core.signal
 local monotime = core.sys.monotime
 
-local runner = os.getenv("LUA_RUNNER") or "lua5.4"
+local runner = fx.runner
 
 -- `kill -SIG <this process>` from a background shell after `delay` s.
 local function kill_self_later(sig, delay)

@@ -3,6 +3,7 @@
 -- credentials, socket file mode, ephemeral unlink, long paths, errors,
 -- close waking a pending accept, adopting a listening fd.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local sleep = require 'fibers.sleep'
@@ -12,12 +13,7 @@ local core = require 'fibers.core'
 local dir = ("%s/fsock-%d"):format(os.getenv("TMPDIR") or "/tmp", math.random(1, 1e9))
 assert(os.execute("mkdir -p " .. dir))
 
-local function sh(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("\n$", ""))
-end
+local sh = fx.sh
 local function exists(p)
   return sh("test -e " .. p .. " && echo yes") == "yes"
 end

@@ -5,6 +5,7 @@
 -- writes never torn, use after close, merge_lines_op, Lua backends.
 -- Runs with either poller backend (FIBERS_POLLER; see tests/lua/io-poll.sh).
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
@@ -12,7 +13,7 @@ local sleep = require 'fibers.sleep'
 local stream = require 'fibers.io.stream'
 local cfile = require('fibers.core').file
 
-local unpack = table.unpack or unpack
+local unpack = fx.unpack
 
 -- A pipe as two streams; bufsize applies to the read side.
 local function pipe(bufsize)

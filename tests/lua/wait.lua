@@ -2,19 +2,15 @@
 -- key, O(1) unlink, notify_one/all, sizes, clearing) and waitable (a custom
 -- primitive built from register + step; tokens unlinked on abort).
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 local wait = require 'fibers.wait'
 local sleep = require 'fibers.sleep'
 
-local unpack = table.unpack or unpack
-local sched = runtime.current_scheduler
+local unpack, turns = fx.unpack, fx.turns
 local perform = op.perform_raw
--- One scheduler turn at the real time (never blocks).
-local function turns(n)
-  for _ = 1, n or 1 do sched:run() end
-end
 
 -- waitset basics
 do

@@ -1,19 +1,15 @@
 -- tests/lua/waitgroup.lua - fibers.waitgroup (library.md §8): counter,
 -- negative counter error, wait wakes on zero, reuse, cancellation.
 local t = require 'tap'
+local fx = require 'fixture'
 local fibers = require 'fibers'
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 local waitgroup = require 'fibers.waitgroup'
 local sleep = require 'fibers.sleep'
 
-local unpack = table.unpack or unpack
-local sched = runtime.current_scheduler
+local unpack, turns = fx.unpack, fx.turns
 local perform = op.perform_raw
--- One scheduler turn at the real time (never blocks).
-local function turns(n)
-  for _ = 1, n or 1 do sched:run() end
-end
 
 do
   local wg = waitgroup.new()
