@@ -18,6 +18,9 @@ bats bats-support bats-assert socat util-linux procps systemd man-db"
 # interpreters for `make check-lua-all`: ./dev.sh portability-deps (.ci/run).
 PORTABILITY_PKGS="lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
 luajit libluajit-5.1-dev"
+# Optional hardening tools (make fuzz / fuzz-smoke, make lint, make
+# check-valgrind): ./dev.sh hardening-deps.
+HARDENING_PKGS="clang libclang-rt-14-dev cppcheck clang-tidy valgrind"
 PKGS="$PKGS ${EXTRA_PKGS:-}"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
@@ -59,6 +62,10 @@ portability-deps)
 	PKGS="$PKGS $PORTABILITY_PKGS"
 	deps
 	;;
+hardening-deps)
+	PKGS="$PKGS $HARDENING_PKGS"
+	deps
+	;;
 build) build ;;
 check)
 	build
@@ -83,7 +90,7 @@ run)
 	./src/fibersd/fibersd -c "$stage/fibersd.conf" -d "$stage/tasks" -S "$PWD/run/control.sock" || exit $?
 	;;
 *)
-	echo "usage: $0 run|check|build|deps|portability-deps" >&2
+	echo "usage: $0 run|check|build|deps|portability-deps|hardening-deps" >&2
 	exit 2
 	;;
 esac
