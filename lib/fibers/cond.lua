@@ -2,16 +2,19 @@
 --
 -- Owns: `new()`, `c:wait_op()`, `c:wait()`, `c:signal()`.  signal() is
 -- one-shot and idempotent: it wakes every fiber blocked in wait (they resume
--- next turn) and every later wait returns at once.  A wait that loses a
--- choice leaves a stale entry that is skipped; the waiter list is compacted
--- whenever it doubles, so 10^5 losing waits keep memory bounded.
+-- next turn) and every later wait returns at once.  Waiters are kept in an
+-- op._waitq (shared with scope and waitgroup): a wait that loses a choice
+-- leaves a stale entry that is skipped, and the queue is compacted whenever
+-- it doubles, so 10^5 losing waits keep memory bounded.
 --
 -- Hot path notes: the wait Op is built once per cond (Ops are immutable and
--- reusable), and a parked waiter costs two array slots (suspension, wrap),
+-- reusable), and a parked waiter costs two array slots (suspension, token),
 -- not a table, because the "parked fibers" benchmark counts bytes per fiber.
 -- Must not: run anyone synchronously, or know about scopes (perform is the
 -- facade's scope-aware fibers.perform, required lazily to avoid a cycle).
 local op = require 'fibers.op'
+
+local waitq, push, wake = op._waitq, op._waitq_push, op._waitq_wake
 
 local M = {}
 
@@ -26,24 +29,7 @@ end
 
 -- Create a new, untriggered condition.
 function M.new()
-  return setmetatable({ triggered = false, susp = {}, wraps = {}, n = 0, limit = 16 }, Cond)
-end
-
--- Drop entries whose suspension is no longer waiting (lost a choice, ...).
-local function compact(self)
-  local ss, ws, n = self.susp, self.wraps, self.n
-  local j = 0
-  for i = 1, n do
-    local s = ss[i]
-    if s:waiting() then
-      j = j + 1
-      ss[j], ws[j] = s, ws[i]
-    end
-  end
-  for i = j + 1, n do ss[i], ws[i] = nil, nil end
-  self.n = j
-  local lim = 2 * j
-  self.limit = lim > 16 and lim or 16
+  return setmetatable({ triggered = false, q = waitq() }, Cond)
 end
 
 local function wait_try(o)
@@ -51,11 +37,7 @@ local function wait_try(o)
 end
 
 local function wait_block(suspension, token, o)
-  local self = o.obj
-  local n = self.n + 1
-  self.susp[n], self.wraps[n] = suspension, token
-  self.n = n
-  if n >= self.limit then compact(self) end
+  push(o.obj.q, suspension, token)
 end
 
 -- The Op that becomes ready (yielding nothing) once the cond is signalled.
@@ -76,12 +58,7 @@ end
 function Cond:signal()
   if self.triggered then return end
   self.triggered = true
-  local ss, ws, n = self.susp, self.wraps, self.n
-  self.susp, self.wraps, self.n = {}, {}, 0
-  for i = 1, n do
-    local s = ss[i]
-    if s:waiting() then s:complete(ws[i]) end
-  end
+  wake(self.q)
 end
 
 -- True once signal() has been called.

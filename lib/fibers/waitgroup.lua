@@ -6,9 +6,12 @@
 -- Reusable: after reaching zero, add() starts a new round, and waits that
 -- begin then block until that round's zero.
 -- A counter below zero raises `waitgroup counter goes negative` and leaves
--- the counter unchanged.  Losing waits are skipped lazily; the waiter list
--- is compacted whenever it doubles (bounded memory).
+-- the counter unchanged.  Waiters are kept in an op._waitq (shared with
+-- scope and cond): losing waits are skipped lazily, and the queue is
+-- compacted whenever it doubles (bounded memory).
 local op = require 'fibers.op'
+
+local waitq, push, wake = op._waitq, op._waitq_push, op._waitq_wake
 
 local M = {}
 
@@ -23,23 +26,7 @@ end
 
 -- Create a wait group with counter 0.
 function M.new()
-  return setmetatable({ count = 0, susp = {}, wraps = {}, n = 0, limit = 16 }, WaitGroup)
-end
-
-local function compact(self)
-  local ss, ws, n = self.susp, self.wraps, self.n
-  local j = 0
-  for i = 1, n do
-    local s = ss[i]
-    if s:waiting() then
-      j = j + 1
-      ss[j], ws[j] = s, ws[i]
-    end
-  end
-  for i = j + 1, n do ss[i], ws[i] = nil, nil end
-  self.n = j
-  local lim = 2 * j
-  self.limit = lim > 16 and lim or 16
+  return setmetatable({ count = 0, q = waitq() }, WaitGroup)
 end
 
 -- Add `delta` (a number, may be negative) to the counter.
@@ -50,14 +37,7 @@ function WaitGroup:add(delta)
   local c = self.count + delta
   if c < 0 then error("waitgroup counter goes negative", 2) end
   self.count = c
-  if c == 0 and self.n > 0 then
-    local ss, ws, n = self.susp, self.wraps, self.n
-    self.susp, self.wraps, self.n, self.limit = {}, {}, 0, 16
-    for i = 1, n do
-      local s = ss[i]
-      if s:waiting() then s:complete(ws[i]) end
-    end
-  end
+  if c == 0 and self.q.n > 0 then wake(self.q) end
 end
 
 -- Decrement the counter by one.
@@ -77,11 +57,7 @@ local function wait_try(o)
 end
 
 local function wait_block(suspension, token, o)
-  local self = o.obj
-  local n = self.n + 1
-  self.susp[n], self.wraps[n] = suspension, token
-  self.n = n
-  if n >= self.limit then compact(self) end
+  push(o.obj.q, suspension, token)
 end
 
 -- The Op that is ready once the counter is zero.
