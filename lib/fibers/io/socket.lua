@@ -23,14 +23,7 @@ local M = {}
 
 local CONNECT_RETRY = 0.005
 
-local perform_fn
-local function perform(o)
-  if not perform_fn then
-    local ok, fibers = pcall(require, 'fibers')
-    perform_fn = ok and fibers.perform or op.perform_raw
-  end
-  return perform_fn(o)
-end
+local perform = stream._perform   -- scope-aware when `fibers` loads
 
 local Socket = {}
 Socket.__index = Socket

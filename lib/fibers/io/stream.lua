@@ -61,6 +61,8 @@ local function perform(o)
   end
   return perform_fn(o)
 end
+-- Internal: perform(o), scope-aware once `fibers` loads (also fibers.io.socket).
+M._perform = perform
 
 ------------------------------------------------------------------------------
 -- Readiness
