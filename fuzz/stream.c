@@ -105,7 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	stream_t s;
 	stream_init(&s, fds[0], bufsize);
-	struct model m = { NULL, 0, 0 };
+	struct model m = { malloc(16), 0, 16 }; /* never NULL: no NULL + 0 */
+	if (m.p == NULL)
+		abort();
 	size_t i = 2;
 	while (i < size) {
 		uint8_t c = data[i++];

@@ -80,7 +80,7 @@ fuzz-smoke:
 	$(MAKE) $(AM_MAKEFLAGS) fuzz FUZZ_TIME=$(FUZZ_SMOKE_TIME)
 .PHONY: fuzz-stream fuzz-smoke
 CLEANFILES += fuzz/stream
-EXTRA_DIST += fuzz/stream.c fuzz/seeds/stream/mixed fuzz/seeds/stream/terms fuzz/seeds/stream/tiny-pipe
+EXTRA_DIST += fuzz/stream.c fuzz/seeds/stream/mixed fuzz/seeds/stream/terms fuzz/seeds/stream/tiny-pipe fuzz/seeds/stream/empty-find
 clean-local: clean-fuzz-stream
 clean-fuzz-stream:
 	rm -rf fuzz/corpus-stream

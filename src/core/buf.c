@@ -147,11 +147,13 @@ void buf_shrink(buf_t *b, size_t keep)
 /* Offset of the first occurrence of term at or after from, or -1. */
 ssize_t buf_find(const buf_t *b, const char *term, size_t tlen, size_t from)
 {
-	const char *base = buf_peek(b), *p;
 	size_t len = buf_len(b);
 
 	if (tlen == 0)
 		return from <= len ? (ssize_t)from : -1;
+	if (from + tlen > len)
+		return -1; /* (also: no NULL + 0 on a buffer never allocated) */
+	const char *base = buf_peek(b), *p;
 	while (from + tlen <= len) {
 		p = memchr(base + from, term[0], len - from - tlen + 1);
 		if (!p)

@@ -61,7 +61,7 @@ dist_man1_MANS = man/fibersctl.1
 ## into `fuzz:` the same way.
 FUZZ_CC = clang
 FUZZ_TIME = 10
-FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz/control: $(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(srcdir)/src/fibersd/lcontrol.h
 	$(AM_V_CC)$(MKDIR_P) fuzz && $(FUZZ_CC) $(FUZZ_FLAGS) -I$(top_builddir) -I$(srcdir)/src/fibersd \
 		$(LUA_CFLAGS) $(JANSSON_CFLAGS) -DFIBERSD_VERSION='"$(PACKAGE_VERSION)"' \
@@ -73,7 +73,8 @@ fuzz: fuzz-control
 .PHONY: fuzz fuzz-control
 CLEANFILES += fuzz/control
 EXTRA_DIST += fuzz/control.c fuzz/seeds/control/status fuzz/seeds/control/cancel \
-	fuzz/seeds/control/truncated fuzz/seeds/control/array fuzz/seeds/control/garbage
+	fuzz/seeds/control/truncated fuzz/seeds/control/array fuzz/seeds/control/garbage \
+	fuzz/seeds/control/false
 clean-local: clean-fuzz-control
 clean-fuzz-control:
 	rm -rf fuzz/corpus-control
