@@ -214,7 +214,9 @@ function M.choice(...)
   local n = select('#', ...)
   if n == 1 then return check_op((...), "choice") end
   if n == 0 then return NEVER end
-  local c = { ... }
+  -- k and flat in the constructor: the table is sized once (setting them
+  -- afterwards costs two rehashes per choice, a hot path).
+  local c = { k = CHOICE, flat = true, ... }
   local flat, nested = true, false
   for i = 1, n do
     local o = c[i]
