@@ -194,13 +194,38 @@ function Channel:get_op()
   return o
 end
 
+-- Fast path of put/get (hot: ping-pong, pipelines): when the calling
+-- fiber's scope is ok and the op is ready at once, do exactly what
+-- fibers.perform would do for this single primitive (check the scope, try
+-- once) without building the op.  Otherwise - not ready, scope not ok, or
+-- not in a fiber - fall through to the full perform, whose try repeats the
+-- failed one harmlessly (a failed try changes nothing but dropping stale
+-- queue entries) and which raises or blocks as usual.
+local current_fiber = require('fibers.runtime').current_fiber
+local root_scope
+local function scope_ok(f)
+  local sc = f.scope
+  if not sc then
+    root_scope = root_scope or require('fibers.scope').root
+    sc = root_scope()
+  end
+  return not sc._status
+end
+
 -- Put `v`, blocking the calling fiber as needed (scope-aware perform).
 function Channel:put(v)
+  local f = current_fiber()
+  if f and scope_ok(f) and try_put(self, v) then return end
   return (perform or get_perform())(self:put_op(v))
 end
 
 -- Get the next value, blocking the calling fiber as needed (scope-aware).
 function Channel:get()
+  local f = current_fiber()
+  if f and scope_ok(f) then
+    local ok, v = try_get(self)
+    if ok then return v end
+  end
   return (perform or get_perform())(self.gop or self:get_op())
 end
 

@@ -9,6 +9,8 @@ EXTRA_DIST += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua
 TESTS += tests/lua/op.lua tests/lua/scope.lua tests/lua/sleep.lua tests/lua/fibers.lua
 EXTRA_DIST += tests/lua/regress/001-op-zero-results.lua
 TESTS += tests/lua/regress/001-op-zero-results.lua
+EXTRA_DIST += tests/lua/regress/002-channel-fast-path.lua
+TESTS += tests/lua/regress/002-channel-fast-path.lua
 
 ## channel/cond/oneshot/waitgroup/wait/alarm (prims)
 dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
