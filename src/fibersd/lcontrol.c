@@ -211,9 +211,14 @@ static json_t *table_to_json(struct enc *e, int idx, int depth)
 			json_decref(o);
 			return NULL;
 		}
-		json_t *ks = string_value(k, klen);
-		json_object_setn_new_nocheck(o, json_string_value(ks), json_string_length(ks), v);
-		json_decref(ks);
+		if (ctl_utf8_valid_prefix(k, klen) == klen) {
+			/* the common case: no temporary key string */
+			json_object_setn_new_nocheck(o, k, klen, v);
+		} else {
+			json_t *ks = string_value(k, klen);
+			json_object_setn_new_nocheck(o, json_string_value(ks), json_string_length(ks), v);
+			json_decref(ks);
+		}
 		lua_pop(L, 1);
 	}
 	return o;
