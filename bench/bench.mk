@@ -8,7 +8,7 @@ bench_lua_files = bench/common.lua bench/pingpong.lua bench/spawn.lua \
 	bench/performs.lua
 bench_lua_files += bench/pipe.lua
 EXTRA_DIST += bench/run.sh bench/nanosleep.c $(bench_lua_files)
-EXTRA_DIST += bench/daemon.sh
+EXTRA_DIST += bench/daemon.sh bench/README.md bench/results.md
 CLEANFILES += bench/nanosleep$(EXEEXT)
 
 ## The C reference for the 1 ms sleep row (a clock_nanosleep loop).

@@ -104,6 +104,7 @@ BEGIN {
 	else if (name ~ /^fibersd_(stop|kill9)_left$/) { tgt = "none alive"; met = (v == 0) }
 	if (met != "-") met = met ? "yes" : "NO"
 	printf "%-14s %9s %12s %12s %9s  %-32s %s\n", name, n, v " " u, r, ratio, tgt, met
-	printf "| %s | %s | %s %s | %s | %s | %s | %s |\n", name, n, v, u, r, ratio, tgt, met >> md
+	mdt = tgt; gsub(/\|/, "\\|", mdt)
+	printf "| %s | %s | %s %s | %s | %s | %s | %s |\n", name, n, v, u, r, ratio, mdt, met >> md
 }' "$out"
 exit $status
