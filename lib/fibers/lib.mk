@@ -11,6 +11,8 @@ EXTRA_DIST += tests/lua/regress/001-op-zero-results.lua
 TESTS += tests/lua/regress/001-op-zero-results.lua
 EXTRA_DIST += tests/lua/regress/002-channel-fast-path.lua
 TESTS += tests/lua/regress/002-channel-fast-path.lua
+EXTRA_DIST += tests/lua/regress/003-scope-fiber-frames.lua
+TESTS += tests/lua/regress/003-scope-fiber-frames.lua
 
 ## channel/cond/oneshot/waitgroup/wait/alarm (prims)
 dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \

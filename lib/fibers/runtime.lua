@@ -45,9 +45,13 @@ local function default_handler(fiber, err)
   io.stderr:write("fibers: uncaught error in fiber: ", tostring(err), "\n")
 end
 local unscoped_handler = default_handler
+-- exit_handler(fiber, ok, err): for fibers with an `_exit` field (scope
+-- fibers), called outside the fiber right after the resume in which its
+-- function returned (ok) or raised (err), instead of unscoped_handler.
+local exit_handler = nil
 
 -- Fiber: fields co (coroutine), tag (inherited), plus free fields for upper
--- layers.  Private fields start with an underscore: _n is the number of
+-- layers (_exit: see exit_handler).  Private fields start with an underscore: _n is the number of
 -- pending resume values (nil = not scheduled), _1.._3 / _v hold them.
 local Fiber = {}
 Fiber.__index = Fiber
@@ -84,9 +88,14 @@ function Fiber:run()
   if err ~= SUSPENDED then
     if not ok then
       self.dead = true
-      unscoped_handler(self, err)
+      if self._exit and exit_handler then
+        exit_handler(self, false, err)
+      else
+        unscoped_handler(self, err)
+      end
     elseif coroutine_status(co) == "dead" then
       self.dead = true
+      if self._exit and exit_handler then exit_handler(self, true) end
     end
   end
 end
@@ -177,6 +186,12 @@ end
 -- resume of a fiber, leave(fiber) just after; nil clears.
 function M.set_resume_hook(enter, leave)
   enter_hook, leave_hook = enter, leave
+end
+
+-- runtime._set_exit_handler(h): internal, used by fibers.scope (see
+-- exit_handler above); nil clears.
+function M._set_exit_handler(h)
+  exit_handler = h
 end
 
 -- runtime.set_unscoped_error_handler(h) -> previous: h(fiber, err) gets

@@ -21,6 +21,7 @@ local compat = require 'fibers.compat'
 local perform_in, perform_raw = op._perform_in, op.perform_raw
 local prim, waitq, push, wake = op._prim1, op._waitq, op._waitq_push, op._waitq_wake
 local current_fiber = runtime.current_fiber
+local spawn_raw = runtime.spawn_raw
 local unpack = table.unpack or unpack
 local select, type, error, tostring, setmetatable, getmetatable, pairs, ipairs =
       select, type, error, tostring, setmetatable, getmetatable, pairs, ipairs
@@ -328,50 +329,33 @@ local function fiber_done(S)
   end
 end
 
-local function fiber_main(S, with_scope, fn, ...)
-  local f = current_fiber()
-  f.scope = S
-  local ok, e
-  if debug_on then
-    if with_scope then ok, e = protected(fn, S, ...) else ok, e = protected(fn, ...) end
-  elseif with_scope then
-    ok, e = ypcall(fn, S, ...)  -- direct: one frame less per parked fiber
-  else
-    ok, e = ypcall(fn, ...)
+-- A scope fiber runs its function directly as the coroutine body (no
+-- entry frame, no pcall: a parked fiber keeps only its own frames).  Its
+-- `_exit` field names the scope; the runtime calls this handler outside
+-- the fiber, right after the resume in which the function returned or
+-- raised, instead of the unscoped error handler.
+runtime._set_exit_handler(function(f, ok, e)
+  local S = f._exit
+  if not ok then
+    if debug_on then e = tb_handler(e, f.co) end
+    S:_fiber_error(e, f)
   end
-  if not ok then S:_fiber_error(e, f) end
   fiber_done(S)
-end
-
-local function fiber_end(S, ok, e)
-  if not ok then S:_fiber_error(e, current_fiber()) end
-  fiber_done(S)
-end
-
--- Without extra arguments: small fixed-arity frames, because every parked
--- fiber keeps this frame on its stack (Lua stacks double past 40 slots).
-local function fiber_main_s(S, fn)
-  current_fiber().scope = S
-  if debug_on then return fiber_end(S, protected(fn, S)) end
-  return fiber_end(S, ypcall(fn, S))
-end
-
-local function fiber_main_n(S, fn)
-  current_fiber().scope = S
-  if debug_on then return fiber_end(S, protected(fn)) end
-  return fiber_end(S, ypcall(fn))
-end
+end)
 
 -- Admission check, then a new fiber running fn(scope?, ...) in this scope.
 function Scope:_spawn(with_scope, fn, ...)
   local why = self:_refusal()
   if why then return false, why end
   self._nf = self._nf + 1
-  if select('#', ...) == 0 then
-    runtime.spawn_raw(with_scope and fiber_main_s or fiber_main_n, self, fn)
+  local f
+  if with_scope then
+    f = spawn_raw(fn, self, ...)
   else
-    runtime.spawn_raw(fiber_main, self, with_scope, fn, ...)
+    f = spawn_raw(fn, ...)
   end
+  f.scope = self
+  f._exit = self
   return true
 end
 
