@@ -12,4 +12,4 @@ FIBERSD_POLICY_TESTS = tests/bats/020-startup.bats tests/bats/021-restart.bats \
 	tests/bats/025-guards.bats tests/bats/026-stop.bats tests/bats/027-systemd.bats \
 	tests/bats/028-examples.bats
 TESTS += $(FIBERSD_POLICY_TESTS)
-EXTRA_DIST += tests/bats/020-helpers.bash $(FIBERSD_POLICY_TESTS)
+EXTRA_DIST += $(FIBERSD_POLICY_TESTS)

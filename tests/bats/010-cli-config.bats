@@ -8,8 +8,8 @@
 
 load helpers
 
-setup() { h_setup; }
-teardown() { h_teardown; }
+setup() { fd_setup --bare; }
+teardown() { fd_teardown; }
 
 @test "-h prints the usage and exits 0" {
 	run fibersd -h
@@ -54,7 +54,7 @@ teardown() { h_teardown; }
 }
 
 @test "--check: a good config and good tasks exit 0 silently" {
-	h_conf <<'EOF2'
+	fd_conf <<'EOF2'
 [fibersd]
 control_mode = 0600
 max_slice = 0.5
@@ -64,7 +64,7 @@ memory_limit = 16M
 enabled = no
 param.port = 8080
 EOF2
-	h_task web <<'EOF2'
+	fd_task web <<'EOF2'
 local scope, task = ...
 return task.params.port
 EOF2
@@ -78,7 +78,7 @@ EOF2
 
 @test "--check: every config problem as file:line: message, exit 1" {
 	long=$(printf 'x%.0s' $(seq 300))
-	h_conf <<EOF2
+	fd_conf <<EOF2
 [fibersd]
 bogus = 1
 max_slice = soon
@@ -108,10 +108,10 @@ EOF2
 }
 
 @test "--check compiles task scripts: syntax errors as file:line: message, exit 1" {
-	h_task good <<'EOF2'
+	fd_task good <<'EOF2'
 return 1
 EOF2
-	h_task bad <<'EOF2'
+	fd_task bad <<'EOF2'
 local a = 1
 local b = (
 EOF2
@@ -122,7 +122,7 @@ EOF2
 
 @test "a bad config at startup: exit 1 with file:line, nothing started" {
 	printf '[fibersd]\nlog_level = chatty\n' >"$D/f.conf"
-	h_task t1 <<'EOF2'
+	fd_task t1 <<'EOF2'
 print('should not run')
 EOF2
 	run fibersd -c "$D/f.conf" -d "$D/t" -S "$D/c.sock"
@@ -133,7 +133,7 @@ EOF2
 
 @test "-d and -S override the file; relative -d is taken from the working directory" {
 	printf '[fibersd]\ntask_dir = /nonexistent/tasks\n' >"$D/f.conf"
-	h_task bad <<'EOF2'
+	fd_task bad <<'EOF2'
 x = = 1
 EOF2
 	run fibersd -c "$D/f.conf" -d "$D/t" --check
@@ -149,7 +149,7 @@ EOF2
 	mkdir -p "$D/fibersd" "$D/fibers"
 	echo 'error("loaded from ./")' >"$D/fibersd/main.lua"
 	echo 'error("loaded from ./")' >"$D/fibers.lua"
-	h_task ok <<'EOF2'
+	fd_task ok <<'EOF2'
 return 1
 EOF2
 	cd "$D"
@@ -160,17 +160,17 @@ EOF2
 }
 
 @test "a live control socket refuses a second daemon (exit 2); SIGTERM stops with 0" {
-	h_task idle <<'EOF2'
+	fd_task idle <<'EOF2'
 require('fibers.sleep').sleep(1000)
 EOF2
-	h_start -n -d "$D/t" -S "$D/c.sock"
-	h_wait_file "$D/c.sock"
+	fd_start_raw -n -d "$D/t" -S "$D/c.sock"
+	fd_wait_file "$D/c.sock"
 	run fibersd -n -d "$D/t" -S "$D/c.sock"
 	[ "$status" -eq 2 ]
 	[[ $output == *"$D/c.sock is in use"* ]]
-	kill -TERM "$H_PID"
+	kill -TERM "$FD_PID"
 	rc=0
-	wait "$H_PID" || rc=$?
+	wait "$FD_PID" || rc=$?
 	[ "$rc" -eq 0 ]
 	[ ! -e "$D/c.sock" ]
 }
@@ -181,16 +181,16 @@ EOF2
 	[ -S "$D/c.sock" ]
 	run timeout 5 socat -u OPEN:/dev/null UNIX-CONNECT:"$D/c.sock"
 	[ "$status" -ne 0 ]
-	h_task idle <<'EOF2'
+	fd_task idle <<'EOF2'
 require('fibers.sleep').sleep(1000)
 EOF2
-	h_start -n -d "$D/t" -S "$D/c.sock"
+	fd_start_raw -n -d "$D/t" -S "$D/c.sock"
 	for _ in $(seq 100); do
 		timeout 5 socat -u OPEN:/dev/null UNIX-CONNECT:"$D/c.sock" 2>/dev/null && break
 		sleep 0.05
 	done
 	timeout 5 socat -u OPEN:/dev/null UNIX-CONNECT:"$D/c.sock"
-	! h_dead "$H_PID"
+	! fd_dead "$FD_PID"
 }
 
 @test "a socket path that is not a socket is never removed (exit 2)" {

@@ -10,15 +10,15 @@
 load helpers
 
 setup() {
-	h_setup
-	h_task t1 <<'EOF2'
+	fd_setup --bare
+	fd_task t1 <<'EOF2'
 local fibersd = require 'fibersd'
 fibersd.log.info('hello %d', 42)
 fibersd.log.warning('careful')
 fibersd.log.debug('details')
 EOF2
 }
-teardown() { h_teardown; }
+teardown() { fd_teardown; }
 
 # Built --without-systemd: logging goes to stderr only.
 need_journal() {
@@ -44,7 +44,7 @@ exec 2>>"$D/log"
 if [ -n "\${WITH_STREAM:-}" ]; then
 	export JOURNAL_STREAM=\$(stat -L -c '%d:%i' /proc/self/fd/2)
 fi
-"$FIBERSD_BIN" "\$@" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null &
+"$FIBERSD" "\$@" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null &
 fp=\$!
 for i in \$(seq 200); do
 	grep -q 'careful' "$D/log" "$D/journal" 2>/dev/null && break
@@ -111,7 +111,7 @@ EOF2
 }
 
 @test "on a terminal: time level task: message" {
-	TERM=dumb timeout 30 script -qec "$FIBERSD_BIN -n -d $D/t -S $D/c.sock & echo \$! >$D/pid; wait" \
+	TERM=dumb timeout 30 script -qec "$FIBERSD -n -d $D/t -S $D/c.sock & echo \$! >$D/pid; wait" \
 		/dev/null >"$D/tty.out" 3>&- </dev/null &
 	sp=$!
 	for _ in $(seq 200); do

@@ -3,7 +3,7 @@
 # task directory scan (ignored leftovers, refused names), the private task
 # environment and the `fibersd` module.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

@@ -3,7 +3,7 @@
 # the restart limit (state fatal with the last error), restart = always,
 # the backoff reset after a long run, restart_delay = 0.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

@@ -4,7 +4,7 @@
 # not compile leaves the old version running, enabled = no disables, params
 # count as a change, restart policy applies live, a bad config is kept out.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

@@ -4,7 +4,7 @@
 # grandchildren too) stopped within the grace, exit 0, nothing left; a
 # second signal skips the wait; shutdown_timeout bounds a stuck stop.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

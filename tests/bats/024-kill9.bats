@@ -4,7 +4,7 @@
 # control socket.  Runs under a PID-namespace reaper, as the test machine's
 # PID 1 does not reap orphans.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

@@ -3,7 +3,7 @@
 # limit: the offending task fails (also when it pcalls), the daemon and a
 # heartbeat task keep running; the per-task watchdog_sec fails a hung task.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

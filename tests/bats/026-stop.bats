@@ -4,7 +4,7 @@
 # stopped, last_exit "stopped (forced)"), start (also re-arms a fatal task),
 # restart.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

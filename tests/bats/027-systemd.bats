@@ -3,7 +3,7 @@
 # through systemd-socket-activate, journald fields against a fake journal
 # socket in a private mount namespace, the children's scrubbed environment.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() {

@@ -3,7 +3,7 @@
 # does what its comments say (docs that are tests cannot rot); the other
 # examples are in 029-examples.bats.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }

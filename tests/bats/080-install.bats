@@ -7,7 +7,7 @@
 # One staged install per file (setup_file); each test reads it.
 
 bats_require_minimum_version 1.5.0
-load 020-helpers
+load helpers
 
 mk() { # make in the build tree, outside the calling make's jobserver
 	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \

@@ -3,7 +3,7 @@
 # say what the code does (keys and defaults from the running daemon's key
 # table, every library module, the seed's examples, every option).
 
-load 020-helpers
+load helpers
 
 M="$top_srcdir/man"
 PAGES="fibersd.8 fibersctl.1 fibersd.conf.5 fibers.7"

@@ -5,7 +5,7 @@
 # with TERM-ignoring children and double-forked grandchildren leaving no
 # zombie, a grandchild escaped into its own session reaped as an orphan.
 
-load 020-helpers
+load helpers
 
 setup() { fd_setup; }
 teardown() { fd_teardown; }
