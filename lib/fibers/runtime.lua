@@ -137,6 +137,24 @@ function M.spawn_raw(fn, ...)
   return f
 end
 
+-- Internal (fibers.scope): a fiber of scope S calling fn(S) (with_scope)
+-- or fn(), i.e. spawn_raw plus `scope` and `_exit` = S, with the table
+-- built by one constructor (sized once; spawning is a hot path).
+-- (Four hash fields for fn(): the table of a parked fiber stays at four
+-- hash slots when untagged.)
+function M._spawn_in(S, with_scope, fn)
+  local f
+  if with_scope then
+    f = setmetatable({ co = coroutine_create(fn), scope = S, _exit = S, _n = 1, _1 = S }, Fiber)
+  else
+    f = setmetatable({ co = coroutine_create(fn), scope = S, _exit = S, _n = 0 }, Fiber)
+  end
+  local tag = current and current.tag
+  if tag ~= nil then f.tag = tag end
+  schedule(sched, f)
+  return f
+end
+
 -- runtime.current_fiber() -> the running fiber, or nil outside fibers.
 function M.current_fiber()
   return current

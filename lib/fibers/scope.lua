@@ -21,7 +21,7 @@ local compat = require 'fibers.compat'
 local perform_in, perform_raw = op._perform_in, op.perform_raw
 local prim, waitq, push, wake = op._prim1, op._waitq, op._waitq_push, op._waitq_wake
 local current_fiber = runtime.current_fiber
-local spawn_raw = runtime.spawn_raw
+local spawn_raw, spawn_in = runtime.spawn_raw, runtime._spawn_in
 local unpack = table.unpack or unpack
 local select, type, error, tostring, setmetatable, getmetatable, pairs, ipairs =
       select, type, error, tostring, setmetatable, getmetatable, pairs, ipairs
@@ -348,6 +348,10 @@ function Scope:_spawn(with_scope, fn, ...)
   local why = self:_refusal()
   if why then return false, why end
   self._nf = self._nf + 1
+  if select('#', ...) == 0 then
+    spawn_in(self, with_scope, fn)
+    return true
+  end
   local f
   if with_scope then
     f = spawn_raw(fn, self, ...)
