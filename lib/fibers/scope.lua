@@ -416,30 +416,16 @@ end
 
 local function try_true(o) return true, o.a end
 local function block_cw(s, tok, o) push(o.a._cw, s, tok) end
-local function block_fw(s, tok, o)
-  local S = o.a
-  local q = S._fw
-  if not q then q = waitq(); S._fw = q end
+-- The fault/admission/done/idle queues are created on first use.
+local function push_lazy(S, key, s, tok)
+  local q = S[key]
+  if not q then q = waitq(); S[key] = q end
   push(q, s, tok)
 end
-local function block_aw(s, tok, o)
-  local S = o.a
-  local q = S._aw
-  if not q then q = waitq(); S._aw = q end
-  push(q, s, tok)
-end
-local function block_dw(s, tok, o)
-  local S = o.a
-  local q = S._dw
-  if not q then q = waitq(); S._dw = q end
-  push(q, s, tok)
-end
-local function block_iw(s, tok, o)
-  local S = o.a
-  local q = S._iw
-  if not q then q = waitq(); S._iw = q end
-  push(q, s, tok)
-end
+local function block_fw(s, tok, o) push_lazy(o.a, "_fw", s, tok) end
+local function block_aw(s, tok, o) push_lazy(o.a, "_aw", s, tok) end
+local function block_dw(s, tok, o) push_lazy(o.a, "_dw", s, tok) end
+local function block_iw(s, tok, o) push_lazy(o.a, "_iw", s, tok) end
 
 local function try_notok(o) local S = o.a; if S._status then return true, S end return false end
 local function try_fault(o) local S = o.a; if S._status == "failed" then return true, S end return false end
