@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fibersctl.h"
+#include "jarena.h"
 
 /* Map a protocol error code to a fibersctl exit code. */
 int ctl_error_exit(const char *code)
@@ -259,8 +260,7 @@ static int emit(struct ctl *c, const struct ctl_cmd *cmd, json_t *result)
 		if (s) {
 			fputs(s, stdout);
 			fputc('\n', stdout);
-			free(s);
-		}
+		} /* s is in the reply's arena (ctl_run_command): no free */
 		/* the exit code contract holds in JSON mode too */
 		return cmd->exit_of ? cmd->exit_of(result) : FCTL_EXIT_OK;
 	}
@@ -289,17 +289,22 @@ int ctl_run_command(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **a
 	int final = FCTL_EXIT_OK;
 	while (rc == 0) {
 		json_t *msg = NULL;
-		if ((rc = ctl_recv(c, &msg)))
+		/* each reply's tree lives in an arena (jarena.h) until it is
+		 * printed: a 1000-task status is ~50k nodes */
+		jarena_begin();
+		if ((rc = ctl_recv(c, &msg))) {
+			jarena_end();
 			break;
+		}
 		json_t *id = json_object_get(msg, "id");
 		json_t *err = json_object_get(msg, "error");
 		if (err && (!id || json_integer_value(id) == 1)) {
 			rc = ctl_report_error(err);
-			json_decref(msg);
+			jarena_end();
 			break;
 		}
 		if (!id || json_integer_value(id) != 1) { /* not ours: ignore */
-			json_decref(msg);
+			jarena_end();
 			continue;
 		}
 		json_t *result = json_object_get(msg, "result");
@@ -308,7 +313,7 @@ int ctl_run_command(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **a
 		if (r > final)
 			final = r;
 		fflush(stdout);
-		json_decref(msg);
+		jarena_end(); /* frees msg */
 		if (!more)
 			break;
 		c->deadline = 0; /* a stream has no deadline after its first reply */

@@ -5,7 +5,8 @@
 
 bin_PROGRAMS += src/fibersctl/fibersctl
 src_fibersctl_fibersctl_SOURCES = src/fibersctl/fibersctl.h src/fibersctl/fibersctl.c \
-	src/fibersctl/commands.c src/fibersctl/render.c src/fibersd/protocol.h
+	src/fibersctl/commands.c src/fibersctl/render.c src/fibersd/protocol.h \
+	src/fibersd/jarena.c src/fibersd/jarena.h
 src_fibersctl_fibersctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/fibersd \
 	-DFIBERSD_CONFIG_FILE='"$(sysconfdir)/fibersd.conf"'
 src_fibersctl_fibersctl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS)
@@ -15,7 +16,8 @@ src_fibersctl_fibersctl_LDADD = $(JANSSON_LIBS) $(INIH_LIBS)
 ## fibersd links libfibersdcontrol.la; its opener fd_open_control() is listed
 ## in the subs[] table of src/fibersd/lhost.c.
 noinst_LTLIBRARIES += libfibersdcontrol.la
-libfibersdcontrol_la_SOURCES = src/fibersd/lcontrol.c src/fibersd/lcontrol.h src/fibersd/protocol.h
+libfibersdcontrol_la_SOURCES = src/fibersd/lcontrol.c src/fibersd/lcontrol.h src/fibersd/protocol.h \
+	src/fibersd/jarena.c src/fibersd/jarena.h
 libfibersdcontrol_la_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(JANSSON_CFLAGS) -fPIC \
 	-DFIBERSD_VERSION='"$(PACKAGE_VERSION)"'
 libfibersdcontrol_la_LIBADD = $(JANSSON_LIBS)
