@@ -399,10 +399,15 @@ end
 
 -- A plain table describing the scope now (for supervisors).
 function Scope:snapshot()
-  local kids = {}
-  for i, c in ipairs(self:children()) do kids[i] = c._id end
-  local cmds, order = {}, {}
-  if self._cmds then
+  local kids, n = {}, 0
+  local ch = self._children
+  for i = 1, self._nch do
+    local c = ch[i]
+    if c then n = n + 1; kids[n] = c._id end
+  end
+  local cmds = {}
+  if self._cmds and next(self._cmds) ~= nil then
+    local order = {}
     for cmd, k in pairs(self._cmds) do order[#order + 1] = { k, cmd } end
     table.sort(order, function(a, b) return a[1] < b[1] end)
     for i, e in ipairs(order) do cmds[i] = e[2]:_info() end

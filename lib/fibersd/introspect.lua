@@ -129,23 +129,28 @@ function M.scope_node(s, path, depth, now, counts)
   local node = s:snapshot()
   node.path, node.uptime = path, now - node.since
   local cmds = node.commands or {}
-  for _, c in ipairs(cmds) do
+  for i = 1, #cmds do
+    local c = cmds[i]
     if c.since then c.uptime = now - c.since end
     if c.state == 'running' and counts then counts.processes = (counts.processes or 0) + 1 end
   end
   node.commands = array(cmds)
   local ids = node.children or {}
-  local kids = array()
-  if #ids > 0 and (depth == nil or depth > 0) then
-    for _, id in ipairs(ids) do
-      local ch = scope.by_id(id)
-      if ch then
-        local seg = ch:name() or tostring(id)
-        kids[#kids + 1] = M.scope_node(ch, path .. '/' .. seg, depth and depth - 1, now, counts)
+  if #ids == 0 then
+    node.children = array(ids) -- the snapshot's empty list: no new table
+  else
+    local kids = array()
+    if depth == nil or depth > 0 then
+      for _, id in ipairs(ids) do
+        local ch = scope.by_id(id)
+        if ch then
+          local seg = ch:name() or tostring(id)
+          kids[#kids + 1] = M.scope_node(ch, path .. '/' .. seg, depth and depth - 1, now, counts)
+        end
       end
     end
+    node.children = kids
   end
-  node.children = kids
   return node
 end
 

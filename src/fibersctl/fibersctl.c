@@ -211,8 +211,11 @@ int ctl_send(struct ctl *c, json_t *msg)
 /* Receive one JSON object; see fibersctl.h. */
 int ctl_recv(struct ctl *c, json_t **out)
 {
+	size_t scanned = 0; /* bytes known to hold no newline (a big reply
+			     * arrives in many pieces: scan each byte once) */
 	for (;;) {
-		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+		char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
+		scanned = c->len;
 		if (nl) {
 			size_t linelen = (size_t)(nl - c->buf);
 			json_error_t jerr;
