@@ -78,9 +78,15 @@ end
 
 -- Sorted task names.
 function Sup:names()
+  local sorted = self._names -- cached until a task is added or removed
+  if not sorted then
+    sorted = {}
+    for name in pairs(self.tasks) do sorted[#sorted + 1] = name end
+    table.sort(sorted)
+    self._names = sorted
+  end
   local out = {}
-  for name in pairs(self.tasks) do out[#out + 1] = name end
-  table.sort(out)
+  for i = 1, #sorted do out[i] = sorted[i] end
   return out
 end
 
@@ -206,6 +212,7 @@ function Sup:add(spec)
   r.want = r.enabled and 'run' or 'idle'
   if not r.enabled then r.state = 'disabled' end
   self.tasks[r.name] = r
+  self._names = nil
   self.nstate[r.state] = (self.nstate[r.state] or 0) + 1
   self:emit({ event = 'state', task = r.name, scope = r.name, from = nil, to = r.state,
     reason = 'added', t = now(), time = log.realtime() })
@@ -363,6 +370,7 @@ function Rec:main()
     end
   end
   self.sv.tasks[self.name] = nil
+  self.sv._names = nil
   log.drop(self.name)
   self:set_state('removed', 'reload')
   self.sv.nstate.removed = 0
