@@ -74,6 +74,7 @@ end
 local Susp = {}
 Susp.__index = Susp
 Susp.__name = "fibers.suspension"
+M._Susp = Susp
 
 -- Completion tokens that are not leaf indices.
 local TASK_ERR = {}   -- task:cancel(reason): the perform raises `reason`
@@ -106,14 +107,8 @@ Task.__name = "fibers.suspension_task"
 -- Resume fiber f with ... right now.  Only used from scheduler context (a
 -- task run by the scheduler, not inside any fiber), so no fiber ever runs
 -- inside another; this is what makes "a sleeper due at t has run when
--- run(t) returns" (library.md §1) hold.  Relies on the pending-value
--- layout documented in runtime.lua (_n, _1.._3 / _v).
-local function run_now(f, ...)
-  local n = select('#', ...)
-  if n <= 3 then f._1, f._2, f._3 = ... else f._v = { ... } end
-  f._n = n
-  f:run()
-end
+-- run(t) returns" (library.md §1) hold.
+local run_now = runtime._run_now
 
 -- Run the task: completes the suspension if it is still waiting.  Run by
 -- the scheduler (timers, fd readiness) it resumes the fiber in the same

@@ -21,10 +21,7 @@
 -- wait is pending, instead of sleeping forever.
 local core = require 'fibers.core'
 
-local coroutine_create, coroutine_resume, coroutine_yield, coroutine_status =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
-local unpack = table.unpack or unpack
-local select = select
+local coroutine_create, coroutine_yield = coroutine.create, coroutine.yield
 
 local M = {}
 
@@ -35,96 +32,49 @@ local schedule = sched.schedule
 -- Fresh monotonic clock read (seconds); use it to compute deadlines.
 M.monotime = core.sys.monotime
 
-local current = nil                  -- the running fiber, or nil
--- Yielded by suspend/yield so that Fiber:run can tell a suspended fiber
--- from a finished one without asking coroutine.status.
-local SUSPENDED = setmetatable({}, { __name = "fibers.suspended" })
-local enter_hook, leave_hook = nil, nil
-
-local function default_handler(fiber, err)
-  io.stderr:write("fibers: uncaught error in fiber: ", tostring(err), "\n")
-end
-local unscoped_handler = default_handler
--- exit_handler(fiber, ok, err): for fibers with an `_exit` field (scope
--- fibers), called outside the fiber right after the resume in which its
--- function returned (ok) or raised (err), instead of unscoped_handler.
-local exit_handler = nil
-
 -- Fiber: fields co (coroutine), tag (inherited), plus free fields for upper
--- layers (_exit: see exit_handler).  Private fields start with an underscore: _n is the number of
--- pending resume values (nil = not scheduled), _1.._3 / _v hold them.
+-- layers (_exit: see _set_exit_handler).  Private fields start with an
+-- underscore: _n is the number of pending resume values (nil = not
+-- scheduled), _1.._3 / _v hold them; dead is set once the function
+-- returned or raised.  The hot paths - running a fiber (the scheduler's
+-- task interface), fiber:resume, the running fiber, spawning a scope
+-- fiber - are C (src/lua/lfiber.c); the scheduler resumes queued fibers
+-- directly.
 local Fiber = {}
 Fiber.__index = Fiber
 M.Fiber = Fiber
 
+local C = sched:_fibers(Fiber)
+local current_fiber, set_handler = C.current, C.set
+
+-- Yielded by suspend/yield (any yield of a fiber's coroutine suspends it).
+local SUSPENDED = setmetatable({}, { __name = "fibers.suspended" })
+
+local function default_handler(fiber, err)
+  io.stderr:write("fibers: uncaught error in fiber: ", tostring(err), "\n")
+end
+set_handler("unscoped", default_handler)
+local unscoped_handler = default_handler
+
 -- The task interface: resume the coroutine with the values given to
 -- fiber:resume() (none if the fiber itself was handed to the scheduler as
 -- a task, e.g. schedule_at_time(t, fiber)).  Called by the scheduler only.
-function Fiber:run()
-  local n, co = self._n, self.co
-  self._n = nil
-  local prev = current
-  current = self
-  if enter_hook then enter_hook(self) end
-  local ok, err
-  if not n or n == 0 then
-    ok, err = coroutine_resume(co)
-  elseif n == 1 then
-    ok, err = coroutine_resume(co, self._1)
-    self._1 = nil
-  elseif n == 2 then
-    ok, err = coroutine_resume(co, self._1, self._2)
-    self._1, self._2 = nil, nil
-  elseif n == 3 then
-    ok, err = coroutine_resume(co, self._1, self._2, self._3)
-    self._1, self._2, self._3 = nil, nil, nil
-  else
-    local v = self._v
-    self._v = nil
-    ok, err = coroutine_resume(co, unpack(v, 1, n))
-  end
-  current = prev
-  if leave_hook then leave_hook(self) end
-  if err ~= SUSPENDED then
-    if not ok then
-      self.dead = true
-      if self._exit and exit_handler then
-        exit_handler(self, false, err)
-      else
-        unscoped_handler(self, err)
-      end
-    elseif coroutine_status(co) == "dead" then
-      self.dead = true
-      if self._exit and exit_handler then exit_handler(self, true) end
-    end
-  end
-end
+Fiber.run = C.run
 
 -- fiber:resume(...): schedule the fiber to continue in the next turn; the
 -- values become the results of its pending runtime.suspend().  Never runs
 -- it synchronously.  Resuming twice before it ran, or a finished fiber,
 -- is a bug and raises.
-function Fiber:resume(...)
-  if self._n then
-    error("fibers: fiber resumed twice before it ran", 2)
-  end
-  if self.dead then
-    error("fibers: resume of a finished fiber", 2)
-  end
-  local n = select('#', ...)
-  if n <= 3 then
-    self._1, self._2, self._3 = ...
-  else
-    self._v = { ... }
-  end
-  self._n = n
-  schedule(sched, self)
-end
+Fiber.resume = C.resume
 
 -- True while the fiber has been resumed but has not run yet.
 function Fiber:scheduled()
   return self._n ~= nil
 end
+
+-- Internal (fibers.op): resume fiber f with ... right now; only from
+-- scheduler context (a task run by the scheduler, not inside a fiber).
+M._run_now = C.run_now
 
 -- runtime.spawn_raw(fn, ...) -> fiber: a fiber with no scope, that calls
 -- fn(...) in the next turn.  Errors escaping it go to the unscoped handler.
@@ -132,33 +82,19 @@ function M.spawn_raw(fn, ...)
   if type(fn) ~= "function" then
     error("fibers: spawn_raw expects a function", 2)
   end
-  local f = setmetatable({ co = coroutine_create(fn), tag = current and current.tag }, Fiber)
+  local cur = current_fiber()
+  local f = setmetatable({ co = coroutine_create(fn), tag = cur and cur.tag }, Fiber)
   f:resume(...)
   return f
 end
 
--- Internal (fibers.scope): a fiber of scope S calling fn(S) (with_scope)
--- or fn(), i.e. spawn_raw plus `scope` and `_exit` = S, with the table
--- built by one constructor (sized once; spawning is a hot path).
--- (Four hash fields for fn(): the table of a parked fiber stays at four
--- hash slots when untagged.)
-function M._spawn_in(S, with_scope, fn)
-  local f
-  if with_scope then
-    f = setmetatable({ co = coroutine_create(fn), scope = S, _exit = S, _n = 1, _1 = S }, Fiber)
-  else
-    f = setmetatable({ co = coroutine_create(fn), scope = S, _exit = S, _n = 0 }, Fiber)
-  end
-  local tag = current and current.tag
-  if tag ~= nil then f.tag = tag end
-  schedule(sched, f)
-  return f
-end
+-- Internal (fibers.scope): _spawn_in(S, with_scope, fn) -> fiber: a fiber
+-- of scope S calling fn(S) (with_scope) or fn(), i.e. spawn_raw plus
+-- `scope` and `_exit` = S, built in C (spawning is a hot path).
+M._spawn_in = C.spawn_in
 
 -- runtime.current_fiber() -> the running fiber, or nil outside fibers.
-function M.current_fiber()
-  return current
-end
+M.current_fiber = current_fiber
 
 -- runtime.now() -> the scheduler's cached turn time (monotonic seconds).
 function M.now()
@@ -168,7 +104,7 @@ end
 -- runtime.suspend(block_fn, ...): call block_fn(scheduler, fiber, ...),
 -- then yield; returns the values that fiber:resume(...) passes later.
 function M.suspend(block_fn, ...)
-  local f = current
+  local f = current_fiber()
   if not f then
     error("fibers: suspend called outside a fiber", 2)
   end
@@ -178,7 +114,7 @@ end
 
 -- runtime.yield(): let every other runnable task run; continue next turn.
 function M.yield()
-  local f = current
+  local f = current_fiber()
   if not f then
     error("fibers: yield called outside a fiber", 2)
   end
@@ -203,13 +139,16 @@ end
 -- runtime.set_resume_hook(enter, leave): enter(fiber) just before each
 -- resume of a fiber, leave(fiber) just after; nil clears.
 function M.set_resume_hook(enter, leave)
-  enter_hook, leave_hook = enter, leave
+  set_handler("enter", enter)
+  set_handler("leave", leave)
 end
 
--- runtime._set_exit_handler(h): internal, used by fibers.scope (see
--- exit_handler above); nil clears.
+-- runtime._set_exit_handler(h): internal, used by fibers.scope:
+-- h(fiber, ok, err) is called for fibers with an `_exit` field, outside
+-- the fiber, right after the resume in which its function returned (ok)
+-- or raised (err), instead of the unscoped handler; nil clears.
 function M._set_exit_handler(h)
-  exit_handler = h
+  set_handler("exit", h)
 end
 
 -- runtime.set_unscoped_error_handler(h) -> previous: h(fiber, err) gets
@@ -217,6 +156,7 @@ end
 function M.set_unscoped_error_handler(h)
   local prev = unscoped_handler
   unscoped_handler = h or default_handler
+  set_handler("unscoped", unscoped_handler)
   return prev
 end
 

@@ -29,23 +29,9 @@
 #include "lbind.h"
 #include "loop.h"
 
-#define UV_QA     1
-#define UV_QB     2
-#define UV_TIMERS 3
-#define UV_FDS    4
-#define NUV       4
+#include "lsched.h"
 
 #define DEADLOCK_MSG "fibers: deadlock: every fiber is blocked and no timer or I/O can wake one"
-
-struct sched {
-	struct loop *loop;
-	int nextq;              /* UV_QA or UV_QB: queue for the next turn */
-	lua_Integer next_n;
-	int curq;               /* the queue being run */
-	lua_Integer cur_i, cur_n;
-	int in_turn;
-	int stopping;
-};
 
 /* self at index 1; the metatable is upvalue 1 of every method. */
 static struct sched *self(lua_State *L)
@@ -69,14 +55,23 @@ static void check_task(lua_State *L, int idx)
 			   luaL_typename(L, idx));
 }
 
+/* Append the value on top of the stack to the next-turn queue (pops it);
+ * si is the scheduler's stack index. */
+void fl_sched_push(lua_State *L, struct sched *s, int si)
+{
+	lua_getiuservalue(L, si, s->nextq);
+	lua_insert(L, -2);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pop(L, 1);
+}
+
 /* sched:schedule(task): run task in the next turn (FIFO). */
 static int s_schedule(lua_State *L)
 {
 	struct sched *s = self(L);
 	check_task(L, 2);
-	lua_getiuservalue(L, 1, s->nextq);
-	lua_pushvalue(L, 2);
-	lua_rawseti(L, -2, ++s->next_n);
+	lua_settop(L, 2);
+	fl_sched_push(L, s, 1);
 	return 0;
 }
 
@@ -230,8 +225,14 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		lua_rawgeti(L, q, i);
 		lua_pushnil(L);
 		lua_rawseti(L, q, i);
-		if (lua_type(L, -1) == LUA_TFUNCTION) {
+		int t = lua_type(L, -1);
+		if (t == LUA_TFUNCTION) {
 			lua_call(L, 0, 0);
+			continue;
+		}
+		if (t == LUA_TTABLE && fl_is_fiber(L, 1, -1)) {
+			fl_fiber_run(L, 1, lua_gettop(L));
+			lua_pop(L, 1);
 			continue;
 		}
 		if (lua_getfield(L, -1, "run") == LUA_TNIL)
@@ -358,7 +359,7 @@ static int s_clear(lua_State *L)
 {
 	struct sched *s = self(L);
 	loop_clear(s->loop);
-	for (int i = 1; i <= NUV; i++) {
+	for (int i = 1; i <= UV_FDS; i++) {
 		lua_newtable(L);
 		lua_setiuservalue(L, 1, i);
 	}
@@ -409,6 +410,8 @@ static const luaL_Reg sched_methods[] = {
 	{ "clear", s_clear },
 	{ "counts", s_counts },
 	{ "backend", s_backend },
+	{ "_fibers", fl_sched_fibers },
+	{ "_channels", fl_sched_channels },
 	{ NULL, NULL },
 };
 
@@ -424,7 +427,7 @@ static int l_new(lua_State *L)
 	memset(s, 0, sizeof *s);
 	s->nextq = UV_QA;
 	s->curq = UV_QB;
-	for (int i = 1; i <= NUV; i++) {
+	for (int i = 1; i <= UV_FDS; i++) {
 		lua_newtable(L);
 		lua_setiuservalue(L, -2, i);
 	}

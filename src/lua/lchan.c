@@ -1,0 +1,479 @@
+/*
+ * lchan.c - the state and hot paths of fibers.channel (library.md §6) in
+ * C; lib/fibers/channel.lua builds the Ops and documents the semantics.
+ *
+ * A channel is a full userdata (struct chan) with four user values: the
+ * buffer (values in slots bh..bt, nil allowed), the get queue (entries of
+ * two slots: suspension, token), the put queue (three slots: suspension,
+ * token, value) and the channel's get op, built once by channel.lua.  Queues keep entries in slots h..t and are
+ * compacted - entries whose suspension stopped waiting dropped - whenever
+ * they span `lim` slots, so losing registrations never pile up
+ * (library.md §0.8).
+ *
+ * Suspensions are fibers.op's tables { fiber, waiting, cleanups } with
+ * its Susp metatable; completing one here is exactly Susp:complete:
+ * clear `waiting`, then fiber:resume(token, values...) (lfiber.c), which
+ * only schedules.  A value only moves inside a try, into or out of a
+ * suspension that is still waiting.
+ *
+ * get(ch) / put(ch, v) are the fast forms behind ch:get()/ch:put(v) for a
+ * fiber of a scope that is ok: they return 1 (done; get adds the value),
+ * 0 (not applicable: not in a scope fiber, or the scope is not ok - the
+ * caller takes the general perform path, which raises or blocks), or
+ * block: register a suspension in the channel queue and in the scope's
+ * cancel wait queue (fibers.op's waitq layout { n, lim, s1, tok1 ... }),
+ * then yield; the resume values (token, values...) become the results.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lbind.h"
+#include "lsched.h"
+
+#define UV_BUF  1
+#define UV_GETQ 2
+#define UV_PUTQ 3
+#define UV_OP   4
+#define NCHUV   4
+
+/* Upvalues of every function here. */
+#define UP_SCHED  lua_upvalueindex(1)
+#define UP_SUSP   lua_upvalueindex(2)
+#define UP_CANCEL lua_upvalueindex(3)
+#define UP_MT     lua_upvalueindex(4)
+
+struct queue {
+	lua_Integer h, t, lim;
+	int stride;
+};
+
+struct chan {
+	double size;                    /* capacity; HUGE_VAL = unbounded */
+	lua_Integer bh, bt;             /* buffer slots bh..bt */
+	struct queue q[2];              /* [0] get (stride 2), [1] put (3) */
+};
+
+static struct chan *check_chan(lua_State *L, int idx)
+{
+	struct chan *c = lua_touserdata(L, idx);
+	if (c && lua_getmetatable(L, idx)) {
+		int ok = lua_rawequal(L, -1, UP_MT);
+		lua_pop(L, 1);
+		if (ok)
+			return c;
+	}
+	luaL_argerror(L, idx, "channel expected");
+	return NULL;
+}
+
+/* new(size) -> channel (size validated by channel.lua). */
+static int c_new(lua_State *L)
+{
+	double size = luaL_checknumber(L, 1);
+	struct chan *c = lua_newuserdatauv(L, sizeof *c, NCHUV);
+	memset(c, 0, sizeof *c);
+	c->size = size;
+	c->bh = 1;
+	for (int i = 0; i < 2; i++) {
+		c->q[i].stride = i ? 3 : 2;
+		c->q[i].h = 1;
+		c->q[i].lim = 16 * c->q[i].stride;
+	}
+	for (int i = 1; i <= UV_PUTQ; i++) {
+		lua_newtable(L);
+		lua_setiuservalue(L, -2, i);
+	}
+	lua_pushvalue(L, UP_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* True if the suspension at idx is still waiting (s[2]). */
+static int waiting(lua_State *L, int idx)
+{
+	lua_rawgeti(L, idx, 2);
+	int w = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return w;
+}
+
+/* Drop entries whose suspension stopped waiting; qt at index qi. */
+static void compact(lua_State *L, struct queue *q, int qi)
+{
+	lua_Integer j = 0;
+	for (lua_Integer i = q->h; i <= q->t; i += q->stride) {
+		lua_rawgeti(L, qi, i);
+		int live = waiting(L, -1);
+		lua_pop(L, 1);
+		if (!live)
+			continue;
+		for (int k = 0; k < q->stride; k++) {
+			lua_rawgeti(L, qi, i + k);
+			lua_rawseti(L, qi, j + 1 + k);
+		}
+		j += q->stride;
+	}
+	for (lua_Integer i = (j + 1 > q->h ? j + 1 : q->h); i <= q->t; i++) {
+		lua_pushnil(L);
+		lua_rawseti(L, qi, i);
+	}
+	q->h = 1;
+	q->t = j;
+	q->lim = 2 * j > 16 * q->stride ? 2 * j : 16 * q->stride;
+}
+
+/* Append the stride values on top of the stack (popped) to queue qn. */
+static void push_entry(lua_State *L, struct chan *c, int ci, int qn)
+{
+	struct queue *q = &c->q[qn];
+	lua_getiuservalue(L, ci, UV_GETQ + qn);
+	int qi = lua_gettop(L);
+	for (int k = q->stride; k >= 1; k--) {
+		lua_pushvalue(L, qi - q->stride + k - 1);
+		lua_rawseti(L, qi, q->t + k);
+	}
+	q->t += q->stride;
+	if (q->t - q->h + 1 >= q->lim)
+		compact(L, q, qi);
+	lua_pop(L, q->stride + 1);
+}
+
+/* Pop the oldest still-waiting entry of queue qn: pushes its stride
+ * values and returns 1, or pushes nothing and returns 0. */
+static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
+{
+	struct queue *q = &c->q[qn];
+	if (q->h > q->t)
+		return 0;
+	lua_getiuservalue(L, ci, UV_GETQ + qn);
+	int qi = lua_gettop(L);
+	while (q->h < q->t) {
+		lua_Integer h = q->h;
+		for (int k = 0; k < q->stride; k++) {
+			lua_rawgeti(L, qi, h + k);
+			lua_pushnil(L);
+			lua_rawseti(L, qi, h + k);
+		}
+		q->h = h + q->stride;
+		if (waiting(L, qi + 1)) {
+			if (q->h > q->t) {
+				q->h = 1;
+				q->t = 0;
+			}
+			lua_remove(L, qi);
+			return 1;
+		}
+		lua_pop(L, q->stride);
+	}
+	q->h = 1;
+	q->t = 0;
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* Complete the suspension at s with its token at s + 1 and nv values
+ * after it: Susp:complete.  Leaves the stack as it was. */
+static void complete(lua_State *L, int s, int nv)
+{
+	lua_pushboolean(L, 0);
+	lua_rawseti(L, s, 2);
+	lua_rawgeti(L, s, 1);
+	int f = lua_gettop(L);
+	lua_pushvalue(L, UP_SCHED);
+	fl_fiber_resume(L, f + 1, f, s + 1, 1 + nv);
+	lua_pop(L, 2);
+}
+
+/* Buffer count, as a double (the capacity may be HUGE_VAL). */
+static double count(const struct chan *c)
+{
+	return (double)(c->bt - c->bh + 1);
+}
+
+/* try_put on the channel at ci with the value at vi: 1 if delivered or
+ * buffered, 0 if it must block. */
+static int try_put(lua_State *L, struct chan *c, int ci, int vi)
+{
+	if (pop_entry(L, c, ci, 0)) {            /* s, tok */
+		int s = lua_gettop(L) - 1;
+		lua_pushvalue(L, vi);
+		complete(L, s, 1);
+		lua_pop(L, 3);
+		return 1;
+	}
+	if (count(c) < c->size) {
+		lua_getiuservalue(L, ci, UV_BUF);
+		lua_pushvalue(L, vi);
+		lua_rawseti(L, -2, ++c->bt);
+		lua_pop(L, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* try_get on the channel at ci: pushes the value and returns 1, or
+ * pushes nothing and returns 0. */
+static int try_get(lua_State *L, struct chan *c, int ci)
+{
+	if (c->bh <= c->bt) {
+		lua_getiuservalue(L, ci, UV_BUF);
+		int b = lua_gettop(L);
+		lua_rawgeti(L, b, c->bh);                /* the value */
+		lua_pushnil(L);
+		lua_rawseti(L, b, c->bh);
+		if (c->bh == c->bt) {
+			c->bh = 1;
+			c->bt = 0;
+		} else {
+			c->bh++;
+		}
+		if (pop_entry(L, c, ci, 1)) {            /* s, tok, v */
+			int s = lua_gettop(L) - 2;
+			lua_pushvalue(L, s + 2);
+			lua_rawseti(L, b, ++c->bt);
+			complete(L, s, 0);
+			lua_pop(L, 3);
+		}
+		lua_remove(L, b);
+		return 1;
+	}
+	if (pop_entry(L, c, ci, 1)) {                    /* s, tok, v */
+		int s = lua_gettop(L) - 2;
+		complete(L, s, 0);
+		lua_remove(L, s);
+		lua_remove(L, s);
+		return 1;
+	}
+	return 0;
+}
+
+/* try_put(ch, v) -> bool */
+static int c_try_put(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 2);
+	lua_pushboolean(L, try_put(L, c, 1, 2));
+	return 1;
+}
+
+/* try_get(ch) -> true, v | false */
+static int c_try_get(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 1);
+	if (!try_get(L, c, 1)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushboolean(L, 1);
+	lua_insert(L, -2);
+	return 2;
+}
+
+/* block_get(ch, susp, token): queue a waiting getter. */
+static int c_block_get(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 3);
+	push_entry(L, c, 1, 0);
+	return 0;
+}
+
+/* block_put(ch, susp, token, v): queue a waiting putter. */
+static int c_block_put(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 4);
+	push_entry(L, c, 1, 1);
+	return 0;
+}
+
+/* The running scope fiber's scope, pushed, if the scope is ok; else
+ * pushes nothing and returns 0.  Also pushes the fiber below it. */
+static int push_ok_scope(lua_State *L)
+{
+	lua_getiuservalue(L, UP_SCHED, UV_CUR);
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	lua_pushliteral(L, "scope");
+	lua_rawget(L, -2);
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		lua_pop(L, 2);
+		return 0;
+	}
+	lua_pushliteral(L, "_status");
+	lua_rawget(L, -2);
+	int ok = lua_isnil(L, -1);
+	lua_pop(L, ok ? 1 : 3);
+	return ok;
+}
+
+/* Append (s, CANCEL) to the wait queue q (fibers.op's waitq_push). */
+static void waitq_push(lua_State *L, int q, int s)
+{
+	lua_pushliteral(L, "n");
+	lua_rawget(L, q);
+	lua_Integer n = lua_tointeger(L, -1);
+	lua_pushliteral(L, "lim");
+	lua_rawget(L, q);
+	lua_Integer lim = lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	if (n >= lim) {
+		lua_Integer j = 0;
+		for (lua_Integer i = 1; i <= n; i += 2) {
+			lua_rawgeti(L, q, i);
+			if (lua_type(L, -1) == LUA_TTABLE && waiting(L, lua_gettop(L))) {
+				lua_rawseti(L, q, j + 1);
+				lua_rawgeti(L, q, i + 1);
+				lua_rawseti(L, q, j + 2);
+				j += 2;
+			} else {
+				lua_pop(L, 1);
+			}
+		}
+		for (lua_Integer i = j + 1; i <= n; i++) {
+			lua_pushnil(L);
+			lua_rawseti(L, q, i);
+		}
+		n = j;
+		lua_pushliteral(L, "lim");
+		lua_pushinteger(L, j * 2 > 32 ? j * 2 : 32);
+		lua_rawset(L, q);
+	}
+	lua_pushvalue(L, s);
+	lua_rawseti(L, q, n + 1);
+	lua_pushvalue(L, UP_CANCEL);
+	lua_rawseti(L, q, n + 2);
+	lua_pushliteral(L, "n");
+	lua_pushinteger(L, n + 2);
+	lua_rawset(L, q);
+}
+
+/* Block the running fiber (at f) with entry values on top (stride - 2 of
+ * them after the suspension and token, which this pushes): queue it in
+ * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
+static int block(lua_State *L, struct chan *c, int f, int sc, int qn, int vi)
+{
+	lua_createtable(L, 2, 0);                       /* { fiber, true } */
+	int s = lua_gettop(L);
+	lua_pushvalue(L, f);
+	lua_rawseti(L, s, 1);
+	lua_pushboolean(L, 1);
+	lua_rawseti(L, s, 2);
+	lua_pushvalue(L, UP_SUSP);
+	lua_setmetatable(L, s);
+	lua_pushvalue(L, s);
+	lua_pushinteger(L, 1);
+	if (vi)
+		lua_pushvalue(L, vi);
+	push_entry(L, c, 1, qn);
+	lua_pushliteral(L, "_cw");
+	lua_rawget(L, sc);
+	if (lua_type(L, -1) == LUA_TTABLE)
+		waitq_push(L, lua_gettop(L), s);
+	lua_settop(L, 0);
+	return lua_yield(L, 0);
+}
+
+/* get(ch) -> 1, v | 0 | (blocks) token, values... */
+static int c_get(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 1);
+	if (!push_ok_scope(L)) {
+		lua_pushinteger(L, 0);
+		return 1;
+	}
+	if (try_get(L, c, 1)) {
+		lua_pushinteger(L, 1);
+		lua_insert(L, -2);
+		return 2;
+	}
+	return block(L, c, 2, 3, 0, 0);
+}
+
+/* put(ch, v) -> 1 | 0 | (blocks) token, values... */
+static int c_put(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 2);
+	if (!push_ok_scope(L)) {
+		lua_pushinteger(L, 0);
+		return 1;
+	}
+	if (try_put(L, c, 1, 2)) {
+		lua_pushinteger(L, 1);
+		return 1;
+	}
+	return block(L, c, 3, 4, 1, 2);
+}
+
+/* buffered(ch) -> number of values buffered */
+static int c_buffered(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_pushinteger(L, c->bt - c->bh + 1);
+	return 1;
+}
+
+/* capacity(ch) -> the size given to new() */
+static int c_capacity(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	if (c->size == HUGE_VAL || c->size != floor(c->size))
+		lua_pushnumber(L, c->size);
+	else
+		lua_pushinteger(L, (lua_Integer)c->size);
+	return 1;
+}
+
+/* op(ch) -> the cached get op, or nil */
+static int c_op(lua_State *L)
+{
+	check_chan(L, 1);
+	lua_getiuservalue(L, 1, UV_OP);
+	return 1;
+}
+
+/* set_op(ch, op): cache the get op in the channel */
+static int c_set_op(lua_State *L)
+{
+	check_chan(L, 1);
+	lua_settop(L, 2);
+	lua_setiuservalue(L, 1, UV_OP);
+	return 0;
+}
+
+static const luaL_Reg chan_funcs[] = {
+	{ "op", c_op },
+	{ "set_op", c_set_op },
+	{ "new", c_new },
+	{ "try_put", c_try_put },
+	{ "try_get", c_try_get },
+	{ "block_put", c_block_put },
+	{ "block_get", c_block_get },
+	{ "put", c_put },
+	{ "get", c_get },
+	{ "buffered", c_buffered },
+	{ "capacity", c_capacity },
+	{ NULL, NULL },
+};
+
+/* sched:_channels(Susp, CANCEL, Channel_mt) -> table of the channel
+ * functions (the scheduler and these three are their upvalues). */
+int fl_sched_channels(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TUSERDATA);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	luaL_checkany(L, 3);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	lua_settop(L, 4);
+	lua_newtable(L);
+	lua_insert(L, 1);
+	luaL_setfuncs(L, chan_funcs, 4);
+	return 1;
+}

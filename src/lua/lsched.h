@@ -1,0 +1,66 @@
+/*
+ * lsched.h - private to the scheduler binding (lsched.c) and the fiber
+ * runner (lfiber.c): the scheduler userdata and its user values.
+ *
+ * A scheduler is a full userdata (struct sched) with NUV user values:
+ *   UV_QA, UV_QB   the two run-queue tables (array part only)
+ *   UV_TIMERS      timer slot -> task     UV_FDS  fd-wait slot -> task
+ *   UV_FIBER_MT    the metatable of fibers (runtime.lua's Fiber): queued
+ *                  tasks with it are resumed by lfiber.c directly
+ *   UV_CUR         the running fiber (nil outside fibers)
+ *   UV_ENTER, UV_LEAVE   resume hooks (runtime.set_resume_hook)
+ *   UV_EXIT        exit handler for fibers with an `_exit` field
+ *   UV_UNSCOPED    handler for errors escaping other fibers
+ */
+#ifndef FIBERS_LSCHED_H
+#define FIBERS_LSCHED_H
+
+#include "compat.h"
+
+#define UV_QA        1
+#define UV_QB        2
+#define UV_TIMERS    3
+#define UV_FDS       4
+#define UV_FIBER_MT  5
+#define UV_CUR       6
+#define UV_ENTER     7
+#define UV_LEAVE     8
+#define UV_EXIT      9
+#define UV_UNSCOPED  10
+#define NUV          10
+
+struct loop;
+
+struct sched {
+	struct loop *loop;
+	int nextq;              /* UV_QA or UV_QB: queue for the next turn */
+	lua_Integer next_n;
+	int curq;               /* the queue being run */
+	lua_Integer cur_i, cur_n;
+	int in_turn;
+	int stopping;
+};
+
+/* Pop the value on top of the stack into the next-turn queue of the
+ * scheduler s at stack index si. */
+void fl_sched_push(lua_State *L, struct sched *s, int si);
+
+/* True if the value at idx is a fiber of the scheduler at index si. */
+int fl_is_fiber(lua_State *L, int si, int idx);
+
+/* Run the fiber at index fi now with its pending resume values (the
+ * scheduler's task interface); si is the scheduler's stack index. */
+void fl_fiber_run(lua_State *L, int si, int fi);
+
+/* Schedule fiber fi with the n values at first..first+n-1 (fiber:resume);
+ * si is the scheduler's index.  Raises on a double resume or a finished
+ * fiber. */
+void fl_fiber_resume(lua_State *L, int si, int fi, int first, int n);
+
+/* sched:_channels(Susp, CANCEL, Channel) -> the C channel functions. */
+int fl_sched_channels(lua_State *L);
+
+/* sched:_fibers(Fiber) -> table of the C fiber functions. */
+int fl_sched_fibers(lua_State *L);
+
+#endif
