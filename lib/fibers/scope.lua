@@ -333,7 +333,9 @@ end
 -- entry frame, no pcall: a parked fiber keeps only its own frames).  Its
 -- `_exit` field names the scope; the runtime calls this handler outside
 -- the fiber, right after the resume in which the function returned or
--- raised, instead of the unscoped error handler.
+-- raised, instead of the unscoped error handler.  (For a fiber that
+-- returned while others of its scope remain - _nf > 1 - the C runner
+-- does fiber_done's decrement itself: src/lua/lfiber.c quick_exit.)
 runtime._set_exit_handler(function(f, ok, e)
   local S = f._exit
   if not ok then
@@ -366,6 +368,13 @@ end
 -- Run fn(scope, ...) in a new fiber of this scope; false, reason if refused.
 function Scope:spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: expected function, got " .. type(fn), 2) end
+  -- Fast path (hot): no extra arguments and admission open (= _refusal()
+  -- returning nil).
+  if not self._status and not self._js and not self._closed and select('#', ...) == 0 then
+    self._nf = self._nf + 1
+    spawn_in(self, true, fn)
+    return true
+  end
   return self:_spawn(true, fn, ...)
 end
 

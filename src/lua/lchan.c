@@ -180,8 +180,9 @@ static void complete(lua_State *L, int s, int nv)
 	lua_rawgeti(L, s, 1);
 	int f = lua_gettop(L);
 	lua_pushvalue(L, UP_SCHED);
-	fl_fiber_resume(L, f + 1, f, s + 1, 1 + nv);
-	lua_pop(L, 2);
+	lua_getiuservalue(L, f + 1, UV_KEYS);
+	fl_fiber_resume(L, f + 1, f + 2, f, s + 1, 1 + nv);
+	lua_pop(L, 3);
 }
 
 /* Buffer count, as a double (the capacity may be HUGE_VAL). */
@@ -292,34 +293,27 @@ static int c_block_put(lua_State *L)
 
 /* The running scope fiber's scope, pushed, if the scope is ok; else
  * pushes nothing and returns 0.  Also pushes the fiber below it. */
-static int push_ok_scope(lua_State *L)
+static int push_ok_scope(lua_State *L, int kt)
 {
-	lua_getiuservalue(L, UP_SCHED, UV_CUR);
-	if (lua_type(L, -1) != LUA_TTABLE) {
+	if (lua_getiuservalue(L, UP_SCHED, UV_CUR) != LUA_TTABLE) {
 		lua_pop(L, 1);
 		return 0;
 	}
-	lua_pushliteral(L, "scope");
-	lua_rawget(L, -2);
-	if (lua_type(L, -1) != LUA_TTABLE) {
+	if (fl_getk(L, lua_gettop(L), kt, K_SCOPE) != LUA_TTABLE) {
 		lua_pop(L, 2);
 		return 0;
 	}
-	lua_pushliteral(L, "_status");
-	lua_rawget(L, -2);
-	int ok = lua_isnil(L, -1);
+	int ok = fl_getk(L, lua_gettop(L), kt, K_STATUS) == LUA_TNIL;
 	lua_pop(L, ok ? 1 : 3);
 	return ok;
 }
 
 /* Append (s, CANCEL) to the wait queue q (fibers.op's waitq_push). */
-static void waitq_push(lua_State *L, int q, int s)
+static void waitq_push(lua_State *L, int kt, int q, int s)
 {
-	lua_pushliteral(L, "n");
-	lua_rawget(L, q);
+	fl_getk(L, q, kt, K_QN);
 	lua_Integer n = lua_tointeger(L, -1);
-	lua_pushliteral(L, "lim");
-	lua_rawget(L, q);
+	fl_getk(L, q, kt, K_LIM);
 	lua_Integer lim = lua_tointeger(L, -1);
 	lua_pop(L, 2);
 	if (n >= lim) {
@@ -340,23 +334,21 @@ static void waitq_push(lua_State *L, int q, int s)
 			lua_rawseti(L, q, i);
 		}
 		n = j;
-		lua_pushliteral(L, "lim");
 		lua_pushinteger(L, j * 2 > 32 ? j * 2 : 32);
-		lua_rawset(L, q);
+		fl_setk(L, q, kt, K_LIM);
 	}
 	lua_pushvalue(L, s);
 	lua_rawseti(L, q, n + 1);
 	lua_pushvalue(L, UP_CANCEL);
 	lua_rawseti(L, q, n + 2);
-	lua_pushliteral(L, "n");
 	lua_pushinteger(L, n + 2);
-	lua_rawset(L, q);
+	fl_setk(L, q, kt, K_QN);
 }
 
 /* Block the running fiber (at f) with entry values on top (stride - 2 of
  * them after the suspension and token, which this pushes): queue it in
  * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
-static int block(lua_State *L, struct chan *c, int f, int sc, int qn, int vi)
+static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
 {
 	lua_createtable(L, 2, 0);                       /* { fiber, true } */
 	int s = lua_gettop(L);
@@ -371,10 +363,8 @@ static int block(lua_State *L, struct chan *c, int f, int sc, int qn, int vi)
 	if (vi)
 		lua_pushvalue(L, vi);
 	push_entry(L, c, 1, qn);
-	lua_pushliteral(L, "_cw");
-	lua_rawget(L, sc);
-	if (lua_type(L, -1) == LUA_TTABLE)
-		waitq_push(L, lua_gettop(L), s);
+	if (fl_getk(L, sc, kt, K_CW) == LUA_TTABLE)
+		waitq_push(L, kt, lua_gettop(L), s);
 	lua_settop(L, 0);
 	return lua_yield(L, 0);
 }
@@ -384,7 +374,8 @@ static int c_get(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
 	lua_settop(L, 1);
-	if (!push_ok_scope(L)) {
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
+	if (!push_ok_scope(L, 2)) {                     /* 3 fiber, 4 scope */
 		lua_pushinteger(L, 0);
 		return 1;
 	}
@@ -393,7 +384,7 @@ static int c_get(lua_State *L)
 		lua_insert(L, -2);
 		return 2;
 	}
-	return block(L, c, 2, 3, 0, 0);
+	return block(L, c, 2, 3, 4, 0, 0);
 }
 
 /* put(ch, v) -> 1 | 0 | (blocks) token, values... */
@@ -401,7 +392,8 @@ static int c_put(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
 	lua_settop(L, 2);
-	if (!push_ok_scope(L)) {
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
+	if (!push_ok_scope(L, 3)) {                     /* 4 fiber, 5 scope */
 		lua_pushinteger(L, 0);
 		return 1;
 	}
@@ -409,7 +401,7 @@ static int c_put(lua_State *L)
 		lua_pushinteger(L, 1);
 		return 1;
 	}
-	return block(L, c, 3, 4, 1, 2);
+	return block(L, c, 3, 4, 5, 1, 2);
 }
 
 /* buffered(ch) -> number of values buffered */

@@ -22,23 +22,7 @@
 #include "lbind.h"
 #include "lsched.h"
 
-static const char *const VKEYS[3] = { "_1", "_2", "_3" };
-
-/* Push t[k] (raw) and return its type; t is an absolute index. */
-static int rawgetf(lua_State *L, int t, const char *k)
-{
-	lua_pushstring(L, k);
-	lua_rawget(L, t);
-	return lua_type(L, -1);
-}
-
-/* t[k] = top of the stack (raw), popping it; t is an absolute index. */
-static void rawsetf(lua_State *L, int t, const char *k)
-{
-	lua_pushstring(L, k);
-	lua_insert(L, -2);
-	lua_rawset(L, t);
-}
+static const int VKEYS[3] = { K_1, K_2, K_3 };
 
 /* True if the value at idx is a fiber of the scheduler at index si. */
 int fl_is_fiber(lua_State *L, int si, int idx)
@@ -64,12 +48,87 @@ static int push_handler(lua_State *L, int si, int uv, int fi)
 	return 1;
 }
 
-/* Resume fiber fi with the nargs values on top of L's stack (popped). */
-static void resume_with(lua_State *L, int si, int fi, int nargs)
+/* The coroutine of fiber fi.  A fiber spawned by spawn_in has none until
+ * it first runs (field _f holds its function): it gets one now, from the
+ * pool or new, with the function pushed - so fibers waiting to start cost
+ * a table, not a coroutine.  NULL if it has neither. */
+static lua_State *fiber_co(lua_State *L, int si, int kt, int fi)
 {
-	rawgetf(L, fi, "co");
+	fl_getk(L, fi, kt, K_CO);
 	lua_State *co = lua_tothread(L, -1);
 	lua_pop(L, 1);
+	if (co)
+		return co;
+	if (fl_getk(L, fi, kt, K_F) != LUA_TFUNCTION) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	struct sched *s = lua_touserdata(L, si);
+	if (s->npool > 0) {
+		lua_getiuservalue(L, si, UV_POOL);
+		lua_rawgeti(L, -1, s->npool);
+		lua_pushnil(L);
+		lua_rawseti(L, -3, s->npool);
+		s->npool--;
+		lua_remove(L, -2);
+	} else {
+		lua_newthread(L);
+	}
+	co = lua_tothread(L, -1);
+	fl_setk(L, fi, kt, K_CO);
+	lua_xmove(L, co, 1);                    /* the function */
+	lua_pushnil(L);
+	fl_setk(L, fi, kt, K_F);
+	return co;
+}
+
+/* Keep the coroutine of fiber fi, whose function returned, for a later
+ * fiber (Lua 5.4, where a coroutine that returned can start a new
+ * function): its hook is cleared and fi.co set to nil, so the dead fiber
+ * no longer reaches it. */
+static void recycle(lua_State *L, int si, int kt, int fi, lua_State *co)
+{
+#if LUA_VERSION_NUM >= 504
+	struct sched *s = lua_touserdata(L, si);
+	if (s->npool >= FL_POOL_MAX || lua_status(co) != LUA_OK || lua_gettop(co) != 0)
+		return;
+	lua_sethook(co, NULL, 0, 0);
+	lua_getiuservalue(L, si, UV_POOL);
+	fl_getk(L, fi, kt, K_CO);
+	lua_rawseti(L, -2, ++s->npool);
+	lua_pop(L, 1);
+	lua_pushnil(L);
+	fl_setk(L, fi, kt, K_CO);
+#else
+	(void)L, (void)si, (void)kt, (void)fi, (void)co;
+#endif
+}
+
+/* A scope fiber (field _exit = its scope S) returned: scope.lua's exit
+ * handler then only runs fiber_done(S) - S._nf minus one, waking the
+ * scope's idle waiters at zero.  While other fibers remain (_nf > 1)
+ * that is one decrement, done here; returns 0 when the handler must run. */
+static int quick_exit(lua_State *L, int kt, int fi)
+{
+	int done = 0;
+	fl_getk(L, fi, kt, K_EXIT);
+	int S = lua_gettop(L);
+	if (lua_type(L, S) == LUA_TTABLE && fl_getk(L, S, kt, K_NF) == LUA_TNUMBER) {
+		lua_Integer n = lua_tointeger(L, -1);
+		if (n > 1) {
+			lua_pushinteger(L, n - 1);
+			fl_setk(L, S, kt, K_NF);
+			done = 1;
+		}
+	}
+	lua_settop(L, S - 1);
+	return done;
+}
+
+/* Resume fiber fi with the nargs values on top of L's stack (popped). */
+static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
+{
+	lua_State *co = fiber_co(L, si, kt, fi);
 	if (!co || co == L)
 		luaL_error(L, "fibers: resume of a fiber without a suspended coroutine");
 	int st, nres = 0;
@@ -100,11 +159,12 @@ static void resume_with(lua_State *L, int si, int fi, int nargs)
 			lua_xmove(co, L, 1);            /* the error value */
 	}
 	lua_pushboolean(L, 1);
-	rawsetf(L, fi, "dead");
-	int scoped = rawgetf(L, fi, "_exit") != LUA_TNIL;
+	fl_setk(L, fi, kt, K_DEAD);
+	int scoped = fl_getk(L, fi, kt, K_EXIT) != LUA_TNIL;
 	lua_pop(L, 1);
 	if (st == LUA_OK) {
-		if (scoped && push_handler(L, si, UV_EXIT, fi)) {
+		recycle(L, si, kt, fi, co);
+		if (scoped && !quick_exit(L, kt, fi) && push_handler(L, si, UV_EXIT, fi)) {
 			lua_pushboolean(L, 1);
 			lua_call(L, 2, 0);
 		}
@@ -123,13 +183,13 @@ static void resume_with(lua_State *L, int si, int fi, int nargs)
 }
 
 /* Run the fiber at index fi now with its pending resume values. */
-void fl_fiber_run(lua_State *L, int si, int fi)
+void fl_fiber_run(lua_State *L, int si, int kt, int fi)
 {
 	lua_Integer n = 0;
-	if (rawgetf(L, fi, "_n") != LUA_TNIL) {
+	if (fl_getk(L, fi, kt, K_N) != LUA_TNIL) {
 		n = lua_tointeger(L, -1);
 		lua_pushnil(L);
-		rawsetf(L, fi, "_n");
+		fl_setk(L, fi, kt, K_N);
 	}
 	lua_pop(L, 1);
 	if (n < 0)
@@ -137,14 +197,14 @@ void fl_fiber_run(lua_State *L, int si, int fi)
 	if (n > 0 && n <= 3) {
 		luaL_checkstack(L, (int)n + 4, NULL);
 		for (int i = 0; i < n; i++) {
-			rawgetf(L, fi, VKEYS[i]);
+			fl_getk(L, fi, kt, VKEYS[i]);
 			lua_pushnil(L);
-			rawsetf(L, fi, VKEYS[i]);
+			fl_setk(L, fi, kt, VKEYS[i]);
 		}
 	} else if (n > 3) {
-		rawgetf(L, fi, "_v");
+		fl_getk(L, fi, kt, K_V);
 		lua_pushnil(L);
-		rawsetf(L, fi, "_v");
+		fl_setk(L, fi, kt, K_V);
 		int v = lua_gettop(L);
 		if (n > 1000000 || !lua_checkstack(L, (int)n + 4))
 			luaL_error(L, "fibers: too many resume values");
@@ -152,40 +212,41 @@ void fl_fiber_run(lua_State *L, int si, int fi)
 			lua_rawgeti(L, v, i);
 		lua_remove(L, v);
 	}
-	resume_with(L, si, fi, (int)n);
+	resume_with(L, si, kt, fi, (int)n);
 }
 
-/* The scheduler upvalue of the closures below, pushed; returns its index. */
+/* Push the scheduler upvalue of the closures below and its keys table
+ * (at the returned index + 1); returns the scheduler's index. */
 static int push_sched(lua_State *L)
 {
 	lua_pushvalue(L, lua_upvalueindex(1));
-	return lua_gettop(L);
+	lua_getiuservalue(L, -1, UV_KEYS);
+	return lua_gettop(L) - 1;
 }
 
 /* current() -> the running fiber, or nil outside fibers. */
 static int f_current(lua_State *L)
 {
-	int si = push_sched(L);
-	lua_getiuservalue(L, si, UV_CUR);
+	lua_getiuservalue(L, lua_upvalueindex(1), UV_CUR);
 	return 1;
 }
 
 /* Schedule fiber fi with the n values at first..first+n-1 (fiber:resume);
  * si is the scheduler's index.  Raises on a double resume or a finished
  * fiber. */
-void fl_fiber_resume(lua_State *L, int si, int fi, int first, int n)
+void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n)
 {
 	struct sched *s = lua_touserdata(L, si);
-	if (rawgetf(L, fi, "_n") != LUA_TNIL)
+	if (fl_getk(L, fi, kt, K_N) != LUA_TNIL)
 		luaL_error(L, "fibers: fiber resumed twice before it ran");
-	rawgetf(L, fi, "dead");
+	fl_getk(L, fi, kt, K_DEAD);
 	if (lua_toboolean(L, -1))
 		luaL_error(L, "fibers: resume of a finished fiber");
 	lua_pop(L, 2);
 	if (n <= 3) {
 		for (int i = 0; i < n; i++) {
 			lua_pushvalue(L, first + i);
-			rawsetf(L, fi, VKEYS[i]);
+			fl_setk(L, fi, kt, VKEYS[i]);
 		}
 	} else {
 		lua_createtable(L, n, 0);
@@ -193,10 +254,10 @@ void fl_fiber_resume(lua_State *L, int si, int fi, int first, int n)
 			lua_pushvalue(L, first + i);
 			lua_rawseti(L, -2, i + 1);
 		}
-		rawsetf(L, fi, "_v");
+		fl_setk(L, fi, kt, K_V);
 	}
 	lua_pushinteger(L, n);
-	rawsetf(L, fi, "_n");
+	fl_setk(L, fi, kt, K_N);
 	lua_pushvalue(L, fi);
 	fl_sched_push(L, s, si);
 }
@@ -207,7 +268,7 @@ static int f_resume(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	int n = lua_gettop(L) - 1;
 	int si = push_sched(L);
-	fl_fiber_resume(L, si, 1, 2, n);
+	fl_fiber_resume(L, si, si + 1, 1, 2, n);
 	return 0;
 }
 
@@ -217,7 +278,7 @@ static int f_run(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
 	int si = push_sched(L);
-	fl_fiber_run(L, si, 1);
+	fl_fiber_run(L, si, si + 1, 1);
 	return 0;
 }
 
@@ -229,40 +290,40 @@ static int f_run_now(lua_State *L)
 	int n = lua_gettop(L) - 1;
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);                       /* sched, fiber, values... */
-	resume_with(L, 1, 2, n);
+	lua_getiuservalue(L, 1, UV_KEYS);
+	lua_insert(L, 2);                       /* sched, keys, fiber, values... */
+	resume_with(L, 1, 2, 3, n);
 	return 0;
 }
 
 /* spawn_in(S, with_scope, fn) -> fiber: a fiber of scope S calling fn(S)
  * (with_scope) or fn(), queued for the next turn, inheriting the running
- * fiber's tag. */
+ * fiber's tag.  Its coroutine is made when it first runs (fiber_co). */
 static int f_spawn_in(lua_State *L)
 {
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	int with_scope = lua_toboolean(L, 2);
 	lua_settop(L, 3);
-	int si = push_sched(L);
+	int si = push_sched(L), kt = si + 1;
 	struct sched *s = lua_touserdata(L, si);
 	lua_createtable(L, 0, 5);
 	int t = lua_gettop(L);
-	lua_State *co = lua_newthread(L);
 	lua_pushvalue(L, 3);
-	lua_xmove(L, co, 1);
-	rawsetf(L, t, "co");
+	fl_setk(L, t, kt, K_F);
 	lua_pushvalue(L, 1);
-	rawsetf(L, t, "scope");
+	fl_setk(L, t, kt, K_SCOPE);
 	lua_pushvalue(L, 1);
-	rawsetf(L, t, "_exit");
+	fl_setk(L, t, kt, K_EXIT);
 	lua_pushinteger(L, with_scope ? 1 : 0);
-	rawsetf(L, t, "_n");
+	fl_setk(L, t, kt, K_N);
 	if (with_scope) {
 		lua_pushvalue(L, 1);
-		rawsetf(L, t, "_1");
+		fl_setk(L, t, kt, K_1);
 	}
 	if (lua_getiuservalue(L, si, UV_CUR) != LUA_TNIL) {
 		int cur = lua_gettop(L);
-		if (rawgetf(L, cur, "tag") != LUA_TNIL)
-			rawsetf(L, t, "tag");
+		if (fl_getk(L, cur, kt, K_TAG) != LUA_TNIL)
+			fl_setk(L, t, kt, K_TAG);
 		else
 			lua_pop(L, 1);
 	}

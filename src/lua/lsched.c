@@ -218,6 +218,8 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 	s->cur_i = 0;
 	s->nextq = s->curq == UV_QA ? UV_QB : UV_QA;
 	s->next_n = 0;
+	lua_getiuservalue(L, 1, UV_KEYS);
+	int kt = lua_gettop(L);
 	lua_getiuservalue(L, 1, s->curq);
 	int q = lua_gettop(L);
 	while (s->cur_i < s->cur_n) {
@@ -231,7 +233,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			continue;
 		}
 		if (t == LUA_TTABLE && fl_is_fiber(L, 1, -1)) {
-			fl_fiber_run(L, 1, lua_gettop(L));
+			fl_fiber_run(L, 1, kt, lua_gettop(L));
 			lua_pop(L, 1);
 			continue;
 		}
@@ -240,7 +242,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		lua_insert(L, -2);
 		lua_call(L, 1, 0);
 	}
-	lua_pop(L, 1);
+	lua_pop(L, 2);
 	s->cur_i = s->cur_n = 0;
 }
 
@@ -431,6 +433,15 @@ static int l_new(lua_State *L)
 		lua_newtable(L);
 		lua_setiuservalue(L, -2, i);
 	}
+	static const char *const keys[] = FL_KEY_NAMES;
+	lua_createtable(L, NKEYS, 0);
+	for (int i = 0; i < NKEYS; i++) {
+		lua_pushstring(L, keys[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setiuservalue(L, -2, UV_KEYS);
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, UV_POOL);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);
 	int err = loop_new(&s->loop, ops);

@@ -11,6 +11,10 @@
  *   UV_ENTER, UV_LEAVE   resume hooks (runtime.set_resume_hook)
  *   UV_EXIT        exit handler for fibers with an `_exit` field
  *   UV_UNSCOPED    handler for errors escaping other fibers
+ *   UV_KEYS        the field names used from C, interned once (K_*):
+ *                  pushing a literal key costs a string-cache lookup
+ *   UV_POOL        coroutines of fibers that returned, for reuse by new
+ *                  fibers (Lua 5.4; at most FL_POOL_MAX, struct sched.npool)
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -27,7 +31,32 @@
 #define UV_LEAVE     8
 #define UV_EXIT      9
 #define UV_UNSCOPED  10
-#define NUV          10
+#define UV_KEYS      11
+#define UV_POOL      12
+#define NUV          12
+#define FL_POOL_MAX  256
+
+/* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
+enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
+       K_CW, K_QN, K_LIM, K_TAG, K_F, K_NF, NKEYS = K_NF };
+#define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
+		       "scope", "_status", "_cw", "n", "lim", "tag", "_f", "_nf" }
+
+/* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
+static inline int fl_getk(lua_State *L, int t, int kt, int k)
+{
+	lua_rawgeti(L, kt, k);
+	lua_rawget(L, t);
+	return lua_type(L, -1);
+}
+
+/* t[key k] = the value on top of the stack (raw), popping it. */
+static inline void fl_setk(lua_State *L, int t, int kt, int k)
+{
+	lua_rawgeti(L, kt, k);
+	lua_insert(L, -2);
+	lua_rawset(L, t);
+}
 
 struct loop;
 
@@ -39,6 +68,7 @@ struct sched {
 	lua_Integer cur_i, cur_n;
 	int in_turn;
 	int stopping;
+	int npool;              /* coroutines in UV_POOL */
 };
 
 /* Pop the value on top of the stack into the next-turn queue of the
@@ -49,13 +79,14 @@ void fl_sched_push(lua_State *L, struct sched *s, int si);
 int fl_is_fiber(lua_State *L, int si, int idx);
 
 /* Run the fiber at index fi now with its pending resume values (the
- * scheduler's task interface); si is the scheduler's stack index. */
-void fl_fiber_run(lua_State *L, int si, int fi);
+ * scheduler's task interface); si is the scheduler's stack index, kt its
+ * keys table's. */
+void fl_fiber_run(lua_State *L, int si, int kt, int fi);
 
 /* Schedule fiber fi with the n values at first..first+n-1 (fiber:resume);
  * si is the scheduler's index.  Raises on a double resume or a finished
  * fiber. */
-void fl_fiber_resume(lua_State *L, int si, int fi, int first, int n);
+void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
 
 /* sched:_channels(Susp, CANCEL, Channel) -> the C channel functions. */
 int fl_sched_channels(lua_State *L);
