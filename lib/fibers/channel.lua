@@ -27,7 +27,6 @@
 -- Must not: resume anyone synchronously, or know about scopes beyond
 -- the waitq protocol of fibers.op.
 local op = require 'fibers.op'
-local runtime = require 'fibers.runtime'
 
 -- op._prim(try(op), block(susp, token, op), wrap, fields): the leaf
 -- constructor that passes the op itself, so a put needs no closures.
@@ -38,7 +37,8 @@ local M = {}
 local Channel = { __name = "fibers.channel" }
 Channel.__index = Channel
 
-local C = runtime.current_scheduler:_channels(op._Susp, CANCEL, Channel)
+local C = op._fast
+C.set_channel_class(Channel)
 local cnew, try_put, try_get = C.new, C.try_put, C.try_get
 local block_put, block_get, cput, cget = C.block_put, C.block_get, C.put, C.get
 

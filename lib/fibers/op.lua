@@ -74,12 +74,16 @@ end
 local Susp = {}
 Susp.__index = Susp
 Susp.__name = "fibers.suspension"
-M._Susp = Susp
 
 -- Completion tokens that are not leaf indices.
 local TASK_ERR = {}   -- task:cancel(reason): the perform raises `reason`
 local CANCEL = {}     -- the scope's not-ok condition won (see _perform_in)
 M._CANCEL = CANCEL
+
+-- Internal: the C hot paths of fibers.channel and fibers.sleep
+-- (src/lua/lchan.c), which build suspensions of this layout and
+-- metatable and register them in scope cancel queues with CANCEL.
+M._fast = runtime.current_scheduler:_fast(Susp, CANCEL)
 
 -- True while no leaf has completed this suspension yet.
 function Susp:waiting() return self[2] end

@@ -60,10 +60,26 @@ local function perform(o)
   return perform_in(o, scope.current())
 end
 
+-- The C fast half (src/lua/lchan.c sleep_block): for a fiber of an ok
+-- scope it registers the timer and the scope's cancel waiter itself and
+-- returns the timer handle; the fiber then yields.  Woken with token 1 by
+-- the timer, or with CANCEL (and the scope) by the scope - then the timer
+-- is cancelled and the perform raises, exactly as the general path does.
+local sleep_block, CANCEL = op._fast.sleep_block, op._CANCEL
+local suspend_yield = coroutine.yield
+local cancel_timer = runtime.current_scheduler.cancel_timer
+
 -- Sleep dt seconds (scope-aware: raises on cancellation).
 function M.sleep(dt)
-  check(dt, "sleep", "duration")
-  return perform(prim(try_dt, block_dt, nil, dt))
+  if type(dt) ~= "number" or dt ~= dt then check(dt, "sleep", "duration") end
+  local h = sleep_block(dt)
+  if h == true then return end
+  if h == false then return perform(prim(try_dt, block_dt, nil, dt)) end
+  local tok, v = suspend_yield()
+  if tok == 1 then return end
+  if h >= 0 then cancel_timer(runtime.current_scheduler, h) end
+  if tok == CANCEL then return v:_raise() end
+  error("sleep: unexpected wake-up token " .. tostring(tok), 0)
 end
 
 -- Sleep until the monotonic clock reaches t (scope-aware).

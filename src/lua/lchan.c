@@ -1,6 +1,8 @@
 /*
  * lchan.c - the state and hot paths of fibers.channel (library.md §6) in
  * C; lib/fibers/channel.lua builds the Ops and documents the semantics.
+ * Also the fast half of fibers.sleep.sleep (sleep_block), which shares
+ * the suspension and cancel-queue helpers.
  *
  * A channel is a full userdata (struct chan) with four user values: the
  * buffer (values in slots bh..bt, nil allowed), the get queue (entries of
@@ -27,6 +29,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core.h"
 #include "lbind.h"
 #include "lsched.h"
 
@@ -40,7 +43,6 @@
 #define UP_SCHED  lua_upvalueindex(1)
 #define UP_SUSP   lua_upvalueindex(2)
 #define UP_CANCEL lua_upvalueindex(3)
-#define UP_MT     lua_upvalueindex(4)
 
 struct queue {
 	lua_Integer h, t, lim;
@@ -57,8 +59,9 @@ static struct chan *check_chan(lua_State *L, int idx)
 {
 	struct chan *c = lua_touserdata(L, idx);
 	if (c && lua_getmetatable(L, idx)) {
-		int ok = lua_rawequal(L, -1, UP_MT);
-		lua_pop(L, 1);
+		lua_getiuservalue(L, UP_SCHED, UV_CHAN_MT);
+		int ok = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
 		if (ok)
 			return c;
 	}
@@ -83,7 +86,7 @@ static int c_new(lua_State *L)
 		lua_newtable(L);
 		lua_setiuservalue(L, -2, i);
 	}
-	lua_pushvalue(L, UP_MT);
+	lua_getiuservalue(L, UP_SCHED, UV_CHAN_MT);
 	lua_setmetatable(L, -2);
 	return 1;
 }
@@ -345,12 +348,11 @@ static void waitq_push(lua_State *L, int kt, int q, int s)
 	fl_setk(L, q, kt, K_QN);
 }
 
-/* Block the running fiber (at f) with entry values on top (stride - 2 of
- * them after the suspension and token, which this pushes): queue it in
- * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
-static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
+/* Push a new waiting suspension { fiber at f, true } (fibers.op's
+ * layout and metatable); returns its index. */
+static int new_susp(lua_State *L, int f)
 {
-	lua_createtable(L, 2, 0);                       /* { fiber, true } */
+	lua_createtable(L, 2, 0);
 	int s = lua_gettop(L);
 	lua_pushvalue(L, f);
 	lua_rawseti(L, s, 1);
@@ -358,6 +360,15 @@ static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, in
 	lua_rawseti(L, s, 2);
 	lua_pushvalue(L, UP_SUSP);
 	lua_setmetatable(L, s);
+	return s;
+}
+
+/* Block the running fiber (at f) with entry values on top (stride - 2 of
+ * them after the suspension and token, which this pushes): queue it in
+ * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
+static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
+{
+	int s = new_susp(L, f);
 	lua_pushvalue(L, s);
 	lua_pushinteger(L, 1);
 	if (vi)
@@ -440,6 +451,9 @@ static int c_set_op(lua_State *L)
 	return 0;
 }
 
+static int c_sleep_block(lua_State *L);
+static int c_set_channel_class(lua_State *L);
+
 static const luaL_Reg chan_funcs[] = {
 	{ "op", c_op },
 	{ "set_op", c_set_op },
@@ -452,20 +466,67 @@ static const luaL_Reg chan_funcs[] = {
 	{ "get", c_get },
 	{ "buffered", c_buffered },
 	{ "capacity", c_capacity },
+	{ "sleep_block", c_sleep_block },
+	{ "set_channel_class", c_set_channel_class },
 	{ NULL, NULL },
 };
 
-/* sched:_channels(Susp, CANCEL, Channel_mt) -> table of the channel
- * functions (the scheduler and these three are their upvalues). */
-int fl_sched_channels(lua_State *L)
+/* sleep_block(dt) -> false | true | handle: the fast half of
+ * fibers.sleep.sleep(dt) (dt a number, not NaN, checked by the caller).
+ * false: not a fiber of an ok scope (take the general perform); true:
+ * dt <= 0, ready at once; else the running fiber is registered - a new
+ * suspension as the task of a timer due at now + dt (none for an
+ * infinite dt: handle -1) and in the scope's cancel queue - and the
+ * caller yields; the timer completes the suspension with token 1 (see
+ * fl_susp_fire), the scope with CANCEL, and the caller cancels the
+ * timer when woken by anything else. */
+static int c_sleep_block(lua_State *L)
+{
+	double dt = lua_tonumber(L, 1);
+	lua_settop(L, 1);
+	lua_pushvalue(L, UP_SCHED);                     /* 2 */
+	lua_getiuservalue(L, 2, UV_KEYS);               /* 3 */
+	if (!push_ok_scope(L, 3)) {                     /* 4 fiber, 5 scope */
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (dt <= 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	int s = new_susp(L, 4);
+	lua_Integer h = -1;
+	if (dt != HUGE_VAL) {
+		lua_pushvalue(L, s);
+		h = fl_sched_timer(L, lua_touserdata(L, 2), 2, core_monotime() + dt);
+	}
+	if (fl_getk(L, 5, 3, K_CW) == LUA_TTABLE)
+		waitq_push(L, 3, lua_gettop(L), s);
+	lua_pushinteger(L, h);
+	return 1;
+}
+
+/* set_channel_class(mt): the metatable of new channels. */
+static int c_set_channel_class(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_setiuservalue(L, UP_SCHED, UV_CHAN_MT);
+	return 0;
+}
+
+/* sched:_fast(Susp, CANCEL) -> table of the channel and sleep functions
+ * (the scheduler and these two are their upvalues). */
+int fl_sched_fast(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TUSERDATA);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	luaL_checkany(L, 3);
-	luaL_checktype(L, 4, LUA_TTABLE);
-	lua_settop(L, 4);
+	lua_settop(L, 3);
+	lua_pushvalue(L, 2);
+	lua_setiuservalue(L, 1, UV_SUSP_MT);
 	lua_newtable(L);
 	lua_insert(L, 1);
-	luaL_setfuncs(L, chan_funcs, 4);
+	luaL_setfuncs(L, chan_funcs, 3);
 	return 1;
 }

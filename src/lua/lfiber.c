@@ -24,18 +24,6 @@
 
 static const int VKEYS[3] = { K_1, K_2, K_3 };
 
-/* True if the value at idx is a fiber of the scheduler at index si. */
-int fl_is_fiber(lua_State *L, int si, int idx)
-{
-	idx = lua_absindex(L, idx);
-	if (!lua_getmetatable(L, idx))
-		return 0;
-	lua_getiuservalue(L, si, UV_FIBER_MT);
-	int eq = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	return eq;
-}
-
 /* Push the handler in user value uv and the fiber at fi; 0 (nothing
  * pushed) when no handler is set. */
 static int push_handler(lua_State *L, int si, int uv, int fi)
@@ -213,6 +201,32 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi)
 		lua_remove(L, v);
 	}
 	resume_with(L, si, kt, fi, (int)n);
+}
+
+/* Run the suspension at sp as a task (a C sleep's timer fired). */
+void fl_susp_fire(lua_State *L, int si, int kt, int sp)
+{
+	lua_rawgeti(L, sp, 2);
+	int waiting = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (!waiting)
+		return;
+	lua_pushboolean(L, 0);
+	lua_rawseti(L, sp, 2);
+	lua_rawgeti(L, sp, 1);
+	int f = lua_gettop(L);
+	int idle = fl_getk(L, f, kt, K_N) == LUA_TNIL;
+	fl_getk(L, f, kt, K_DEAD);
+	idle = idle && !lua_toboolean(L, -1);
+	lua_pop(L, 2);
+	lua_pushinteger(L, 1);
+	if (idle) {
+		resume_with(L, si, kt, f, 1);
+	} else {
+		fl_fiber_resume(L, si, kt, f, f + 1, 1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 }
 
 /* Push the scheduler upvalue of the closures below and its keys table

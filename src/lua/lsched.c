@@ -83,15 +83,23 @@ static int s_schedule_at_time(lua_State *L)
 	check_task(L, 3);
 	if (t != t)
 		luaL_argerror(L, 2, "deadline is NaN");
+	lua_settop(L, 3);
+	lua_pushinteger(L, fl_sched_timer(L, s, 1, t));
+	return 1;
+}
+
+/* Add a timer due at t whose task is the value on top (popped). */
+lua_Integer fl_sched_timer(lua_State *L, struct sched *s, int si, double t)
+{
 	uint64_t h;
 	int err = loop_timer_add(s->loop, t, &h);
 	if (err)
-		return luaL_error(L, "fibers: cannot add timer: %s", strerror(err));
-	lua_getiuservalue(L, 1, UV_TIMERS);
-	lua_pushvalue(L, 3);
+		luaL_error(L, "fibers: cannot add timer: %s", strerror(err));
+	lua_getiuservalue(L, si, UV_TIMERS);
+	lua_insert(L, -2);
 	lua_rawseti(L, -2, (lua_Integer)TIMER_SLOT(h) + 1);
-	lua_pushinteger(L, (lua_Integer)h);
-	return 1;
+	lua_pop(L, 1);
+	return (lua_Integer)h;
 }
 
 static uint64_t check_handle(lua_State *L, int idx)
@@ -232,10 +240,26 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			lua_call(L, 0, 0);
 			continue;
 		}
-		if (t == LUA_TTABLE && fl_is_fiber(L, 1, -1)) {
-			fl_fiber_run(L, 1, kt, lua_gettop(L));
+		if (t == LUA_TTABLE && lua_getmetatable(L, -1)) {
+			int task = lua_gettop(L) - 1;
+			lua_getiuservalue(L, 1, UV_FIBER_MT);
+			int fiber = lua_rawequal(L, -1, -2);
 			lua_pop(L, 1);
-			continue;
+			int susp = 0;
+			if (!fiber) {
+				lua_getiuservalue(L, 1, UV_SUSP_MT);
+				susp = lua_rawequal(L, -1, -2);
+				lua_pop(L, 1);
+			}
+			lua_pop(L, 1);
+			if (fiber || susp) {
+				if (fiber)
+					fl_fiber_run(L, 1, kt, task);
+				else
+					fl_susp_fire(L, 1, kt, task);
+				lua_pop(L, 1);
+				continue;
+			}
 		}
 		if (lua_getfield(L, -1, "run") == LUA_TNIL)
 			luaL_error(L, "fibers: a task must be a function or have a run method");
@@ -413,7 +437,7 @@ static const luaL_Reg sched_methods[] = {
 	{ "counts", s_counts },
 	{ "backend", s_backend },
 	{ "_fibers", fl_sched_fibers },
-	{ "_channels", fl_sched_channels },
+	{ "_fast", fl_sched_fast },
 	{ NULL, NULL },
 };
 

@@ -15,6 +15,10 @@
  *                  pushing a literal key costs a string-cache lookup
  *   UV_POOL        coroutines of fibers that returned, for reuse by new
  *                  fibers (Lua 5.4; at most FL_POOL_MAX, struct sched.npool)
+ *   UV_SUSP_MT     fibers.op's suspension metatable: a suspension queued
+ *                  as a task (a C sleep's timer) completes itself with
+ *                  token 1 when run (fl_susp_fire)
+ *   UV_CHAN_MT     the metatable of channels (lchan.c)
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -33,7 +37,9 @@
 #define UV_UNSCOPED  10
 #define UV_KEYS      11
 #define UV_POOL      12
-#define NUV          12
+#define UV_SUSP_MT   13
+#define UV_CHAN_MT   14
+#define NUV          14
 #define FL_POOL_MAX  256
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
@@ -75,9 +81,6 @@ struct sched {
  * scheduler s at stack index si. */
 void fl_sched_push(lua_State *L, struct sched *s, int si);
 
-/* True if the value at idx is a fiber of the scheduler at index si. */
-int fl_is_fiber(lua_State *L, int si, int idx);
-
 /* Run the fiber at index fi now with its pending resume values (the
  * scheduler's task interface); si is the scheduler's stack index, kt its
  * keys table's. */
@@ -88,8 +91,17 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi);
  * fiber. */
 void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
 
-/* sched:_channels(Susp, CANCEL, Channel) -> the C channel functions. */
-int fl_sched_channels(lua_State *L);
+/* sched:_fast(Susp, CANCEL) -> the C channel and sleep functions. */
+int fl_sched_fast(lua_State *L);
+
+/* Add a timer due at t whose task is the value on top of the stack
+ * (popped); returns its handle.  Raises if the timer cannot be added. */
+lua_Integer fl_sched_timer(lua_State *L, struct sched *s, int si, double t);
+
+/* Run the suspension at index sp as a task: if still waiting, complete
+ * it with token 1 - resuming its fiber now when it is not scheduled yet
+ * (a sleeper due at t has run when run(t) returns). */
+void fl_susp_fire(lua_State *L, int si, int kt, int sp);
 
 /* sched:_fibers(Fiber) -> table of the C fiber functions. */
 int fl_sched_fibers(lua_State *L);
