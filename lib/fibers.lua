@@ -27,6 +27,8 @@ M.set_unscoped_error_handler = scope.set_unscoped_error_handler
 function M.now() return runtime.now() end
 
 local current_fiber, Op = runtime.current_fiber, op.Op
+-- Raw metatable read, as in fibers.op (no __metatable probe per perform).
+local getmetatable = (debug and debug.getmetatable) or getmetatable
 
 -- Scope-aware perform: raises the sentinel / primary when the scope is not ok.
 function M.perform(o)

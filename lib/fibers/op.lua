@@ -36,8 +36,12 @@ local suspend_yield = coroutine.yield
 
 local unpack = table.unpack or unpack
 local random = math.random
-local select, type, error, setmetatable, getmetatable =
-      select, type, error, setmetatable, getmetatable
+local select, type, error, setmetatable =
+      select, type, error, setmetatable
+-- The raw metatable read (no __metatable lookup: a string-keyed probe on
+-- every call of the base getmetatable, on the hot paths of choice and
+-- perform); the same answer for ops, which have no __metatable.
+local getmetatable = (debug and debug.getmetatable) or getmetatable
 
 local M = {}
 
@@ -211,6 +215,13 @@ function M.never() return NEVER end
 -- arms in its own array part (one table per choice).
 function M.choice(...)
   local n = select('#', ...)
+  if n == 2 then
+    -- Fast path (hot): two primitive arms make a flat choice directly.
+    local a, b = ...
+    if getmetatable(a) == Op and getmetatable(b) == Op and a.k == PRIM and b.k == PRIM then
+      return setmetatable({ a, b, k = CHOICE, flat = true }, Op)
+    end
+  end
   if n == 1 then return check_op((...), "choice") end
   if n == 0 then return NEVER end
   -- k and flat in the constructor: the table is sized once (setting them

@@ -51,7 +51,7 @@ end
 
 -- An op ready dt seconds after it is performed.
 function M.sleep_op(dt)
-  check(dt, "sleep_op", "duration")
+  if type(dt) ~= "number" or dt ~= dt then check(dt, "sleep_op", "duration") end
   return prim(try_dt, block_dt, nil, dt)
 end
 
