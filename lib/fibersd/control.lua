@@ -165,13 +165,21 @@ function Server:admit(stream)
 end
 
 -- Queue one message; returns false when the connection was dropped.
-function Conn:send(msg)
+-- encode(msg), when given, returns the whole line (newline included) in
+-- place of json_encode (the status method's encoder, lstatus.c).
+function Conn:send(msg, encode)
   if self.closed then return false end
-  local okc, line = pcall(C.json_encode, msg)
+  local okc, line
+  if encode then
+    okc, line = pcall(encode, msg)
+  else
+    okc, line = pcall(C.json_encode, msg)
+    if okc then line = line .. '\n' end
+  end
   if not okc then
     line = C.json_encode({ id = msg.id, error = { code = E.failed, message = 'cannot encode reply: ' .. tostring(line) } })
+      .. '\n'
   end
-  line = line .. '\n'
   if self.streams > 0 and self.qbytes + #line > C.MAX_UNSENT then
     self:drop('output overflow') -- first: the log line below may feed a follower
     log.daemon('warning', 'control: dropped stream of pid %d: more than %d bytes unsent', self.pid, C.MAX_UNSENT)
@@ -186,13 +194,13 @@ function Conn:send(msg)
   return true
 end
 
--- Reply to request id with a result (t and time added).
-function Conn:result(id, result, continues)
+-- Reply to request id with a result (t and time added); encode as in send.
+function Conn:result(id, result, continues, encode)
   result.t = result.t or fibers.now()
   result.time = result.time or C.rfc3339(log.realtime())
   local msg = { id = id, result = result }
   if continues then msg.continues = true end
-  return self:send(msg)
+  return self:send(msg, encode)
 end
 
 -- Reply to request id with an error.

@@ -11,6 +11,7 @@ local scope_mod = require 'fibers.scope'
 local sleep = require 'fibers.sleep'
 local log = require 'fibersd.log'
 local introspect = require 'fibersd.introspect'
+local host = require 'fibersd.host'
 local H = require '_fibersd'
 local C = H.control
 
@@ -93,16 +94,25 @@ function T.status(conn, id, p)
     if r.task and r.status then return introspect.task_node(r.status, depth, now, counts) end
     return introspect.scope_node(r.scope, r.path, depth, now, counts)
   end
-  local tasks = array()
-  for _, name in ipairs(sv:names()) do
-    local st = sv:status(name)
-    if st then tasks[#tasks + 1] = introspect.task_node(st, depth, now, counts) end
-  end
+  -- Every task: the nodes of introspect.task_node, built in C straight
+  -- from the records (lstatus.c) as the reply is encoded; `brief` leaves
+  -- out what fibersctl's table does not show (lstatus.c's header).
   local c = sv:counts()
-  c.processes = counts.processes
+  c.processes = 0
   local res = T.version(conn)
-  res.counts, res.tasks = c, tasks
-  return res
+  res.counts, res.tasks = c, array()
+  local opts = {
+    brief = p.brief == true,
+    memory = type(H.task_memory) == 'function' and H.task_memory or host.task_memory,
+    subtree = function(sc, name)
+      local cnt = { processes = 0 }
+      local sn = introspect.scope_node(sc, name, depth, now, cnt)
+      return sn.children, sn.commands, cnt.processes
+    end,
+  }
+  local names, tasks = sv:names(), sv.tasks
+  conn:result(id, res, nil, function(msg) return C.status_encode(msg, names, tasks, now, opts) end)
+  return true
 end
 
 function T.cancel(conn, id, p)

@@ -313,6 +313,9 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		const char *nc = getenv("NO_COLOR");
 		c.color = isatty(STDOUT_FILENO) && !(nc && nc[0]);
+		/* big results go out in a few writes (streams flush per record) */
+		if (!isatty(STDOUT_FILENO))
+			setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 		rc = ctl_run_command(&c, cmd, argc - optind, argv + optind);
 	}
 	if (c.fd >= 0)

@@ -87,7 +87,11 @@ static const char *state_color(const char *st)
 static void put_state(struct ctl *c, const char *st)
 {
 	const char *col = c->color ? state_color(st) : NULL;
-	printf("%s%s%s", col ? col : "", st ? st : "?", col ? C_OFF : "");
+	if (col)
+		fputs(col, stdout);
+	fputs(st ? st : "?", stdout);
+	if (col)
+		fputs(C_OFF, stdout);
 }
 
 static const char *bullet(const char *st)
@@ -125,11 +129,9 @@ static void put_command(struct ctl *c, json_t *cmd)
 	printf(")\n");
 }
 
-/* Print the children and commands of node below a line with prefix pre. */
-static void put_subtree(struct ctl *c, json_t *node, const char *pre)
+/* Print the children and commands of a node below a line with prefix pre. */
+static void put_subtree(struct ctl *c, json_t *kids, json_t *cmds, const char *pre)
 {
-	json_t *kids = json_object_get(node, "children");
-	json_t *cmds = json_object_get(node, "commands");
 	size_t nk = json_is_array(kids) ? json_array_size(kids) : 0;
 	size_t nc = json_is_array(cmds) ? json_array_size(cmds) : 0;
 	char d[32];
@@ -152,7 +154,43 @@ static void put_subtree(struct ctl *c, json_t *node, const char *pre)
 		printf("\n");
 		char sub[512];
 		snprintf(sub, sizeof sub, "%s%s", pre, last ? "   " : "\u2502  ");
-		put_subtree(c, k, sub);
+		put_subtree(c, json_object_get(k, "children"), json_object_get(k, "commands"), sub);
+	}
+}
+
+/* The fields of a status node that put_node prints, found in one pass over
+ * its keys (a 1000-task status is 1000 such nodes; a lookup per field
+ * costs more than the printing). */
+struct node_view {
+	json_t *state, *name, *path, *id, *ready, *next_restart_in, *uptime, *restarts,
+		*memory, *fibers, *file, *last_exit, *last_error, *extra_errors, *children, *commands;
+};
+
+static void view_node(json_t *node, struct node_view *v)
+{
+	const char *k;
+	json_t *val;
+	memset(v, 0, sizeof *v);
+	json_object_foreach(node, k, val) {
+		json_t **slot = NULL;
+		switch (k[0]) {
+		case 'c': slot = !strcmp(k, "children") ? &v->children : !strcmp(k, "commands") ? &v->commands : NULL; break;
+		case 'e': slot = strcmp(k, "extra_errors") ? NULL : &v->extra_errors; break;
+		case 'f': slot = !strcmp(k, "file") ? &v->file : !strcmp(k, "fibers") ? &v->fibers : NULL; break;
+		case 'i': slot = strcmp(k, "id") ? NULL : &v->id; break;
+		case 'l': slot = !strcmp(k, "last_exit") ? &v->last_exit
+			       : !strcmp(k, "last_error") ? &v->last_error : NULL; break;
+		case 'm': slot = strcmp(k, "memory") ? NULL : &v->memory; break;
+		case 'n': slot = !strcmp(k, "name") ? &v->name
+			       : !strcmp(k, "next_restart_in") ? &v->next_restart_in : NULL; break;
+		case 'p': slot = strcmp(k, "path") ? NULL : &v->path; break;
+		case 'r': slot = !strcmp(k, "ready") ? &v->ready : !strcmp(k, "restarts") ? &v->restarts : NULL; break;
+		case 's': slot = strcmp(k, "state") ? NULL : &v->state; break;
+		case 'u': slot = strcmp(k, "uptime") ? NULL : &v->uptime; break;
+		default: break;
+		}
+		if (slot)
+			*slot = val;
 	}
 }
 
@@ -160,40 +198,51 @@ static void put_subtree(struct ctl *c, json_t *node, const char *pre)
 static void put_node(struct ctl *c, json_t *node)
 {
 	char d[32], m[32];
-	const char *st = str(node, "state");
-	const char *name = str(node, "name");
-	const char *path = str(node, "path");
+	struct node_view v;
+	view_node(node, &v);
+	const char *st = json_string_value(v.state);
+	const char *name = json_string_value(v.name);
+	const char *path = json_string_value(v.path);
+	const char *file = json_string_value(v.file);
+	const char *last_exit = json_string_value(v.last_exit);
+	const char *last_error = json_string_value(v.last_error);
 	const char *col = c->color ? state_color(st) : NULL;
-	printf("%s%s%s %s", col ? col : "", bullet(st), col ? C_OFF : "",
-	       path ? path : (name ? name : "(scope)"));
-	put_id(node);
-	printf(": ");
+	if (col)
+		fputs(col, stdout);
+	fputs(bullet(st), stdout);
+	if (col)
+		fputs(C_OFF, stdout);
+	putchar(' ');
+	fputs(path ? path : (name ? name : "(scope)"), stdout);
+	if (json_is_integer(v.id))
+		printf(" [%lld]", (long long)json_integer_value(v.id));
+	fputs(": ", stdout);
 	put_state(c, st);
-	if (json_is_true(json_object_get(node, "ready")) && st && strcmp(st, "running") == 0)
-		printf(" (ready)");
-	if (json_is_number(json_object_get(node, "next_restart_in")))
-		printf(" (restart in %s)", ctl_fmt_duration(num(node, "next_restart_in", 0), d, sizeof d));
-	if (json_is_number(json_object_get(node, "uptime")) && json_object_get(node, "id"))
-		printf(", up %s", ctl_fmt_duration(num(node, "uptime", 0), d, sizeof d));
-	if (json_is_number(json_object_get(node, "restarts")))
-		printf(", restarts %lld", (long long)num(node, "restarts", 0));
-	if (json_is_number(json_object_get(node, "memory")))
-		printf(", memory %s", ctl_fmt_bytes(num(node, "memory", 0), m, sizeof m));
-	if (!json_object_get(node, "file") && json_is_number(json_object_get(node, "fibers")))
-		printf(", %lld fiber%s", (long long)num(node, "fibers", 0), num(node, "fibers", 0) == 1 ? "" : "s");
-	printf("\n");
-	if (str(node, "file"))
-		printf("    file: %s\n", str(node, "file"));
-	if (str(node, "last_exit") && !str(node, "last_error"))
-		printf("    last exit: %s\n", str(node, "last_exit"));
-	if (str(node, "last_error"))
-		printf("    %slast error%s: %s\n", c->color ? C_RED : "", c->color ? C_OFF : "",
-		       str(node, "last_error"));
+	if (json_is_true(v.ready) && st && strcmp(st, "running") == 0)
+		fputs(" (ready)", stdout);
+	if (json_is_number(v.next_restart_in))
+		printf(" (restart in %s)", ctl_fmt_duration(json_number_value(v.next_restart_in), d, sizeof d));
+	if (json_is_number(v.uptime) && v.id)
+		printf(", up %s", ctl_fmt_duration(json_number_value(v.uptime), d, sizeof d));
+	if (json_is_number(v.restarts))
+		printf(", restarts %lld", (long long)json_number_value(v.restarts));
+	if (json_is_number(v.memory))
+		printf(", memory %s", ctl_fmt_bytes(json_number_value(v.memory), m, sizeof m));
+	if (!v.file && json_is_number(v.fibers))
+		printf(", %lld fiber%s", (long long)json_number_value(v.fibers),
+		       json_number_value(v.fibers) == 1 ? "" : "s");
+	putchar('\n');
+	if (file)
+		printf("    file: %s\n", file);
+	if (last_exit && !last_error)
+		printf("    last exit: %s\n", last_exit);
+	if (last_error)
+		printf("    %slast error%s: %s\n", c->color ? C_RED : "", c->color ? C_OFF : "", last_error);
 	size_t i;
 	json_t *e;
-	json_array_foreach(json_object_get(node, "extra_errors"), i, e)
+	json_array_foreach(v.extra_errors, i, e)
 		printf("    also: %s\n", json_string_value(e) ? json_string_value(e) : "?");
-	put_subtree(c, node, "    ");
+	put_subtree(c, v.children, v.commands, "    ");
 }
 
 /* Exit code of a status result: 1 when a task is failed or fatal. */

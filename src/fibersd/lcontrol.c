@@ -4,8 +4,11 @@
  * hand-written parser), UTF-8 sanitising (invalid bytes -> U+FFFD), peer
  * credentials and roles (SO_PEERCRED, SO_PEERGROUPS else getgrouplist),
  * signal names, RFC 3339 timestamps, and the protocol constants of
- * protocol.h.  It owns no sockets and keeps no state; misuse raises, OS
- * failure returns nil, message, errno.
+ * protocol.h.  It owns no sockets; its only state is the dump buffer it
+ * reuses between replies.  Objects are built with their keys in sorted
+ * order (so dumps need no JSON_SORT_KEYS); lstatus.c builds the status
+ * reply with ctl_to_json and ctl_push_dump.  Misuse raises, OS failure
+ * returns nil, message, errno.
  */
 #include "config.h"
 
@@ -127,14 +130,7 @@ static json_t *string_value(const char *s, size_t len)
 
 /* ---- Lua -> JSON ---------------------------------------------------------- */
 
-/* Encoder errors are collected here and raised once the partial jansson tree
- * is freed (luaL_error would longjmp past it and leak). */
-struct enc {
-	lua_State *L;
-	char err[128];
-};
-
-static json_t *to_json(struct enc *e, int idx, int depth);
+#define to_json ctl_to_json
 
 /* Is the table at idx a sequence 1..n (n > 0), or marked as an array? */
 static int is_array(lua_State *L, int idx, size_t *len)
@@ -165,7 +161,57 @@ static int is_array(lua_State *L, int idx, size_t *len)
 	return 0;
 }
 
-static json_t *table_to_json(struct enc *e, int idx, int depth)
+/* Keys of an object being sorted. */
+struct kv {
+	const char *k;
+	size_t len;
+	json_t *v;
+};
+
+/* jansson's JSON_SORT_KEYS order: bytes, then length. */
+static int kv_cmp(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A copy of object o with its keys inserted in sorted order (o is
+ * released): dumps then keep insertion order, so no dump needs
+ * JSON_SORT_KEYS, and trees built sorted in C (lstatus.c) are not sorted
+ * again.  NULL when out of memory. */
+static json_t *sorted_object(json_t *o)
+{
+	size_t n = json_object_size(o), i = 0;
+	if (n < 2)
+		return o;
+	struct kv stackbuf[32], *kv = n <= 32 ? stackbuf : malloc(n * sizeof *kv);
+	json_t *s = kv ? json_object() : NULL;
+	if (!s) {
+		if (kv != stackbuf)
+			free(kv);
+		json_decref(o);
+		return NULL;
+	}
+	const char *k;
+	size_t klen;
+	json_t *v;
+	json_object_keylen_foreach(o, k, klen, v) {
+		kv[i].k = k;
+		kv[i].len = klen;
+		kv[i].v = v;
+		i++;
+	}
+	qsort(kv, n, sizeof *kv, kv_cmp);
+	for (i = 0; i < n; i++)
+		json_object_setn_nocheck(s, kv[i].k, kv[i].len, kv[i].v);
+	if (kv != stackbuf)
+		free(kv);
+	json_decref(o);
+	return s;
+}
+
+static json_t *table_to_json(struct ctl_enc *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	size_t n;
@@ -222,10 +268,11 @@ static json_t *table_to_json(struct enc *e, int idx, int depth)
 		}
 		lua_pop(L, 1);
 	}
-	return o;
+	return sorted_object(o);
 }
 
-static json_t *to_json(struct enc *e, int idx, int depth)
+/* Lua value at idx -> jansson value (objects with sorted keys); see lcontrol.h. */
+json_t *ctl_to_json(struct ctl_enc *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	if (depth > JSON_MAX_DEPTH) {
@@ -259,16 +306,64 @@ static json_t *to_json(struct enc *e, int idx, int depth)
 	}
 }
 
+/* The dump buffer, kept between calls up to DUMP_KEEP bytes. */
+#define DUMP_KEEP ((size_t)4 << 20)
+static char *dump_buf;
+static size_t dump_len, dump_cap;
+
+/* Set while lstatus.c builds a tree in the arena and calls back into Lua:
+ * a nested json_encode/json_decode would recycle that arena under it. */
+int ctl_json_busy;
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	(void)data;
+	if (dump_cap - dump_len < size + 1) {
+		size_t ncap = dump_cap ? dump_cap : 4096;
+		while (ncap - dump_len < size + 1)
+			ncap *= 2;
+		char *nb = realloc(dump_buf, ncap);
+		if (!nb)
+			return -1;
+		dump_buf = nb;
+		dump_cap = ncap;
+	}
+	memcpy(dump_buf + dump_len, buf, size);
+	dump_len += size;
+	return 0;
+}
+
+/* Push the compact dump of v (objects in insertion order, reals with 12
+ * significant digits), plus a newline when nl; see lcontrol.h. */
+int ctl_push_dump(lua_State *L, json_t *v, int nl)
+{
+	dump_len = 0;
+	/* 12 significant digits: monotonic times keep microseconds for 11 days
+	 * and milliseconds for 30 years, in fewer bytes than %.17g. */
+	if (json_dump_callback(v, dump_cb, NULL, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12)) ||
+	    (nl && dump_cb("\n", 1, NULL)))
+		return -1;
+	lua_pushlstring(L, dump_buf, dump_len);
+	if (dump_cap > DUMP_KEEP) {
+		free(dump_buf);
+		dump_buf = NULL;
+		dump_cap = 0;
+	}
+	return 0;
+}
+
 /* control.json_encode(v) -> compact JSON text (one line, sorted keys, reals
  * with 12 significant digits). */
 static int l_json_encode(lua_State *L)
 {
-	struct enc e = { .L = L };
+	struct ctl_enc e = { .L = L };
 	luaL_checkany(L, 1);
 	lua_settop(L, 1);
-	/* The tree and the text live in an arena (jarena.h): no per-node
-	 * malloc/free, no json_decref walk.  An arena left on by an error
-	 * raised inside to_json (out of memory) is recycled here. */
+	if (ctl_json_busy)
+		return luaL_error(L, "json_encode: called while a status reply is being built");
+	/* The tree lives in an arena (jarena.h): no per-node malloc/free, no
+	 * json_decref walk.  An arena left on by an error raised inside
+	 * to_json (out of memory) is recycled here. */
 	jarena_end();
 	jarena_begin();
 	json_t *v = to_json(&e, 1, 0);
@@ -276,14 +371,11 @@ static int l_json_encode(lua_State *L)
 		jarena_end();
 		return luaL_error(L, "%s", e.err[0] ? e.err : "json_encode: out of memory");
 	}
-	/* 12 significant digits: monotonic times keep microseconds for 11 days
-	 * and milliseconds for 30 years, in fewer bytes than %.17g. */
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
-	if (!s) {
+	/* keys were inserted sorted (sorted_object): no JSON_SORT_KEYS */
+	if (ctl_push_dump(L, v, 0)) { /* (a raise in it leaves the arena to the next call) */
 		jarena_end();
 		return luaL_error(L, "json_encode: out of memory");
 	}
-	lua_pushstring(L, s); /* (a raise here leaves the arena to the next call) */
 	jarena_end();
 	return 1;
 }
@@ -330,6 +422,8 @@ static int l_json_decode(lua_State *L)
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
 	json_error_t err;
+	if (ctl_json_busy)
+		return luaL_error(L, "json_decode: called while a status reply is being built");
 	jarena_end(); /* never decode into an arena an error left on */
 	json_t *v = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (!v) {
@@ -576,6 +670,7 @@ int fd_open_control(lua_State *L)
 	}
 	lua_pop(L, 1);
 	luaL_newlib(L, control_funcs);
+	ctl_open_status(L);
 	lua_pushlightuserdata(L, (void *)&null_sentinel);
 	lua_setfield(L, -2, "null");
 	lua_pushstring(L, FIBERSD_VERSION);

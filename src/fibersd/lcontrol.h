@@ -6,8 +6,33 @@
 #ifndef FIBERSD_LCONTROL_H
 #define FIBERSD_LCONTROL_H
 
+#include <jansson.h>
 #include <lua.h>
 #include <stddef.h>
+
+/* Encoder state of ctl_to_json: errors are collected here and raised once
+ * the partial jansson tree is dropped (a longjmp past it would leak). */
+struct ctl_enc {
+	lua_State *L;
+	char err[128];
+};
+
+/* The Lua value at idx as a jansson value (tables -> objects with keys in
+ * sorted order, or arrays; strings made valid UTF-8; nil and control.null
+ * -> null), nested depth levels deep already.  NULL on error (e->err says
+ * why, empty when out of memory).  Use inside an arena (jarena.h). */
+json_t *ctl_to_json(struct ctl_enc *e, int idx, int depth);
+
+/* Push the compact one-line dump of v (objects in insertion order, reals
+ * with 12 significant digits), with a trailing newline when nl.  Returns 0,
+ * or -1 when out of memory (nothing pushed). */
+int ctl_push_dump(lua_State *L, json_t *v, int nl);
+
+/* Non-zero while lstatus.c builds a reply (json_encode/decode then raise). */
+extern int ctl_json_busy;
+
+/* Add status_encode to the `control` table on top of the stack (lstatus.c). */
+void ctl_open_status(lua_State *L);
 
 /* Push the `control` sub-module table (an entry of lhost.c's subs[]). */
 int fd_open_control(lua_State *L);

@@ -108,6 +108,8 @@ fctl() { timeout 20 "$FCTL" "$@"; }
 	[ "$status" -eq 1 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ ${lines[0]} == '{"version":"9.9.9","pid":42,"uptime":3700,"counts":'* ]]
+	# the table asks for the brief form (a daemon that ignores it sends all)
+	[ "$(head -1 "$FAKE_DIR/requests")" = '{"id":1,"method":"status","params":{"brief":true}}' ]
 	[ "$(tail -1 "$FAKE_DIR/requests")" = '{"id":1,"method":"status","params":{}}' ]
 }
 

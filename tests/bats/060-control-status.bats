@@ -124,3 +124,55 @@ EOF2
 	run ctl status
 	[ "$status" -eq 5 ]
 }
+
+@test "brief status (fibersctl's table) leaves out what the table does not show; same table" {
+	tree_task web
+	fd_task bad <<'EOF2'
+error('broken on purpose')
+EOF2
+	fd_task flaky <<'EOF2'
+error('flaky on purpose')
+EOF2
+	fd_conf <<'EOF2'
+[task:bad]
+restart = no
+[task:flaky]
+restart_delay = 30
+EOF2
+	ctl_start
+	ctl_wait_state web ready
+	ctl_wait_state bad failed
+	ctl_wait_state flaky backoff
+	run ctl_raw '{"id":1,"method":"status","params":{"brief":true}}' '{"id":2,"method":"status","params":{}}'
+	[ "$status" -eq 0 ]
+	brief=${lines[1]} full=${lines[2]}
+	[[ $brief == '{"id":1,"result":{"counts":{"backoff":1,"failed":1,"processes":1,"ready":1,"tasks":3},'* ]]
+	# a task without a scope: no id, no empty children/commands, no fibers,
+	# name, ready, reason, since; uptime in milliseconds
+	[[ $brief =~ \{\"file\":\"$D/t/bad.lua\",\"last_error\":\"$D/t/bad.lua:1:\ broken\ on\ purpose\",\"last_exit\":\"failed\",\"memory\":0,\"path\":\"bad\",\"restarts\":0,\"state\":\"failed\",\"uptime\":[0-9]+(\.[0-9]{1,3})?\} ]]
+	[[ $brief =~ \"last_exit\":\"failed\",\"memory\":0,\"next_restart_in\":[0-9.]+,\"path\":\"flaky\",\"restarts\":1,\"state\":\"backoff\", ]]
+	# a live task: its subtree as usual, then the task's own fields
+	[[ $brief =~ \{\"children\":\[\{.*\"path\":\"web/worker\".*\],\"file\":\"$D/t/web.lua\",\"id\":[0-9]+,\"memory\":[0-9]+,\"path\":\"web\",\"restarts\":0,\"state\":\"ready\",\"uptime\":[0-9.]+\}\],\"time\" ]]
+	# the full reply keeps every field
+	[[ $full =~ \{\"children\":\[\],\"commands\":\[\],\"fibers\":0,\"file\":\"$D/t/bad.lua\",\"last_error\":\"[^\"]*\",\"last_exit\":\"failed\",\"memory\":0,\"name\":\"bad\",\"path\":\"bad\",\"ready\":false,\"reason\":\"[^\"]*\",\"restarts\":0,\"since\":[0-9.]+,\"state\":\"failed\",\"uptime\":[0-9.]+\} ]]
+	[[ $full =~ \"fibers\":1,\"file\":\"$D/t/web.lua\",\"id\":[0-9]+,\"memory\":[0-9]+,\"name\":\"web\",\"path\":\"web\",\"ready\":true,\"restarts\":0,\"since\":[0-9.]+,\"state\":\"ready\",\"uptime\" ]]
+	# fibersctl's table from the brief reply == the table from the full one
+	# (served by a stand-in, as an older fibersd would answer)
+	run ctl status
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 13 ]
+	[[ ${lines[4]} =~ ^●\ flaky:\ backoff\ \(restart\ in\ [0-9]+s\),\ restarts\ 1,\ memory\ 0B$ ]]
+	[[ ${lines[9]} =~ ^\ \ \ \ └─\ worker\ \[[0-9]+\]:\ running,\ 1\ fiber,\ up ]]
+	printf '%s\n' "$output" | sed -E 's/(up|in) [0-9][^,)]*/\1 T/g; s/memory [0-9.]+[BKM]/memory M/' >"$D/brief.txt"
+	printf '%s\n' "${full/\"id\":2,/\"id\":1,}" >"$D/full.reply"
+	printf '#!/bin/sh\necho %s\nread -r line\ncat %s\n' \
+		"'{\"hello\":{\"daemon\":\"fibersd\",\"version\":\"0\",\"protocol\":1,\"role\":\"admin\"}}'" "$D/full.reply" >"$D/fake.sh"
+	chmod 0755 "$D/fake.sh"
+	timeout 30 socat UNIX-LISTEN:"$D/fake.sock" EXEC:"$D/fake.sh" 3>&- &
+	local i
+	for i in $(seq 100); do [ -S "$D/fake.sock" ] && break; sleep 0.02; done
+	run timeout 20 "$FIBERSCTL" -S "$D/fake.sock" status
+	[ "$status" -eq 1 ]
+	printf '%s\n' "$output" | sed -E 's/(up|in) [0-9][^,)]*/\1 T/g; s/memory [0-9.]+[BKM]/memory M/' >"$D/full.txt"
+	diff "$D/brief.txt" "$D/full.txt"
+}
