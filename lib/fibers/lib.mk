@@ -25,8 +25,8 @@ TESTS += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
 
 ## runtime + signal (sched)
 dist_luafibers_DATA += lib/fibers/runtime.lua lib/fibers/signal.lua
-EXTRA_DIST += tests/lua/runtime.lua tests/lua/signal.lua
-TESTS += tests/lua/runtime.lua tests/lua/signal.lua
+EXTRA_DIST += tests/lua/runtime.lua tests/lua/signal.lua tests/lua/fastpath.lua
+TESTS += tests/lua/runtime.lua tests/lua/signal.lua tests/lua/fastpath.lua
 
 ## streams, files, sockets (io)
 dist_luafibersio_DATA += lib/fibers/io/stream.lua lib/fibers/io/file.lua \

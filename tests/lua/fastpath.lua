@@ -1,0 +1,207 @@
+-- tests/lua/fastpath.lua - the C hot paths behind the public API
+-- (src/lua/lfiber.c, src/lua/lchan.c; issue 8): ch:put/ch:get and
+-- sleep.sleep for fibers of ok scopes, fibers resumed by the C scheduler,
+-- scope fibers whose coroutine is made when they first run and recycled
+-- once they return (Lua 5.4), and the C exit of a returning scope fiber.
+-- Each fast path must behave exactly as the general perform does.
+local t = require 'tap'
+local fibers = require 'fibers'
+local op = require 'fibers.op'
+local chan = require 'fibers.channel'
+local sleep = require 'fibers.sleep'
+local scope = require 'fibers.scope'
+local runtime = require 'fibers.runtime'
+
+local sched = runtime.current_scheduler
+local pcall = scope._pcall  -- yield-safe on Lua 5.1
+local unpack = table.unpack or unpack
+
+local function timers() local _, n = sched:counts(); return n end
+local is54 = _VERSION == "Lua 5.4"
+
+---------------------------------------------------------------------------
+-- channels: FIFO across fast-path and choice waiters, nil values, buffer
+-- refill from a blocked putter, capacity/buffered
+local res = t.pack(fibers.run(function()
+  local out = {}
+  local ch = chan.new()
+  -- three receivers: fast get, choice get, fast get; FIFO delivery
+  local got = {}
+  fibers.spawn(function() local v = ch:get(); got[#got + 1] = "a:" .. tostring(v) end)
+  fibers.spawn(function()
+    local v = fibers.perform(op.choice(ch:get_op(), op.never()))
+    got[#got + 1] = "b:" .. tostring(v)
+  end)
+  fibers.spawn(function() local v = ch:get(); got[#got + 1] = "c:" .. tostring(v) end)
+  sleep.sleep(0.001)
+  ch:put(1); ch:put(nil); ch:put(3)
+  sleep.sleep(0.001)
+  out[1] = table.concat(got, " ")
+  -- blocked putters (fast and op) refill a buffered channel in order
+  local b = chan.new(1)
+  b:put("x")
+  fibers.spawn(function() b:put("y") end)
+  fibers.spawn(function() fibers.perform(b:put_op("z")) end)
+  sleep.sleep(0.001)
+  out[2] = b:buffered()
+  out[3] = b:get() .. b:get() .. b:get()
+  out[4] = b:capacity()
+  out[5] = chan.new(math.huge):capacity() == math.huge
+  return unpack(out, 1, 5)
+end))
+t.is_deeply(res, { n = 5, "a:1 b:nil c:3", 1, "xyz", 1, true },
+  "fast and op waiters share one FIFO; nil passes; putters refill the buffer")
+
+-- a fast-path get in a scope that is not ok raises like perform; a raw
+-- fiber (no scope) takes the general path
+res = t.pack(fibers.run(function()
+  local ch = chan.new(1)
+  ch:put(7)
+  local st, err = fibers.run_scope(function(s)
+    s:cancel("halt")
+    ch:get()                      -- scope not ok: raises even though ready
+  end)
+  local left = ch:buffered()
+  local raw
+  runtime.spawn_raw(function() raw = ch:get() end)
+  sleep.sleep(0.001)
+  return st, err, left, raw
+end))
+t.is_deeply(res, { n = 4, "cancelled", "halt", 1, 7 },
+  "get in a cancelled scope raises without consuming; raw fibers still get")
+
+t.raises(function() chan.new():get() end, "must be called from inside a fiber",
+  "ch:get outside a fiber raises as perform does")
+
+-- a blocked fast-path put/get cancelled by its scope leaves no waiter
+-- behind: a later put finds no receiver
+res = t.pack(fibers.run(function()
+  local ch = chan.new()
+  local st = fibers.run_scope(function(s)
+    s:spawn(function() ch:get() end)
+    s:spawn(function() ch:put("lost") end)
+    sleep.sleep(0.001)
+    s:cancel("stop")
+  end)
+  local r = fibers.perform(op.choice(ch:put_op("q"):wrap(function() return "delivered" end),
+                                      op.always("no receiver")))
+  local g = fibers.perform(op.choice(ch:get_op(), op.always("empty")))
+  return st, r, g
+end))
+t.is_deeply(res, { n = 3, "cancelled", "no receiver", "empty" },
+  "cancelled fast-path waiters are gone from both queues")
+
+---------------------------------------------------------------------------
+-- sleep: fast path timers are cancelled when the scope wins; sleep(0),
+-- negative and math.huge; raw fibers take the general path
+res = t.pack(fibers.run(function()
+  local out = {}
+  local before = timers()
+  local st, err = fibers.run_scope(function(s)
+    s:spawn(function() sleep.sleep(3600) end)
+    s:spawn(function() sleep.sleep(math.huge) end)
+    sleep.sleep(0.001)
+    out.armed = timers() - before
+    s:cancel("bye")
+  end)
+  out.st, out.err = st, err
+  out.left = timers() - before
+  local t0 = runtime.monotime()
+  sleep.sleep(0); sleep.sleep(-1)
+  out.zero = runtime.monotime() - t0 < 0.5
+  local woke = false
+  runtime.spawn_raw(function() sleep.sleep(0.001); woke = true end)
+  sleep.sleep(0.01)
+  out.raw = woke
+  local ok, e = pcall(sleep.sleep, "1")
+  out.bad = not ok and tostring(e):match("sleep: expected number, got string") ~= nil
+  return out
+end))
+t.is_deeply(res[1], { armed = 1, st = "cancelled", err = "bye", left = 0, zero = true,
+                      raw = true, bad = true },
+  "cancelled sleeps leave no timer (math.huge arms none); sleep(0/-1) returns; raw fibers sleep")
+
+-- virtual time: a fast-path sleeper due at t has run when run(t) returns
+do
+  local woke = {}
+  local s = scope.root():child()
+  local t0 = runtime.monotime()
+  s:spawn(function() sleep.sleep(5); woke[#woke + 1] = "a" end)
+  s:spawn(function() sleep.sleep(2); woke[#woke + 1] = "b" end)
+  sched:run(t0)
+  t.is(timers(), 2, "two fast-path timers armed")
+  sched:run(t0 + 2.5)
+  t.is_deeply(woke, { "b" }, "sleep(2) has run when run(t0 + 2.5) returns")
+  sched:run(t0 + 6)
+  t.is_deeply(woke, { "b", "a" }, "sleep(5) next, in deadline order")
+  t.is(timers(), 0, "no timer left")
+  s:cancel("done")
+  sched:run(t0 + 7)
+end
+
+---------------------------------------------------------------------------
+-- fibers: lazy coroutines, tags, recycling, the C exit
+res = t.pack(fibers.run(function()
+  local out = {}
+  local me = runtime.current_fiber()
+  me.tag = "T"
+  local f
+  local st = fibers.run_scope(function(s)
+    s:spawn(function(sc) out.scope_arg = (sc == s); out.tag = runtime.current_fiber().tag end)
+    -- a fiber's co exists while it runs and is a fresh, hook-free coroutine
+    s:spawn(function()
+      f = runtime.current_fiber()
+      out.co_running = coroutine.running() == f.co
+      -- (per-coroutine hooks: 5.4; LuaJIT's are global)
+      if is54 then debug.sethook(f.co, function() end, "", 1000) end
+    end)
+  end)
+  out.st = st
+  out.dead = f.dead
+  -- a later fiber may reuse the coroutine: it must not inherit the hook
+  fibers.run_scope(function(s)
+    s:spawn(function()
+      out.hook = not is54 or debug.gethook(coroutine.running()) == nil
+    end)
+  end)
+  me.tag = nil
+  return out
+end))
+local r = res[1]
+t.ok(r.scope_arg and r.tag == "T" and r.co_running and r.dead and r.hook and r.st == "ok",
+  "spawned fibers get their scope and tag, run on their own coroutine, and a reused "
+  .. "coroutine carries no hook")
+if is54 then
+  -- the dead fiber no longer reaches the coroutine it gave back
+  local f2
+  fibers.run(function()
+    fibers.run_scope(function(s) s:spawn(function() f2 = runtime.current_fiber() end) end)
+  end)
+  t.is(f2.co, nil, "a returned fiber's coroutine is recycled (fiber.co cleared)")
+else
+  t.ok(true, "coroutine recycling is 5.4 only")
+end
+
+-- many fibers returning while others remain: the scope joins only once
+-- all have run (the C exit decrements, the last one wakes the joiner)
+res = t.pack(fibers.run(function()
+  local n = 0
+  local st = fibers.run_scope(function(s)
+    for _ = 1, 1000 do s:spawn(function() n = n + 1 end) end
+    for _ = 1, 10 do s:spawn(function() sleep.sleep(0.001); n = n + 1 end) end
+  end)
+  return st, n
+end))
+t.is_deeply(res, { n = 2, "ok", 1010 }, "a scope joins after all 1010 fibers returned")
+
+-- errors still reach the scope from fibers started lazily
+res = t.pack(fibers.run(function()
+  local st, err = fibers.run_scope(function(s)
+    s:spawn(function() error("boom", 0) end)
+    s:spawn(function() sleep.sleep(1) end)
+  end)
+  return st, err
+end))
+t.is_deeply(res, { n = 2, "failed", "boom" }, "a failing lazily-started fiber fails its scope")
+
+t.done()
