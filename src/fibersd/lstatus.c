@@ -27,6 +27,21 @@
 #include "jarena.h"
 #include "lcontrol.h"
 
+/* The field names read from records and snapshots, interned once (upvalues
+ * of status_encode) so a read is one raw lookup with no string hashing. */
+#define KEYS(X) \
+	X(ACCT, "acct") X(CHILDREN, "children") X(COMMANDS, "commands") X(ENABLED, "enabled") \
+	X(EXTRA_ERRORS, "extra_errors") X(FIBERS, "fibers") X(FILE, "file") X(FORCED, "forced") \
+	X(ID, "id") X(LAST_ERROR, "last_error") X(LAST_EXIT, "last_exit") X(NAME, "name") \
+	X(NEXT_START, "next_start") X(READY, "ready") X(REASON, "reason") X(RESTARTS, "restarts") \
+	X(SCOPE, "scope") X(SINCE, "since") X(STATE, "state")
+#define X(id, s) K_##id,
+enum key { KEYS(X) NKEYS };
+#undef X
+#define X(id, s) s,
+static const char *const key_names[NKEYS] = { KEYS(X) };
+#undef X
+
 /* One reply being built. */
 struct sctx {
 	lua_State *L;
@@ -35,6 +50,7 @@ struct sctx {
 	int now;        /* stack index of the turn time */
 	int memory;     /* stack index of memory(acct) -> bytes */
 	int subtree;    /* stack index of subtree(scope, name) -> children, commands, nproc */
+	int keys;       /* stack index of the first interned key (enum key order) */
 	lua_Integer procs; /* running Commands seen */
 };
 
@@ -54,28 +70,28 @@ static int put(struct sctx *c, json_t *o, const char *key)
 	return 0;
 }
 
-/* Push field `key` of the table at idx, raw (records keep no data in their
+/* Push field k of the table at idx, raw (records keep no data in their
  * metatable: a missing field is nil without a second lookup); its type. */
-static int field(lua_State *L, int idx, const char *key)
+static int field(struct sctx *c, int idx, enum key k)
 {
-	lua_pushstring(L, key);
-	return lua_rawget(L, idx);
+	lua_pushvalue(c->L, c->keys + (int)k);
+	return lua_rawget(c->L, idx);
 }
 
-/* Push record field `key` and pop it into o[key]; -1 on error. */
-static int put_field(struct sctx *c, json_t *o, int rec, const char *key)
+/* Push record field k and pop it into o[k]; -1 on error. */
+static int put_field(struct sctx *c, json_t *o, int rec, enum key k)
 {
-	field(c->L, rec, key);
-	return put(c, o, key);
+	field(c, rec, k);
+	return put(c, o, key_names[k]);
 }
 
-/* Length of the table field `key` of the table at idx (0 when not a table). */
-static size_t table_len(lua_State *L, int idx, const char *key)
+/* Length of the table field k of the table at idx (0 when not a table). */
+static size_t table_len(struct sctx *c, int idx, enum key k)
 {
 	size_t n = 0;
-	if (field(L, idx, key) == LUA_TTABLE)
-		n = (size_t)lua_rawlen(L, -1);
-	lua_pop(L, 1);
+	if (field(c, idx, k) == LUA_TTABLE)
+		n = (size_t)lua_rawlen(c->L, -1);
+	lua_pop(c->L, 1);
 	return n;
 }
 
@@ -93,11 +109,11 @@ static int scope_part(struct sctx *c, int rec, int sc, int *snap, json_t **kids,
 		snprintf(c->e.err, sizeof c->e.err, "status: scope:snapshot() is not a table");
 		return -1;
 	}
-	if (!table_len(L, *snap, "children") && !table_len(L, *snap, "commands"))
+	if (!table_len(c, *snap, K_CHILDREN) && !table_len(c, *snap, K_COMMANDS))
 		return 0;
 	lua_pushvalue(L, c->subtree);
 	lua_pushvalue(L, sc);
-	field(L, rec, "name");
+	field(c, rec, K_NAME);
 	lua_call(L, 2, 3);
 	c->procs += lua_tointeger(L, -1);
 	lua_pop(L, 1);
@@ -117,38 +133,38 @@ static json_t *task_node(struct sctx *c, int rec)
 	if (!o)
 		return NULL;
 	luaL_checkstack(L, 20, "status");
-	if (field(L, rec, "scope") != LUA_TNIL && scope_part(c, rec, lua_gettop(L), &snap, &kids, &cmds))
+	if (field(c, rec, K_SCOPE) != LUA_TNIL && scope_part(c, rec, lua_gettop(L), &snap, &kids, &cmds))
 		return NULL;
 	/* keys in sorted order (dumps keep insertion order) */
 	if (kids || !brief)
 		json_object_set_new_nocheck(o, "children", kids ? kids : json_array());
 	if (cmds || !brief)
 		json_object_set_new_nocheck(o, "commands", cmds ? cmds : json_array());
-	if (!brief && field(L, rec, "enabled") == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+	if (!brief && field(c, rec, K_ENABLED) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
 		json_object_set_new_nocheck(o, "enabled", json_false());
-	field(L, rec, "extra_errors"); /* only when non-empty */
+	field(c, rec, K_EXTRA_ERRORS); /* only when non-empty */
 	if (lua_istable(L, -1) && luaL_len(L, -1) > 0 && put(c, o, "extra_errors"))
 		return NULL;
 	if (!brief) {
 		if (snap)
-			field(L, snap, "fibers");
+			field(c, snap, K_FIBERS);
 		else
 			lua_pushinteger(L, 0);
 		if (put(c, o, "fibers"))
 			return NULL;
 	}
-	if (put_field(c, o, rec, "file"))
+	if (put_field(c, o, rec, K_FILE))
 		return NULL;
-	if (!brief && field(L, rec, "forced") != LUA_TNIL && lua_toboolean(L, -1) && put(c, o, "forced"))
+	if (!brief && field(c, rec, K_FORCED) != LUA_TNIL && lua_toboolean(L, -1) && put(c, o, "forced"))
 		return NULL;
 	if (snap) {
-		field(L, snap, "id");
+		field(c, snap, K_ID);
 		if (put(c, o, "id"))
 			return NULL;
 	}
-	if (put_field(c, o, rec, "last_error") || put_field(c, o, rec, "last_exit"))
+	if (put_field(c, o, rec, K_LAST_ERROR) || put_field(c, o, rec, K_LAST_EXIT))
 		return NULL;
-	if (field(L, rec, "acct") == LUA_TNIL) { /* no account: no memory */
+	if (field(c, rec, K_ACCT) == LUA_TNIL) { /* no account: no memory */
 		lua_pushinteger(L, 0);
 	} else {
 		lua_pushvalue(L, c->memory);
@@ -157,9 +173,9 @@ static json_t *task_node(struct sctx *c, int rec)
 	}
 	if (put(c, o, "memory"))
 		return NULL;
-	if (!brief && put_field(c, o, rec, "name"))
+	if (!brief && put_field(c, o, rec, K_NAME))
 		return NULL;
-	if (field(L, rec, "next_start") != LUA_TNIL && lua_toboolean(L, -1)) {
+	if (field(c, rec, K_NEXT_START) != LUA_TNIL && lua_toboolean(L, -1)) {
 		/* math.max(0, next_start - now): integer 0 unless positive */
 		lua_pushvalue(L, c->now);
 		lua_arith(L, LUA_OPSUB);
@@ -171,12 +187,12 @@ static json_t *task_node(struct sctx *c, int rec)
 		if (put(c, o, "next_restart_in"))
 			return NULL;
 	}
-	field(L, rec, "name");
+	field(c, rec, K_NAME);
 	if (put(c, o, "path"))
 		return NULL;
-	field(L, rec, "state");
+	field(c, rec, K_STATE);
 	int state = lua_gettop(L);
-	field(L, rec, "ready");
+	field(c, rec, K_READY);
 	if (!lua_toboolean(L, -1)) {
 		if (!brief)
 			json_object_set_new_nocheck(o, "ready", json_false());
@@ -185,15 +201,15 @@ static json_t *task_node(struct sctx *c, int rec)
 		if (put(c, o, "ready"))
 			return NULL;
 	}
-	if ((!brief && put_field(c, o, rec, "reason")) || put_field(c, o, rec, "restarts"))
+	if ((!brief && put_field(c, o, rec, K_REASON)) || put_field(c, o, rec, K_RESTARTS))
 		return NULL;
-	if (!brief && put_field(c, o, rec, "since"))
+	if (!brief && put_field(c, o, rec, K_SINCE))
 		return NULL;
 	lua_pushvalue(L, state);
 	if (put(c, o, "state"))
 		return NULL;
 	lua_pushvalue(L, c->now);
-	field(L, rec, "since");
+	field(c, rec, K_SINCE);
 	lua_arith(L, LUA_OPSUB);
 	if (brief && lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
 		/* milliseconds are all the table shows (and 12 digits cost) */
@@ -273,19 +289,23 @@ static int l_status_encode(lua_State *L)
 	c.brief = lua_toboolean(L, -1);
 	lua_pop(L, 3);
 	/* the protected call sees: 1-5 the arguments, 6 the context,
-	 * 7 memory, 8 subtree */
+	 * 7 memory, 8 subtree, 9... the interned keys */
 	c.now = 4;
 	c.memory = 7;
 	c.subtree = 8;
+	c.keys = 9;
+	luaL_checkstack(L, NKEYS + 8, "status_encode");
 	lua_pushcfunction(L, encode_protected);
 	lua_insert(L, 1);
 	lua_pushlightuserdata(L, &c);
 	lua_getfield(L, 6, "memory");
 	lua_getfield(L, 6, "subtree");
+	for (int k = 0; k < NKEYS; k++)
+		lua_pushvalue(L, lua_upvalueindex(k + 1));
 	jarena_end(); /* an arena an error left on */
 	jarena_begin();
 	ctl_json_busy = 1;
-	int rc = lua_pcall(L, 8, 1, 0);
+	int rc = lua_pcall(L, 8 + NKEYS, 1, 0);
 	ctl_json_busy = 0;
 	jarena_end();
 	if (rc != LUA_OK)
@@ -296,6 +316,8 @@ static int l_status_encode(lua_State *L)
 /* Add status_encode to the `control` table on top of the stack; see lcontrol.h. */
 void ctl_open_status(lua_State *L)
 {
-	lua_pushcfunction(L, l_status_encode);
+	for (int k = 0; k < NKEYS; k++)
+		lua_pushstring(L, key_names[k]);
+	lua_pushcclosure(L, l_status_encode, NKEYS);
 	lua_setfield(L, -2, "status_encode");
 }
