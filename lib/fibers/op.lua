@@ -468,41 +468,19 @@ end
 local function noop() end
 
 ------------------------------------------------------------------------------
--- Wait queues (internal, used by fibers.scope): FIFO arrays of
--- (suspension, token) pairs; entries whose suspension stopped waiting are
--- compacted lazily, so memory stays proportional to live waiters.
+-- Wait queues (internal, used by fibers.scope, cond, waitgroup, exec):
+-- FIFO queues of (suspension, token) pairs in C (src/lua/lwait.c);
+-- entries whose suspension stopped waiting are compacted lazily, so
+-- memory stays proportional to live waiters.
+--   _waitq() -> q                a new empty wait queue
+--   _waitq_push(q, s, tok)       append suspension s with token tok
+--   _waitq_wake(q, ...)          complete every still-waiting entry (FIFO)
+--                                with (tok, ...) and empty q
+--   _waitq_len(q) -> n           slots in use (2 per entry, stale included)
 
--- A new empty wait queue.
-function M._waitq() return { n = 0, lim = 32 } end
-
--- Append suspension s with token tok.
-local function waitq_push(q, s, tok)
-  local n = q.n
-  if n >= q.lim then
-    local j = 0
-    for i = 1, n, 2 do
-      local x = q[i]
-      if x[2] then q[j + 1] = x; q[j + 2] = q[i + 1]; j = j + 2 end
-    end
-    for i = j + 1, n do q[i] = nil end
-    n = j
-    q.lim = j * 2 > 32 and j * 2 or 32
-  end
-  q[n + 1] = s; q[n + 2] = tok
-  q.n = n + 2
-end
-M._waitq_push = waitq_push
-
--- Complete every still-waiting entry (in FIFO order) with ..., and empty q.
-function M._waitq_wake(q, ...)
-  local n = q.n
-  q.n = 0
-  for i = 1, n, 2 do
-    local s, tok = q[i], q[i + 1]
-    q[i] = nil; q[i + 1] = nil
-    if s[2] then s:complete(tok, ...) end
-  end
-end
+M._waitq, M._waitq_push = M._fast.waitq, M._fast.waitq_push
+M._waitq_wake, M._waitq_len = M._fast.waitq_wake, M._fast.waitq_len
+local waitq_push = M._waitq_push
 
 ------------------------------------------------------------------------------
 -- Perform

@@ -11,7 +11,7 @@
 -- compacted whenever it doubles (bounded memory).
 local op = require 'fibers.op'
 
-local waitq, push, wake = op._waitq, op._waitq_push, op._waitq_wake
+local waitq, push, wake, waitq_len = op._waitq, op._waitq_push, op._waitq_wake, op._waitq_len
 
 local M = {}
 
@@ -37,7 +37,7 @@ function WaitGroup:add(delta)
   local c = self.count + delta
   if c < 0 then error("waitgroup counter goes negative", 2) end
   self.count = c
-  if c == 0 and self.q.n > 0 then wake(self.q) end
+  if c == 0 and waitq_len(self.q) > 0 then wake(self.q) end
 end
 
 -- Decrement the counter by one.

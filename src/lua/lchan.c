@@ -41,7 +41,6 @@
 
 /* Upvalues of every function here. */
 #define UP_SCHED  lua_upvalueindex(1)
-#define UP_SUSP   lua_upvalueindex(2)
 #define UP_CANCEL lua_upvalueindex(3)
 
 struct queue {
@@ -174,18 +173,14 @@ static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
 	return 0;
 }
 
-/* Complete the suspension at s with its token at s + 1 and nv values
- * after it: Susp:complete.  Leaves the stack as it was. */
+/* Complete the suspension at s (token at s + 1, nv values after it). */
 static void complete(lua_State *L, int s, int nv)
 {
-	lua_pushboolean(L, 0);
-	lua_rawseti(L, s, 2);
-	lua_rawgeti(L, s, 1);
-	int f = lua_gettop(L);
 	lua_pushvalue(L, UP_SCHED);
-	lua_getiuservalue(L, f + 1, UV_KEYS);
-	fl_fiber_resume(L, f + 1, f + 2, f, s + 1, 1 + nv);
-	lua_pop(L, 3);
+	int si = lua_gettop(L);
+	lua_getiuservalue(L, si, UV_KEYS);
+	fl_complete(L, si, si + 1, s, nv);
+	lua_pop(L, 2);
 }
 
 /* Buffer count, as a double (the capacity may be HUGE_VAL). */
@@ -311,56 +306,18 @@ static int push_ok_scope(lua_State *L, int kt)
 	return ok;
 }
 
-/* Append (s, CANCEL) to the wait queue q (fibers.op's waitq_push). */
-static void waitq_push(lua_State *L, int kt, int q, int s)
+/* Register the suspension at s with CANCEL in the cancel queue of the
+ * scope at sc (fibers.op's protocol for scope-aware performs). */
+static void cancel_waiter(lua_State *L, int kt, int sc, int s)
 {
-	fl_getk(L, q, kt, K_QN);
-	lua_Integer n = lua_tointeger(L, -1);
-	fl_getk(L, q, kt, K_LIM);
-	lua_Integer lim = lua_tointeger(L, -1);
-	lua_pop(L, 2);
-	if (n >= lim) {
-		lua_Integer j = 0;
-		for (lua_Integer i = 1; i <= n; i += 2) {
-			lua_rawgeti(L, q, i);
-			if (lua_type(L, -1) == LUA_TTABLE && waiting(L, lua_gettop(L))) {
-				lua_rawseti(L, q, j + 1);
-				lua_rawgeti(L, q, i + 1);
-				lua_rawseti(L, q, j + 2);
-				j += 2;
-			} else {
-				lua_pop(L, 1);
-			}
-		}
-		for (lua_Integer i = j + 1; i <= n; i++) {
-			lua_pushnil(L);
-			lua_rawseti(L, q, i);
-		}
-		n = j;
-		lua_pushinteger(L, j * 2 > 32 ? j * 2 : 32);
-		fl_setk(L, q, kt, K_LIM);
+	fl_getk(L, sc, kt, K_CW);
+	struct waitq *q = fl_towaitq(L, -1);
+	if (q) {
+		lua_pushvalue(L, UP_CANCEL);
+		fl_waitq_push(L, q, lua_gettop(L) - 1, s, lua_gettop(L));
+		lua_pop(L, 1);
 	}
-	lua_pushvalue(L, s);
-	lua_rawseti(L, q, n + 1);
-	lua_pushvalue(L, UP_CANCEL);
-	lua_rawseti(L, q, n + 2);
-	lua_pushinteger(L, n + 2);
-	fl_setk(L, q, kt, K_QN);
-}
-
-/* Push a new waiting suspension { fiber at f, true } (fibers.op's
- * layout and metatable); returns its index. */
-static int new_susp(lua_State *L, int f)
-{
-	lua_createtable(L, 2, 0);
-	int s = lua_gettop(L);
-	lua_pushvalue(L, f);
-	lua_rawseti(L, s, 1);
-	lua_pushboolean(L, 1);
-	lua_rawseti(L, s, 2);
-	lua_pushvalue(L, UP_SUSP);
-	lua_setmetatable(L, s);
-	return s;
+	lua_pop(L, 1);
 }
 
 /* Block the running fiber (at f) with entry values on top (stride - 2 of
@@ -368,14 +325,14 @@ static int new_susp(lua_State *L, int f)
  * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
 static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
 {
-	int s = new_susp(L, f);
+	lua_pushvalue(L, UP_SCHED);
+	int s = fl_new_susp(L, lua_gettop(L), f);
 	lua_pushvalue(L, s);
 	lua_pushinteger(L, 1);
 	if (vi)
 		lua_pushvalue(L, vi);
 	push_entry(L, c, 1, qn);
-	if (fl_getk(L, sc, kt, K_CW) == LUA_TTABLE)
-		waitq_push(L, kt, lua_gettop(L), s);
+	cancel_waiter(L, kt, sc, s);
 	lua_settop(L, 0);
 	return lua_yield(L, 0);
 }
@@ -494,14 +451,13 @@ static int c_sleep_block(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	int s = new_susp(L, 4);
+	int s = fl_new_susp(L, 2, 4);
 	lua_Integer h = -1;
 	if (dt != HUGE_VAL) {
 		lua_pushvalue(L, s);
 		h = fl_sched_timer(L, lua_touserdata(L, 2), 2, core_monotime() + dt);
 	}
-	if (fl_getk(L, 5, 3, K_CW) == LUA_TTABLE)
-		waitq_push(L, 3, lua_gettop(L), s);
+	cancel_waiter(L, 3, 5, s);
 	lua_pushinteger(L, h);
 	return 1;
 }
@@ -525,8 +481,16 @@ int fl_sched_fast(lua_State *L)
 	lua_settop(L, 3);
 	lua_pushvalue(L, 2);
 	lua_setiuservalue(L, 1, UV_SUSP_MT);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "fibers.waitq");
+	lua_setfield(L, -2, "__name");
+	lua_setiuservalue(L, 1, UV_WAITQ_MT);
 	lua_newtable(L);
 	lua_insert(L, 1);
+	for (int i = 0; i < 4; i++)
+		lua_pushvalue(L, 1 + i);                /* table, sched, Susp, CANCEL */
+	luaL_setfuncs(L, fl_wait_funcs, 3);
+	lua_pop(L, 1);
 	luaL_setfuncs(L, chan_funcs, 3);
 	return 1;
 }

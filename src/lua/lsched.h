@@ -19,6 +19,7 @@
  *                  as a task (a C sleep's timer) completes itself with
  *                  token 1 when run (fl_susp_fire)
  *   UV_CHAN_MT     the metatable of channels (lchan.c)
+ *   UV_WAITQ_MT    the metatable of wait queues (lwait.c)
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -39,7 +40,8 @@
 #define UV_POOL      12
 #define UV_SUSP_MT   13
 #define UV_CHAN_MT   14
-#define NUV          14
+#define UV_WAITQ_MT  15
+#define NUV          15
 #define FL_POOL_MAX  256
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
@@ -90,6 +92,25 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi);
  * si is the scheduler's index.  Raises on a double resume or a finished
  * fiber. */
 void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
+
+struct waitq;
+
+/* lwait.c: push a new waiting suspension { fiber at f, true } (si: the
+ * scheduler); returns its index. */
+int fl_new_susp(lua_State *L, int si, int f);
+
+/* lwait.c: Susp:complete for the waiting suspension at s, token at s + 1
+ * and nv values after it; leaves the stack as it was. */
+void fl_complete(lua_State *L, int si, int kt, int s, int nv);
+
+/* lwait.c: the wait queue at idx or NULL (only in sched:_fast closures). */
+struct waitq *fl_towaitq(lua_State *L, int idx);
+
+/* lwait.c: append (suspension at s, token at tok) to the queue q at qi. */
+void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok);
+
+/* lwait.c: waitq, waitq_push, waitq_wake, waitq_len for sched:_fast(). */
+extern const luaL_Reg fl_wait_funcs[];
 
 /* sched:_fast(Susp, CANCEL) -> the C channel and sleep functions. */
 int fl_sched_fast(lua_State *L);

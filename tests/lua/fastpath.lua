@@ -204,4 +204,40 @@ res = t.pack(fibers.run(function()
 end))
 t.is_deeply(res, { n = 2, "failed", "boom" }, "a failing lazily-started fiber fails its scope")
 
+---------------------------------------------------------------------------
+-- wait queues (C): FIFO wake of live entries only; stale entries at the
+-- tail are dropped at the next push
+do
+  local q = op._waitq()
+  local out = {}
+  local function waiter(name, timeout)
+    return function()
+      local leaf = op.new_primitive(nil, function() return false end,
+        function(s, tok) op._waitq_push(q, s, tok) end)
+      local v = timeout and op.perform_raw(op.choice(leaf, sleep.sleep_op(timeout):wrap(function() return "timeout" end)))
+                or op.perform_raw(leaf)
+      out[#out + 1] = name .. "=" .. tostring(v)
+    end
+  end
+  local lens = {}
+  fibers.run(function()
+    runtime.spawn_raw(waiter("A"))
+    runtime.spawn_raw(waiter("B", 0.001))
+    runtime.spawn_raw(waiter("C"))
+    sleep.sleep(0.02)                       -- B timed out: a stale entry in the middle
+    lens[1] = op._waitq_len(q)
+    runtime.spawn_raw(waiter("D", 0.001))
+    sleep.sleep(0.02)                       -- D timed out: a stale entry at the tail
+    lens[2] = op._waitq_len(q)
+    runtime.spawn_raw(waiter("E"))
+    sleep.sleep(0.001)
+    lens[3] = op._waitq_len(q)              -- D's entry replaced by E's
+    op._waitq_wake(q, "go")
+    lens[4] = op._waitq_len(q)
+    sleep.sleep(0.001)
+  end)
+  t.is_deeply(lens, { 6, 8, 8, 0 }, "stale tail entries are trimmed at push; wake empties the queue")
+  t.is(table.concat(out, " "), "B=timeout D=timeout A=go C=go E=go", "wake completes live entries in FIFO order")
+end
+
 t.done()

@@ -524,7 +524,7 @@ do
       end
     end
     local _, timers = sched:counts()
-    return mem[2] - mem[1], timers, s._cw.n
+    return mem[2] - mem[1], timers, op._waitq_len(s._cw)
   end)
   t.ok(res[1] and res[2] < 64, "memory flat over 1e5 blocking performs (growth " .. tostring(res[2]) .. " KB)")
   t.is(res[3], 0, "losing sleeps cancelled their timers")

@@ -1,0 +1,207 @@
+/*
+ * lwait.c - suspensions and wait queues in C: the pieces of fibers.op
+ * that every blocking primitive touches (library.md §4, §0.8).
+ *
+ * Suspensions stay fibers.op's tables { fiber, waiting, cleanups } with
+ * its Susp metatable (UV_SUSP_MT); fl_new_susp builds one and
+ * fl_complete is Susp:complete - clear `waiting`, then resume the fiber
+ * with (token, values...), which only schedules it.
+ *
+ * A wait queue (op._waitq: scope cancel/fault/idle waiters, cond,
+ * waitgroup) is a userdata (struct waitq) whose user value holds the
+ * entries as (suspension, token) pairs in slots 1..n.  Entries whose
+ * suspension stopped waiting are dropped from the tail at each push and
+ * from the whole queue when a push finds n >= lim, lim then becoming
+ * twice the live size (at least 32): memory stays proportional to live
+ * waiters.  wake completes every still-waiting entry
+ * in FIFO order and empties the queue.
+ */
+#include <string.h>
+
+#include "lbind.h"
+#include "lsched.h"
+
+struct waitq {
+	lua_Integer n, lim;
+};
+
+#define UP_SCHED lua_upvalueindex(1)
+
+/* Push a new waiting suspension { fiber at f, true }; returns its index. */
+int fl_new_susp(lua_State *L, int si, int f)
+{
+	lua_createtable(L, 2, 0);
+	int s = lua_gettop(L);
+	lua_pushvalue(L, f);
+	lua_rawseti(L, s, 1);
+	lua_pushboolean(L, 1);
+	lua_rawseti(L, s, 2);
+	lua_getiuservalue(L, si, UV_SUSP_MT);
+	lua_setmetatable(L, s);
+	return s;
+}
+
+/* Susp:complete for the waiting suspension at s with the token at s + 1
+ * and nv values after it.  Leaves the stack as it was. */
+void fl_complete(lua_State *L, int si, int kt, int s, int nv)
+{
+	lua_pushboolean(L, 0);
+	lua_rawseti(L, s, 2);
+	lua_rawgeti(L, s, 1);
+	fl_fiber_resume(L, si, kt, lua_gettop(L), s + 1, 1 + nv);
+	lua_pop(L, 1);
+}
+
+/* The wait queue at idx, or NULL if it is not one. */
+struct waitq *fl_towaitq(lua_State *L, int idx)
+{
+	struct waitq *q = lua_touserdata(L, idx);
+	if (!q || !lua_getmetatable(L, idx))
+		return NULL;
+	lua_getiuservalue(L, UP_SCHED, UV_WAITQ_MT);
+	int ok = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return ok ? q : NULL;
+}
+
+static struct waitq *check_waitq(lua_State *L, int idx)
+{
+	struct waitq *q = fl_towaitq(L, idx);
+	if (!q)
+		luaL_argerror(L, idx, "wait queue expected");
+	return q;
+}
+
+/* True if the suspension at idx is still waiting (x[2]). */
+static int is_waiting(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return 0;
+	lua_rawgeti(L, idx, 2);
+	int w = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return w;
+}
+
+/* Append (suspension at s, token at tok) to the wait queue q at qi. */
+void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
+{
+	lua_getiuservalue(L, qi, 1);
+	int e = lua_gettop(L);
+	lua_Integer n = q->n;
+	/* Stale entries at the tail go first (FIFO order is kept): a fiber
+	 * that blocks again and again replaces its own old entry instead of
+	 * growing the queue to the next compaction. */
+	while (n > 0) {
+		lua_rawgeti(L, e, n - 1);
+		int live = is_waiting(L, -1);
+		lua_pop(L, 1);
+		if (live)
+			break;
+		lua_pushnil(L);
+		lua_rawseti(L, e, n - 1);
+		lua_pushnil(L);
+		lua_rawseti(L, e, n);
+		n -= 2;
+	}
+	if (n >= q->lim) {
+		lua_Integer j = 0;
+		for (lua_Integer i = 1; i <= n; i += 2) {
+			lua_rawgeti(L, e, i);
+			if (is_waiting(L, -1)) {
+				lua_rawseti(L, e, j + 1);
+				lua_rawgeti(L, e, i + 1);
+				lua_rawseti(L, e, j + 2);
+				j += 2;
+			} else {
+				lua_pop(L, 1);
+			}
+		}
+		for (lua_Integer i = j + 1; i <= n; i++) {
+			lua_pushnil(L);
+			lua_rawseti(L, e, i);
+		}
+		n = j;
+		q->lim = j * 2 > 32 ? j * 2 : 32;
+	}
+	lua_pushvalue(L, s);
+	lua_rawseti(L, e, n + 1);
+	lua_pushvalue(L, tok);
+	lua_rawseti(L, e, n + 2);
+	q->n = n + 2;
+	lua_pop(L, 1);
+}
+
+/* waitq() -> a new empty wait queue */
+static int w_new(lua_State *L)
+{
+	struct waitq *q = lua_newuserdatauv(L, sizeof *q, 1);
+	q->n = 0;
+	q->lim = 32;
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_WAITQ_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* waitq_push(q, suspension, token) */
+static int w_push(lua_State *L)
+{
+	struct waitq *q = check_waitq(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 3);
+	fl_waitq_push(L, q, 1, 2, 3);
+	return 0;
+}
+
+/* waitq_wake(q, ...): complete every still-waiting entry (FIFO) with
+ * (token, ...) and empty q. */
+static int w_wake(lua_State *L)
+{
+	struct waitq *q = check_waitq(L, 1);
+	int nv = lua_gettop(L) - 1;
+	lua_Integer n = q->n;
+	q->n = 0;
+	if (n == 0)
+		return 0;
+	lua_pushvalue(L, UP_SCHED);
+	int si = lua_gettop(L);
+	lua_getiuservalue(L, si, UV_KEYS);
+	lua_getiuservalue(L, 1, 1);
+	int e = si + 2;
+	luaL_checkstack(L, nv + 8, NULL);
+	for (lua_Integer i = 1; i <= n; i += 2) {
+		lua_rawgeti(L, e, i);                   /* s */
+		int s = lua_gettop(L);
+		lua_rawgeti(L, e, i + 1);               /* tok */
+		lua_pushnil(L);
+		lua_rawseti(L, e, i);
+		lua_pushnil(L);
+		lua_rawseti(L, e, i + 1);
+		if (is_waiting(L, s)) {
+			for (int k = 0; k < nv; k++)
+				lua_pushvalue(L, 2 + k);
+			fl_complete(L, si, si + 1, s, nv);
+		}
+		lua_settop(L, e);
+	}
+	return 0;
+}
+
+/* waitq_len(q) -> number of slots in use (2 per entry, stale ones included) */
+static int w_len(lua_State *L)
+{
+	struct waitq *q = check_waitq(L, 1);
+	lua_pushinteger(L, q->n);
+	return 1;
+}
+
+/* The wait-queue functions of the sched:_fast() table. */
+const luaL_Reg fl_wait_funcs[] = {
+	{ "waitq", w_new },
+	{ "waitq_push", w_push },
+	{ "waitq_wake", w_wake },
+	{ "waitq_len", w_len },
+	{ NULL, NULL },
+};
