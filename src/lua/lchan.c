@@ -57,13 +57,9 @@ struct chan {
 static struct chan *check_chan(lua_State *L, int idx)
 {
 	struct chan *c = lua_touserdata(L, idx);
-	if (c && lua_getmetatable(L, idx)) {
-		lua_getiuservalue(L, UP_SCHED, UV_CHAN_MT);
-		int ok = lua_rawequal(L, -1, -2);
-		lua_pop(L, 2);
-		if (ok)
-			return c;
-	}
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	if (c && fl_has_mt(L, idx, s->chan_mt))
+		return c;
 	luaL_argerror(L, idx, "channel expected");
 	return NULL;
 }
@@ -467,6 +463,8 @@ static int c_set_channel_class(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	s->chan_mt = lua_topointer(L, 1);
 	lua_setiuservalue(L, UP_SCHED, UV_CHAN_MT);
 	return 0;
 }
@@ -479,11 +477,14 @@ int fl_sched_fast(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	luaL_checkany(L, 3);
 	lua_settop(L, 3);
+	struct sched *s = lua_touserdata(L, 1);
 	lua_pushvalue(L, 2);
 	lua_setiuservalue(L, 1, UV_SUSP_MT);
+	s->susp_mt = lua_topointer(L, 2);
 	lua_createtable(L, 0, 1);
 	lua_pushliteral(L, "fibers.waitq");
 	lua_setfield(L, -2, "__name");
+	s->waitq_mt = lua_topointer(L, -1);
 	lua_setiuservalue(L, 1, UV_WAITQ_MT);
 	lua_newtable(L);
 	lua_insert(L, 1);

@@ -131,11 +131,12 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 		lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
 		lua_pushvalue(L, fi);
 		lua_setiuservalue(L, si, UV_CUR);
-		if (push_handler(L, si, UV_ENTER, fi))
+		struct sched *sd = lua_touserdata(L, si);
+		if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
 			lua_call(L, 1, 0);
 		st = fl_resume(co, L, nargs, &nres);
 		lua_setiuservalue(L, si, UV_CUR);      /* restore prev */
-		if (push_handler(L, si, UV_LEAVE, fi))
+		if (sd->has_leave && push_handler(L, si, UV_LEAVE, fi))
 			lua_call(L, 1, 0);
 		if (st == LUA_YIELD) {
 			lua_pop(co, nres);
@@ -358,6 +359,11 @@ static int f_set(lua_State *L)
 	int i = luaL_checkoption(L, 1, NULL, names);
 	lua_settop(L, 2);
 	int si = push_sched(L);
+	struct sched *s = lua_touserdata(L, si);
+	if (uvs[i] == UV_ENTER)
+		s->has_enter = !lua_isnil(L, 2);
+	else if (uvs[i] == UV_LEAVE)
+		s->has_leave = !lua_isnil(L, 2);
 	lua_pushvalue(L, 2);
 	lua_setiuservalue(L, si, uvs[i]);
 	return 0;
@@ -381,6 +387,7 @@ int fl_sched_fibers(lua_State *L)
 	lua_settop(L, 2);
 	lua_pushvalue(L, 2);
 	lua_setiuservalue(L, 1, UV_FIBER_MT);
+	((struct sched *)lua_touserdata(L, 1))->fiber_mt = lua_topointer(L, 2);
 	lua_newtable(L);
 	lua_pushvalue(L, 1);
 	luaL_setfuncs(L, fiber_funcs, 1);

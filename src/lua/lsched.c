@@ -241,22 +241,13 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			continue;
 		}
 		if (t == LUA_TTABLE && lua_getmetatable(L, -1)) {
-			int task = lua_gettop(L) - 1;
-			lua_getiuservalue(L, 1, UV_FIBER_MT);
-			int fiber = lua_rawequal(L, -1, -2);
+			const void *mt = lua_topointer(L, -1);
 			lua_pop(L, 1);
-			int susp = 0;
-			if (!fiber) {
-				lua_getiuservalue(L, 1, UV_SUSP_MT);
-				susp = lua_rawequal(L, -1, -2);
-				lua_pop(L, 1);
-			}
-			lua_pop(L, 1);
-			if (fiber || susp) {
-				if (fiber)
-					fl_fiber_run(L, 1, kt, task);
+			if (mt == s->fiber_mt || mt == s->susp_mt) {
+				if (mt == s->fiber_mt)
+					fl_fiber_run(L, 1, kt, lua_gettop(L));
 				else
-					fl_susp_fire(L, 1, kt, task);
+					fl_susp_fire(L, 1, kt, lua_gettop(L));
 				lua_pop(L, 1);
 				continue;
 			}

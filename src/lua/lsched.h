@@ -77,7 +77,22 @@ struct sched {
 	int in_turn;
 	int stopping;
 	int npool;              /* coroutines in UV_POOL */
+	int has_enter, has_leave;       /* UV_ENTER / UV_LEAVE set */
+	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT,
+	 * UV_CHAN_MT, UV_WAITQ_MT (anchored there): identity checks without
+	 * fetching the user value. */
+	const void *fiber_mt, *susp_mt, *chan_mt, *waitq_mt;
 };
+
+/* True if the value at idx has the metatable whose pointer is mt. */
+static inline int fl_has_mt(lua_State *L, int idx, const void *mt)
+{
+	if (!mt || !lua_getmetatable(L, idx))
+		return 0;
+	int ok = lua_topointer(L, -1) == mt;
+	lua_pop(L, 1);
+	return ok;
+}
 
 /* Pop the value on top of the stack into the next-turn queue of the
  * scheduler s at stack index si. */

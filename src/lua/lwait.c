@@ -56,12 +56,8 @@ void fl_complete(lua_State *L, int si, int kt, int s, int nv)
 struct waitq *fl_towaitq(lua_State *L, int idx)
 {
 	struct waitq *q = lua_touserdata(L, idx);
-	if (!q || !lua_getmetatable(L, idx))
-		return NULL;
-	lua_getiuservalue(L, UP_SCHED, UV_WAITQ_MT);
-	int ok = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	return ok ? q : NULL;
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	return q && fl_has_mt(L, idx, s->waitq_mt) ? q : NULL;
 }
 
 static struct waitq *check_waitq(lua_State *L, int idx)
