@@ -36,7 +36,10 @@ M.monotime = core.sys.monotime
 -- layers (_exit: see _set_exit_handler).  Private fields start with an
 -- underscore: _n is the number of pending resume values (nil = not
 -- scheduled), _1.._3 / _v hold them; dead is set once the function
--- returned or raised.  The hot paths - running a fiber (the scheduler's
+-- returned or raised.  A scope fiber (_spawn_in) gets its coroutine when
+-- it first runs (until then co is nil and _f holds the function); on Lua
+-- 5.4 the coroutine of a fiber whose function returned is recycled for a
+-- later fiber and co set to nil (doc/decisions.md, "Hot paths in C").  The hot paths - running a fiber (the scheduler's
 -- task interface), fiber:resume, the running fiber, spawning a scope
 -- fiber - are C (src/lua/lfiber.c); the scheduler resumes queued fibers
 -- directly.
