@@ -38,7 +38,6 @@ local Channel = { __name = "fibers.channel" }
 Channel.__index = Channel
 
 local C = op._fast
-C.set_channel_class(Channel)
 local cnew, try_put, try_get = C.new, C.try_put, C.try_get
 local block_put, block_get, cput, cget = C.block_put, C.block_get, C.put, C.get
 
@@ -88,20 +87,32 @@ local function woken(tok, v)
   error("channel: unexpected wake-up token " .. tostring(tok), 0)
 end
 
--- Put `v`, blocking the calling fiber as needed (scope-aware perform).
-function Channel:put(v)
-  local r, x = cput(self, v)
-  if r == 1 then return end
-  if r == 0 then return (perform or get_perform())(self:put_op(v)) end
-  return woken(r, x)
-end
+-- The general forms (a scope-aware perform): outside a fiber of an ok
+-- scope - raw fibers, not-ok scopes (which raise), no fiber at all.
+local function put_general(self, v) return (perform or get_perform())(self:put_op(v)) end
+local function get_general(self) return (perform or get_perform())(self:get_op()) end
 
+-- Put `v`, blocking the calling fiber as needed (scope-aware perform).
 -- Get the next value, blocking the calling fiber as needed (scope-aware).
-function Channel:get()
-  local r, v = cget(self)
-  if r == 1 then return v end
-  if r == 0 then return (perform or get_perform())(self:get_op()) end
-  return woken(r, v)
+-- On Lua 5.3+ both are C methods (src/lua/lchan.c: try, else block and
+-- yield with a continuation); elsewhere these wrappers over the C halves.
+local get_m, put_m = C.set_channel_class(Channel, get_general, put_general)
+if get_m then
+  Channel.get, Channel.put = get_m, put_m
+else
+  function Channel:put(v)
+    local r, x = cput(self, v)
+    if r == 1 then return end
+    if r == 0 then return put_general(self, v) end
+    return woken(r, x)
+  end
+
+  function Channel:get()
+    local r, v = cget(self)
+    if r == 1 then return v end
+    if r == 0 then return get_general(self) end
+    return woken(r, v)
+  end
 end
 
 -- Number of values currently buffered.

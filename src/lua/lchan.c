@@ -316,9 +316,9 @@ static void cancel_waiter(lua_State *L, int kt, int sc, int s)
 	lua_pop(L, 1);
 }
 
-/* Block the running fiber (at f) with entry values on top (stride - 2 of
- * them after the suspension and token, which this pushes): queue it in
- * channel queue qn and in the scope's (at sc) cancel queue, then yield. */
+/* Register the running fiber (at f) as a waiter: a new suspension with
+ * token 1 (and the value at vi for a put) in channel queue qn and in the
+ * scope's (at sc) cancel queue.  Empties the stack; the caller yields. */
 static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
 {
 	lua_pushvalue(L, UP_SCHED);
@@ -330,7 +330,7 @@ static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, in
 	push_entry(L, c, 1, qn);
 	cancel_waiter(L, kt, sc, s);
 	lua_settop(L, 0);
-	return lua_yield(L, 0);
+	return 0;
 }
 
 /* get(ch) -> 1, v | 0 | (blocks) token, values... */
@@ -348,7 +348,8 @@ static int c_get(lua_State *L)
 		lua_insert(L, -2);
 		return 2;
 	}
-	return block(L, c, 2, 3, 4, 0, 0);
+	block(L, c, 2, 3, 4, 0, 0);
+	return lua_yield(L, 0);
 }
 
 /* put(ch, v) -> 1 | 0 | (blocks) token, values... */
@@ -365,8 +366,78 @@ static int c_put(lua_State *L)
 		lua_pushinteger(L, 1);
 		return 1;
 	}
-	return block(L, c, 3, 4, 5, 1, 2);
+	block(L, c, 3, 4, 5, 1, 2);
+	return lua_yield(L, 0);
 }
+
+#if LUA_VERSION_NUM >= 503
+/* Continuation of get_method/put_method after blocking: the stack holds
+ * the resume values (token, values...).  Token 1: the channel completed
+ * the wait (get returns the value); CANCEL (with the scope): raise as
+ * fibers.perform does. */
+static int woken_k(lua_State *L, int status, lua_KContext is_get)
+{
+	(void)status;
+	if (lua_type(L, 1) == LUA_TNUMBER && lua_tointeger(L, 1) == 1) {
+		if (!is_get)
+			return 0;
+		lua_settop(L, 2);
+		return 1;
+	}
+	if (lua_rawequal(L, 1, UP_CANCEL) && lua_type(L, 2) == LUA_TTABLE) {
+		lua_getfield(L, 2, "_raise");
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 0);
+	}
+	return luaL_error(L, "channel: unexpected wake-up token %s", luaL_typename(L, 1));
+}
+
+/* Continuation of the general path: return what it returned. */
+static int general_k(lua_State *L, int status, lua_KContext base)
+{
+	(void)status;
+	return lua_gettop(L) - (int)base;
+}
+
+/* Not a fiber of an ok scope: the general Lua path (set_channel_class),
+ * called with the channel (and value) at 1..nargs. */
+static int general(lua_State *L, int uv, int nargs)
+{
+	lua_settop(L, nargs);
+	lua_getiuservalue(L, UP_SCHED, uv);
+	lua_insert(L, 1);
+	lua_callk(L, nargs, LUA_MULTRET, 0, general_k);
+	return general_k(L, LUA_OK, 0);
+}
+
+/* ch:get() on Lua 5.3+: the whole fast path in C, the Lua wrapper gone. */
+static int get_method(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
+	if (!push_ok_scope(L, 2))                       /* 3 fiber, 4 scope */
+		return general(L, UV_CHAN_GET, 1);
+	if (try_get(L, c, 1))
+		return 1;
+	block(L, c, 2, 3, 4, 0, 0);
+	return lua_yieldk(L, 0, 1, woken_k);
+}
+
+/* ch:put(v) on Lua 5.3+. */
+static int put_method(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	lua_settop(L, 2);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
+	if (!push_ok_scope(L, 3))                       /* 4 fiber, 5 scope */
+		return general(L, UV_CHAN_PUT, 2);
+	if (try_put(L, c, 1, 2))
+		return 0;
+	block(L, c, 3, 4, 5, 1, 2);
+	return lua_yieldk(L, 0, 0, woken_k);
+}
+#endif
 
 /* buffered(ch) -> number of values buffered */
 static int c_buffered(lua_State *L)
@@ -458,15 +529,31 @@ static int c_sleep_block(lua_State *L)
 	return 1;
 }
 
-/* set_channel_class(mt): the metatable of new channels. */
+/* set_channel_class(mt, get, put) -> get_method, put_method | nothing:
+ * the metatable of new channels and the general Lua forms of ch:get()
+ * and ch:put(v) (a perform); on Lua 5.3+ returns C methods that do the
+ * fast path themselves and fall back to those. */
 static int c_set_channel_class(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_settop(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	lua_settop(L, 3);
 	struct sched *s = lua_touserdata(L, UP_SCHED);
 	s->chan_mt = lua_topointer(L, 1);
+	lua_setiuservalue(L, UP_SCHED, UV_CHAN_PUT);
+	lua_setiuservalue(L, UP_SCHED, UV_CHAN_GET);
 	lua_setiuservalue(L, UP_SCHED, UV_CHAN_MT);
+#if LUA_VERSION_NUM >= 503
+	for (int i = 0; i < 2; i++) {
+		for (int k = 1; k <= 3; k++)
+			lua_pushvalue(L, lua_upvalueindex(k));
+		lua_pushcclosure(L, i ? put_method : get_method, 3);
+	}
+	return 2;
+#else
 	return 0;
+#endif
 }
 
 /* sched:_fast(Susp, CANCEL) -> table of the channel and sleep functions

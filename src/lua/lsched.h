@@ -20,6 +20,7 @@
  *                  token 1 when run (fl_susp_fire)
  *   UV_CHAN_MT     the metatable of channels (lchan.c)
  *   UV_WAITQ_MT    the metatable of wait queues (lwait.c)
+ *   UV_CHAN_GET, UV_CHAN_PUT   the general (Lua) ch:get / ch:put
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -41,7 +42,9 @@
 #define UV_SUSP_MT   13
 #define UV_CHAN_MT   14
 #define UV_WAITQ_MT  15
-#define NUV          15
+#define UV_CHAN_GET  16
+#define UV_CHAN_PUT  17
+#define NUV          17
 #define FL_POOL_MAX  256
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
