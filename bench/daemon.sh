@@ -10,6 +10,9 @@
 #   fibersd_rss          VmRSS of that daemon after READY (KiB)
 #   fibersd_status       `fibersctl status` with those 1000 tasks, ms per
 #                        whole command; ref = a `fibersctl version` round trip
+#   fibersd_status_cpu   the same commands' CPU, ms per command: value = the
+#                        daemon's (/proc/PID/stat), ref = fibersctl's (less
+#                        noisy than wall time on a shared machine)
 #   fibersd_ready_spawn  1000 tasks each starting one `sleep` child -> READY=1
 #   fibersd_idle         100 sleeping tasks: scheduler wake-ups in 10 s
 #                        (/proc/PID/task/*/schedstat run counts)
@@ -130,8 +133,17 @@ sleep 0.5
 rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
 report fibersd_rss "$N" "$rss" KiB 25600
 ref=$(per_cmd_ms 20 "$FIBERSCTL" -S "$W/c.sock" version)
+dcpu0=$(awk '{ print $14 + $15 }' "/proc/$DPID/stat")
+ccpu0=$(awk '{ print $16 + $17 }' /proc/$$/stat)
 st=$(per_cmd_ms 20 "$FIBERSCTL" -S "$W/c.sock" status)
+dcpu1=$(awk '{ print $14 + $15 }' "/proc/$DPID/stat")
+ccpu1=$(awk '{ print $16 + $17 }' /proc/$$/stat)
 report fibersd_status "$N" "$st" ms "$ref"
+# clock ticks of 21 commands (per_cmd_ms runs one more first); the
+# children's ticks (cutime + cstime of this shell) are fibersctl's
+tck=$(getconf CLK_TCK)
+report fibersd_status_cpu "$N" "$(awk -v a="$dcpu0" -v b="$dcpu1" -v t="$tck" 'BEGIN { print (b - a) * 1000 / t / 21 }')" \
+	ms "$(awk -v a="$ccpu0" -v b="$ccpu1" -v t="$tck" 'BEGIN { print (b - a) * 1000 / t / 21 }')"
 stop
 
 # --- 1000 tasks each starting one sleep child: READY -----------------------
