@@ -17,7 +17,7 @@ src_fibersctl_fibersctl_LDADD = $(JANSSON_LIBS) $(INIH_LIBS)
 ## in the subs[] table of src/fibersd/lhost.c.
 noinst_LTLIBRARIES += libfibersdcontrol.la
 libfibersdcontrol_la_SOURCES = src/fibersd/lcontrol.c src/fibersd/lcontrol.h src/fibersd/protocol.h \
-	src/fibersd/lstatus.c src/fibersd/jarena.c src/fibersd/jarena.h
+	src/fibersd/ljson.c src/fibersd/lstatus.c src/fibersd/jarena.c src/fibersd/jarena.h
 libfibersdcontrol_la_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS) $(JANSSON_CFLAGS) -fPIC \
 	-DFIBERSD_VERSION='"$(PACKAGE_VERSION)"'
 libfibersdcontrol_la_LIBADD = $(JANSSON_LIBS)
@@ -65,11 +65,12 @@ FUZZ_CC = clang
 FUZZ_TIME = 10
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz/control: $(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(srcdir)/src/fibersd/lcontrol.h \
-		$(srcdir)/src/fibersd/lstatus.c $(srcdir)/src/fibersd/jarena.c $(srcdir)/src/fibersd/jarena.h
+		$(srcdir)/src/fibersd/ljson.c $(srcdir)/src/fibersd/lstatus.c $(srcdir)/src/fibersd/jarena.c \
+		$(srcdir)/src/fibersd/jarena.h
 	$(AM_V_CC)$(MKDIR_P) fuzz && $(FUZZ_CC) $(FUZZ_FLAGS) -I$(top_builddir) -I$(srcdir)/src/fibersd \
 		$(LUA_CFLAGS) $(JANSSON_CFLAGS) -DFIBERSD_VERSION='"$(PACKAGE_VERSION)"' \
-		$(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(srcdir)/src/fibersd/lstatus.c \
-		$(srcdir)/src/fibersd/jarena.c $(LUA_LIBS) $(JANSSON_LIBS) -lm -o $@
+		$(srcdir)/fuzz/control.c $(srcdir)/src/fibersd/lcontrol.c $(srcdir)/src/fibersd/ljson.c \
+		$(srcdir)/src/fibersd/lstatus.c $(srcdir)/src/fibersd/jarena.c $(LUA_LIBS) $(JANSSON_LIBS) -lm -o $@
 fuzz-control: fuzz/control
 	$(MKDIR_P) fuzz/corpus-control && cp $(srcdir)/fuzz/seeds/control/* fuzz/corpus-control/
 	./fuzz/control -max_total_time=$(FUZZ_TIME) -max_len=65536 -detect_leaks=0 fuzz/corpus-control

@@ -1,7 +1,8 @@
 /*
- * lcontrol.h - the `control` sub-module of `_fibersd` (src/fibersd/lcontrol.c):
- * JSON through jansson, UTF-8 sanitising, peer credentials and roles, signal
- * names, and the protocol constants of protocol.h, for lib/fibersd/control.lua.
+ * lcontrol.h - the `control` sub-module of `_fibersd` for lib/fibersd/
+ * control.lua: peer credentials and roles, signal names and the protocol
+ * constants (lcontrol.c), JSON through jansson and UTF-8 sanitising
+ * (ljson.c), the whole-daemon status reply (lstatus.c).
  */
 #ifndef FIBERSD_LCONTROL_H
 #define FIBERSD_LCONTROL_H
@@ -30,6 +31,10 @@ int ctl_push_dump(lua_State *L, json_t *v, int nl);
 
 /* Non-zero while lstatus.c builds a reply (json_encode/decode then raise). */
 extern int ctl_json_busy;
+
+/* Add json_encode, json_decode, array, sanitize and null to the `control`
+ * table on top of the stack (ljson.c). */
+void ctl_open_json(lua_State *L);
 
 /* Add status_encode to the `control` table on top of the stack (lstatus.c). */
 void ctl_open_status(lua_State *L);

@@ -73,7 +73,7 @@ static const struct {
 	const char *name;
 	lua_CFunction open;
 } subs[] = {
-	{ "control", fd_open_control }, /* lcontrol.c: JSON, peer credentials */
+	{ "control", fd_open_control }, /* lcontrol.c, ljson.c, lstatus.c: control socket */
 	{ NULL, NULL },
 };
 
