@@ -321,7 +321,7 @@ static int f_spawn_in(lua_State *L)
 	lua_settop(L, 3);
 	int si = push_sched(L), kt = si + 1;
 	struct sched *s = lua_touserdata(L, si);
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, with_scope ? 5 : 4);   /* 4: a parked fn() fiber keeps 4 hash slots */
 	int t = lua_gettop(L);
 	lua_pushvalue(L, 3);
 	fl_setk(L, t, kt, K_F);
