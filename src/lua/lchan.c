@@ -86,22 +86,13 @@ static int c_new(lua_State *L)
 	return 1;
 }
 
-/* True if the suspension at idx is still waiting (s[2]). */
-static int waiting(lua_State *L, int idx)
-{
-	lua_rawgeti(L, idx, 2);
-	int w = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return w;
-}
-
 /* Drop entries whose suspension stopped waiting; qt at index qi. */
 static void compact(lua_State *L, struct queue *q, int qi)
 {
 	lua_Integer j = 0;
 	for (lua_Integer i = q->h; i <= q->t; i += q->stride) {
 		lua_rawgeti(L, qi, i);
-		int live = waiting(L, -1);
+		int live = fl_waiting(L, -1);
 		lua_pop(L, 1);
 		if (!live)
 			continue;
@@ -153,7 +144,7 @@ static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
 			lua_rawseti(L, qi, h + k);
 		}
 		q->h = h + q->stride;
-		if (waiting(L, qi + 1)) {
+		if (fl_waiting(L, qi + 1)) {
 			if (q->h > q->t) {
 				q->h = 1;
 				q->t = 0;

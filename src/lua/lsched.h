@@ -121,6 +121,9 @@ int fl_new_susp(lua_State *L, int si, int f);
  * and nv values after it; leaves the stack as it was. */
 void fl_complete(lua_State *L, int si, int kt, int s, int nv);
 
+/* lwait.c: true if the suspension at idx is still waiting (x[2]). */
+int fl_waiting(lua_State *L, int idx);
+
 /* lwait.c: the wait queue at idx or NULL (only in sched:_fast closures). */
 struct waitq *fl_towaitq(lua_State *L, int idx);
 

@@ -69,7 +69,7 @@ static struct waitq *check_waitq(lua_State *L, int idx)
 }
 
 /* True if the suspension at idx is still waiting (x[2]). */
-static int is_waiting(lua_State *L, int idx)
+int fl_waiting(lua_State *L, int idx)
 {
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return 0;
@@ -90,7 +90,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
 	 * growing the queue to the next compaction. */
 	while (n > 0) {
 		lua_rawgeti(L, e, n - 1);
-		int live = is_waiting(L, -1);
+		int live = fl_waiting(L, -1);
 		lua_pop(L, 1);
 		if (live)
 			break;
@@ -104,7 +104,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
 		lua_Integer j = 0;
 		for (lua_Integer i = 1; i <= n; i += 2) {
 			lua_rawgeti(L, e, i);
-			if (is_waiting(L, -1)) {
+			if (fl_waiting(L, -1)) {
 				lua_rawseti(L, e, j + 1);
 				lua_rawgeti(L, e, i + 1);
 				lua_rawseti(L, e, j + 2);
@@ -175,7 +175,7 @@ static int w_wake(lua_State *L)
 		lua_rawseti(L, e, i);
 		lua_pushnil(L);
 		lua_rawseti(L, e, i + 1);
-		if (is_waiting(L, s)) {
+		if (fl_waiting(L, s)) {
 			for (int k = 0; k < nv; k++)
 				lua_pushvalue(L, 2 + k);
 			fl_complete(L, si, si + 1, s, nv);
