@@ -18,13 +18,14 @@
  * only schedules.  A value only moves inside a try, into or out of a
  * suspension that is still waiting.
  *
- * get(ch) / put(ch, v) are the fast forms behind ch:get()/ch:put(v) for a
- * fiber of a scope that is ok: they return 1 (done; get adds the value),
- * 0 (not applicable: not in a scope fiber, or the scope is not ok - the
- * caller takes the general perform path, which raises or blocks), or
- * block: register a suspension in the channel queue and in the scope's
- * cancel wait queue (fibers.op's waitq layout { n, lim, s1, tok1 ... }),
- * then yield; the resume values (token, values...) become the results.
+ * ch:get()/ch:put(v) for a fiber of a scope that is ok: try, else
+ * register a suspension in the channel queue and in the scope's cancel
+ * wait queue (lwait.c) and yield (get_step/put_step).  On Lua 5.3+ they
+ * are the C methods get_method/put_method (a continuation raises on
+ * cancellation; anything else calls the general Lua form, a perform);
+ * on older Luas the C halves get(ch)/put(ch, v) return 1 (done; get adds
+ * the value), 0 (take the general form) or yield and return the resume
+ * values (token, values...) to channel.lua's wrappers.
  */
 #include <math.h>
 #include <string.h>
@@ -324,42 +325,69 @@ static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, in
 	return 0;
 }
 
+/* The fast path of ch:get() / ch:put(v), shared by the C methods (Lua
+ * 5.3+) and the C halves behind channel.lua's wrappers (older Luas). */
+enum step { STEP_GENERAL, STEP_DONE, STEP_BLOCKED };
+
+/* get: STEP_GENERAL (not a fiber of an ok scope), STEP_DONE (the value
+ * on top) or STEP_BLOCKED (registered, stack empty: the caller yields). */
+static enum step get_step(lua_State *L, struct chan *c)
+{
+	lua_settop(L, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
+	if (!push_ok_scope(L, 2))                       /* 3 fiber, 4 scope */
+		return STEP_GENERAL;
+	if (try_get(L, c, 1))
+		return STEP_DONE;
+	block(L, c, 2, 3, 4, 0, 0);
+	return STEP_BLOCKED;
+}
+
+/* put: as get_step, STEP_DONE with nothing pushed. */
+static enum step put_step(lua_State *L, struct chan *c)
+{
+	lua_settop(L, 2);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
+	if (!push_ok_scope(L, 3))                       /* 4 fiber, 5 scope */
+		return STEP_GENERAL;
+	if (try_put(L, c, 1, 2))
+		return STEP_DONE;
+	block(L, c, 3, 4, 5, 1, 2);
+	return STEP_BLOCKED;
+}
+
+#if LUA_VERSION_NUM < 503
 /* get(ch) -> 1, v | 0 | (blocks) token, values... */
 static int c_get(lua_State *L)
 {
-	struct chan *c = check_chan(L, 1);
-	lua_settop(L, 1);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
-	if (!push_ok_scope(L, 2)) {                     /* 3 fiber, 4 scope */
+	switch (get_step(L, check_chan(L, 1))) {
+	case STEP_GENERAL:
 		lua_pushinteger(L, 0);
 		return 1;
-	}
-	if (try_get(L, c, 1)) {
+	case STEP_DONE:
 		lua_pushinteger(L, 1);
 		lua_insert(L, -2);
 		return 2;
+	default:
+		return lua_yield(L, 0);
 	}
-	block(L, c, 2, 3, 4, 0, 0);
-	return lua_yield(L, 0);
 }
 
 /* put(ch, v) -> 1 | 0 | (blocks) token, values... */
 static int c_put(lua_State *L)
 {
-	struct chan *c = check_chan(L, 1);
-	lua_settop(L, 2);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
-	if (!push_ok_scope(L, 3)) {                     /* 4 fiber, 5 scope */
+	switch (put_step(L, check_chan(L, 1))) {
+	case STEP_GENERAL:
 		lua_pushinteger(L, 0);
 		return 1;
-	}
-	if (try_put(L, c, 1, 2)) {
+	case STEP_DONE:
 		lua_pushinteger(L, 1);
 		return 1;
+	default:
+		return lua_yield(L, 0);
 	}
-	block(L, c, 3, 4, 5, 1, 2);
-	return lua_yield(L, 0);
 }
+#endif
 
 #if LUA_VERSION_NUM >= 503
 /* Continuation of get_method/put_method after blocking: the stack holds
@@ -404,29 +432,27 @@ static int general(lua_State *L, int uv, int nargs)
 /* ch:get() on Lua 5.3+: the whole fast path in C, the Lua wrapper gone. */
 static int get_method(lua_State *L)
 {
-	struct chan *c = check_chan(L, 1);
-	lua_settop(L, 1);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
-	if (!push_ok_scope(L, 2))                       /* 3 fiber, 4 scope */
+	switch (get_step(L, check_chan(L, 1))) {
+	case STEP_GENERAL:
 		return general(L, UV_CHAN_GET, 1);
-	if (try_get(L, c, 1))
+	case STEP_DONE:
 		return 1;
-	block(L, c, 2, 3, 4, 0, 0);
-	return lua_yieldk(L, 0, 1, woken_k);
+	default:
+		return lua_yieldk(L, 0, 1, woken_k);
+	}
 }
 
 /* ch:put(v) on Lua 5.3+. */
 static int put_method(lua_State *L)
 {
-	struct chan *c = check_chan(L, 1);
-	lua_settop(L, 2);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
-	if (!push_ok_scope(L, 3))                       /* 4 fiber, 5 scope */
+	switch (put_step(L, check_chan(L, 1))) {
+	case STEP_GENERAL:
 		return general(L, UV_CHAN_PUT, 2);
-	if (try_put(L, c, 1, 2))
+	case STEP_DONE:
 		return 0;
-	block(L, c, 3, 4, 5, 1, 2);
-	return lua_yieldk(L, 0, 0, woken_k);
+	default:
+		return lua_yieldk(L, 0, 0, woken_k);
+	}
 }
 #endif
 
@@ -477,8 +503,10 @@ static const luaL_Reg chan_funcs[] = {
 	{ "try_get", c_try_get },
 	{ "block_put", c_block_put },
 	{ "block_get", c_block_get },
+#if LUA_VERSION_NUM < 503
 	{ "put", c_put },
 	{ "get", c_get },
+#endif
 	{ "buffered", c_buffered },
 	{ "capacity", c_capacity },
 	{ "sleep_block", c_sleep_block },

@@ -49,9 +49,9 @@
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
-       K_CW, K_QN, K_LIM, K_TAG, K_F, K_NF, NKEYS = K_NF };
+       K_CW, K_TAG, K_F, K_NF, NKEYS = K_NF };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
-		       "scope", "_status", "_cw", "n", "lim", "tag", "_f", "_nf" }
+		       "scope", "_status", "_cw", "tag", "_f", "_nf" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
