@@ -36,13 +36,15 @@ M.monotime = core.sys.monotime
 -- layers (_exit: see _set_exit_handler).  Private fields start with an
 -- underscore: _n is the number of pending resume values (nil = not
 -- scheduled), _1.._3 / _v hold them; dead is set once the function
--- returned or raised.  A scope fiber (_spawn_in) gets its coroutine when
--- it first runs (until then co is nil and _f holds the function); on Lua
--- 5.4 the coroutine of a fiber whose function returned is recycled for a
--- later fiber and co set to nil (doc/decisions.md, "Hot paths in C").  The hot paths - running a fiber (the scheduler's
--- task interface), fiber:resume, the running fiber, spawning a scope
--- fiber - are C (src/lua/lfiber.c); the scheduler resumes queued fibers
--- directly.
+-- returned or raised.  A scope fiber (_spawn_in, Scope:spawn) gets its
+-- coroutine when it first runs (until then co is nil and _f holds the
+-- function), and with nothing to inherit it is queued as a lazy record
+-- whose table is made only when something asks for the running fiber;
+-- on Lua 5.4 the coroutine of a fiber whose function returned is recycled
+-- for a later fiber and co set to nil (doc/decisions.md, "Hot paths in
+-- C").  The hot paths - running a fiber (the scheduler's task interface),
+-- fiber:resume, the running fiber, spawning a scope fiber - are C
+-- (src/lua/lfiber.c); the scheduler resumes queued fibers directly.
 local Fiber = {}
 Fiber.__index = Fiber
 M.Fiber = Fiber
@@ -91,10 +93,16 @@ function M.spawn_raw(fn, ...)
   return f
 end
 
--- Internal (fibers.scope): _spawn_in(S, with_scope, fn) -> fiber: a fiber
--- of scope S calling fn(S) (with_scope) or fn(), i.e. spawn_raw plus
--- `scope` and `_exit` = S, built in C (spawning is a hot path).
+-- Internal (fibers.scope): _spawn_in(S, with_scope, fn): queue a fiber of
+-- scope S calling fn(S) (with_scope) or fn(), i.e. spawn_raw plus `scope`
+-- and `_exit` = S, built in C (spawning is a hot path); returns nothing.
 M._spawn_in = C.spawn_in
+
+-- Internal (fibers.scope): Scope:spawn in C, whose cases other than the
+-- hot one (no extra arguments, admission open) call the Lua form given
+-- to _set_spawn_general(f).
+M._scope_spawn = C.scope_spawn
+function M._set_spawn_general(f) set_handler("spawn", f) end
 
 -- runtime.current_fiber() -> the running fiber, or nil outside fibers.
 M.current_fiber = current_fiber

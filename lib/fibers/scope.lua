@@ -366,17 +366,14 @@ function Scope:_spawn(with_scope, fn, ...)
 end
 
 -- Run fn(scope, ...) in a new fiber of this scope; false, reason if refused.
-function Scope:spawn(fn, ...)
-  if type(fn) ~= "function" then error("spawn: expected function, got " .. type(fn), 2) end
-  -- Fast path (hot): no extra arguments and admission open (= _refusal()
-  -- returning nil).
-  if not self._status and not self._js and not self._closed and select('#', ...) == 0 then
-    self._nf = self._nf + 1
-    spawn_in(self, true, fn)
-    return true
-  end
+-- Scope:spawn is C (src/lua/lfiber.c f_scope_spawn, a hot path): it checks
+-- fn, and does the case of no extra arguments with admission open (none
+-- of _status, _js, _closed: _refusal() returning nil) itself; every other
+-- call goes to this general form.
+runtime._set_spawn_general(function(self, fn, ...)
   return self:_spawn(true, fn, ...)
-end
+end)
+Scope.spawn = runtime._scope_spawn
 
 -- Register finaliser f(aborted, status, primary_or_nil); returns detach().
 function Scope:finally(f)

@@ -281,7 +281,8 @@ static int c_block_put(lua_State *L)
  * pushes nothing and returns 0.  Also pushes the fiber below it. */
 static int push_ok_scope(lua_State *L, int kt)
 {
-	if (lua_getiuservalue(L, UP_SCHED, UV_CUR) != LUA_TTABLE) {
+	fl_push_current(L, UP_SCHED, kt);
+	if (lua_type(L, -1) != LUA_TTABLE) {
 		lua_pop(L, 1);
 		return 0;
 	}

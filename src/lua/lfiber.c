@@ -36,6 +36,24 @@ static int push_handler(lua_State *L, int si, int uv, int fi)
 	return 1;
 }
 
+/* Push a coroutine for a new fiber: one from the pool (Lua 5.4) or a new
+ * one; returns it. */
+static lua_State *new_co(lua_State *L, int si)
+{
+	struct sched *s = lua_touserdata(L, si);
+	if (s->npool > 0) {
+		lua_getiuservalue(L, si, UV_POOL);
+		lua_rawgeti(L, -1, s->npool);
+		lua_pushnil(L);
+		lua_rawseti(L, -3, s->npool);
+		s->npool--;
+		lua_remove(L, -2);
+	} else {
+		lua_newthread(L);
+	}
+	return lua_tothread(L, -1);
+}
+
 /* The coroutine of fiber fi.  A fiber spawned by spawn_in has none until
  * it first runs (field _f holds its function): it gets one now, from the
  * pool or new, with the function pushed - so fibers waiting to start cost
@@ -51,18 +69,7 @@ static lua_State *fiber_co(lua_State *L, int si, int kt, int fi)
 		lua_pop(L, 1);
 		return NULL;
 	}
-	struct sched *s = lua_touserdata(L, si);
-	if (s->npool > 0) {
-		lua_getiuservalue(L, si, UV_POOL);
-		lua_rawgeti(L, -1, s->npool);
-		lua_pushnil(L);
-		lua_rawseti(L, -3, s->npool);
-		s->npool--;
-		lua_remove(L, -2);
-	} else {
-		lua_newthread(L);
-	}
-	co = lua_tothread(L, -1);
+	co = new_co(L, si);
 	fl_setk(L, fi, kt, K_CO);
 	lua_xmove(L, co, 1);                    /* the function */
 	lua_pushnil(L);
@@ -70,37 +77,47 @@ static lua_State *fiber_co(lua_State *L, int si, int kt, int fi)
 	return co;
 }
 
-/* Keep the coroutine of fiber fi, whose function returned, for a later
- * fiber (Lua 5.4, where a coroutine that returned can start a new
- * function): its hook is cleared and fi.co set to nil, so the dead fiber
- * no longer reaches it. */
-static void recycle(lua_State *L, int si, int kt, int fi, lua_State *co)
+/* Put coroutine co (at index ci), whose function returned, in the pool
+ * for a later fiber (Lua 5.4, where a coroutine that returned can start a
+ * new function), its hook cleared; 1 if it was pooled. */
+static int pool_put(lua_State *L, int si, int ci, lua_State *co)
 {
 #if LUA_VERSION_NUM >= 504
 	struct sched *s = lua_touserdata(L, si);
 	if (s->npool >= FL_POOL_MAX || lua_status(co) != LUA_OK || lua_gettop(co) != 0)
-		return;
+		return 0;
 	lua_sethook(co, NULL, 0, 0);
 	lua_getiuservalue(L, si, UV_POOL);
-	fl_getk(L, fi, kt, K_CO);
+	lua_pushvalue(L, ci);
 	lua_rawseti(L, -2, ++s->npool);
 	lua_pop(L, 1);
-	lua_pushnil(L);
-	fl_setk(L, fi, kt, K_CO);
+	return 1;
 #else
-	(void)L, (void)si, (void)kt, (void)fi, (void)co;
+	(void)L, (void)si, (void)ci, (void)co;
+	return 0;
 #endif
 }
 
-/* A scope fiber (field _exit = its scope S) returned: scope.lua's exit
+/* Keep the coroutine of fiber fi, whose function returned, for a later
+ * fiber (pool_put); the dead fiber's co is set to nil, so it no longer
+ * reaches it. */
+static void recycle(lua_State *L, int si, int kt, int fi, lua_State *co)
+{
+	fl_getk(L, fi, kt, K_CO);
+	if (pool_put(L, si, lua_gettop(L), co)) {
+		lua_pushnil(L);
+		fl_setk(L, fi, kt, K_CO);
+	}
+	lua_pop(L, 1);
+}
+
+/* A scope fiber of scope S (its field _exit) returned: scope.lua's exit
  * handler then only runs fiber_done(S) - S._nf minus one, waking the
  * scope's idle waiters at zero.  While other fibers remain (_nf > 1)
  * that is one decrement, done here; returns 0 when the handler must run. */
-static int quick_exit(lua_State *L, int kt, int fi)
+static int scope_quick_exit(lua_State *L, int kt, int S)
 {
 	int done = 0;
-	fl_getk(L, fi, kt, K_EXIT);
-	int S = lua_gettop(L);
 	if (lua_type(L, S) == LUA_TTABLE && fl_getk(L, S, kt, K_NF) == LUA_TNUMBER) {
 		lua_Integer n = lua_tointeger(L, -1);
 		if (n > 1) {
@@ -109,9 +126,20 @@ static int quick_exit(lua_State *L, int kt, int fi)
 			done = 1;
 		}
 	}
-	lua_settop(L, S - 1);
+	lua_pop(L, 1);
 	return done;
 }
+
+/* scope_quick_exit for the scope fiber fi. */
+static int quick_exit(lua_State *L, int kt, int fi)
+{
+	fl_getk(L, fi, kt, K_EXIT);
+	int done = scope_quick_exit(L, kt, lua_gettop(L));
+	lua_pop(L, 1);
+	return done;
+}
+
+static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st);
 
 /* Resume fiber fi with the nargs values on top of L's stack (popped). */
 static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
@@ -132,9 +160,12 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 		lua_pushvalue(L, fi);
 		lua_setiuservalue(L, si, UV_CUR);
 		struct sched *sd = lua_touserdata(L, si);
+		int was_lazy = sd->lazy;        /* (a nested run: see fl_lazy_run) */
+		sd->lazy = 0;
 		if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
 			lua_call(L, 1, 0);
 		st = fl_resume(co, L, nargs, &nres);
+		sd->lazy = was_lazy;
 		lua_setiuservalue(L, si, UV_CUR);      /* restore prev */
 		if (sd->has_leave && push_handler(L, si, UV_LEAVE, fi))
 			lua_call(L, 1, 0);
@@ -147,6 +178,14 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 		else
 			lua_xmove(co, L, 1);            /* the error value */
 	}
+	finish(L, si, kt, fi, co, st);
+}
+
+/* Fiber fi, running co, returned (st LUA_OK) or raised (the error value
+ * on top of the stack, popped): mark it dead, recycle its coroutine, run
+ * the exit or unscoped handler. */
+static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st)
+{
 	lua_pushboolean(L, 1);
 	fl_setk(L, fi, kt, K_DEAD);
 	int scoped = fl_getk(L, fi, kt, K_EXIT) != LUA_TNIL;
@@ -169,6 +208,146 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 		lua_call(L, 2, 0);
 	}
 	lua_pop(L, 1);
+}
+
+/* Lazy scope fibers.  A fiber spawned by spawn_in with nothing to
+ * inherit (no tag, no resume hooks) is queued as a three-slot record -
+ * marker, function, scope (fl_spawn_lazy) - and has neither a table nor
+ * a coroutine until it runs.  While it runs, s->lazy is set, UV_CUR holds
+ * its scope and UV_LAZY its coroutine; its fiber table is made
+ * (materialise) the first time anything asks for the running fiber
+ * (runtime.current_fiber, the C channel and sleep paths), or when it
+ * yields or raises.  A fiber that returns without that - short fibers -
+ * costs a queue record, a pooled coroutine and its scope's count. */
+static char LAZY_WITH_SCOPE, LAZY_BARE;
+
+/* Push a new fiber table { [key k] = the value at vi, scope = S,
+ * _exit = S } (S: index of the scope) sized for nrec fields. */
+static void fiber_table(lua_State *L, int kt, int si, int k, int vi, int S, int nrec)
+{
+	lua_createtable(L, 0, nrec);
+	int t = lua_gettop(L);
+	lua_pushvalue(L, vi);
+	fl_setk(L, t, kt, k);
+	lua_pushvalue(L, S);
+	fl_setk(L, t, kt, K_SCOPE);
+	lua_pushvalue(L, S);
+	fl_setk(L, t, kt, K_EXIT);
+	lua_getiuservalue(L, si, UV_FIBER_MT);
+	lua_setmetatable(L, t);
+}
+
+/* Turn the running lazy fiber into its fiber table: pushes it and makes
+ * it UV_CUR.  ci: index of its coroutine, or 0 to take it from UV_LAZY. */
+static void materialise(lua_State *L, int si, int kt, int ci)
+{
+	lua_getiuservalue(L, si, UV_CUR);       /* the scope */
+	int S = lua_gettop(L);
+	if (!ci) {
+		lua_getiuservalue(L, si, UV_LAZY);
+		ci = S + 1;
+	}
+	fiber_table(L, kt, si, K_CO, ci, S, 4);
+	lua_pushvalue(L, -1);
+	lua_setiuservalue(L, si, UV_CUR);
+	((struct sched *)lua_touserdata(L, si))->lazy = 0;
+	lua_replace(L, S);
+	lua_settop(L, S);
+}
+
+void fl_push_current(lua_State *L, int si, int kt)
+{
+	if (((struct sched *)lua_touserdata(L, si))->lazy)
+		materialise(L, si, kt, 0);
+	else
+		lua_getiuservalue(L, si, UV_CUR);
+}
+
+int fl_is_lazy_marker(const void *p)
+{
+	return p == &LAZY_WITH_SCOPE || p == &LAZY_BARE;
+}
+
+void fl_lazy_run(lua_State *L, int si, int kt, int q, lua_Integer i, const void *marker)
+{
+	struct sched *s = lua_touserdata(L, si);
+	int base = lua_gettop(L);
+	lua_rawgeti(L, q, i + 1);               /* fn */
+	lua_rawgeti(L, q, i + 2);               /* S */
+	lua_pushnil(L);
+	lua_rawseti(L, q, i + 1);
+	lua_pushnil(L);
+	lua_rawseti(L, q, i + 2);
+	int fn = base + 1, S = base + 2;
+	int nargs = marker == &LAZY_WITH_SCOPE;
+	lua_State *co = new_co(L, si);
+	int ci = lua_gettop(L);
+	lua_pushvalue(L, fn);
+	lua_xmove(L, co, 1);
+	if (s->has_enter || s->has_leave || s->lazy) {
+		/* the hooks are given fiber tables; so is a nested run */
+		fiber_table(L, kt, si, K_CO, ci, S, 4);
+		int t = lua_gettop(L);
+		if (nargs)
+			lua_pushvalue(L, S);
+		resume_with(L, si, kt, t, nargs);
+		lua_settop(L, base);
+		return;
+	}
+	lua_getiuservalue(L, si, UV_CUR);       /* prev, kept until restored */
+	int prev = lua_gettop(L);
+	lua_pushvalue(L, S);
+	lua_setiuservalue(L, si, UV_CUR);
+	lua_pushvalue(L, ci);
+	lua_setiuservalue(L, si, UV_LAZY);
+	if (nargs) {
+		lua_pushvalue(L, S);
+		lua_xmove(L, co, 1);
+	}
+	s->lazy = 1;
+	int nres = 0;
+	int st = fl_resume(co, L, nargs, &nres);
+	if (s->lazy) {
+		if (st == LUA_OK && scope_quick_exit(L, kt, S)) {
+			s->lazy = 0;
+			lua_pushvalue(L, prev);
+			lua_setiuservalue(L, si, UV_CUR);
+			lua_settop(co, 0);
+			pool_put(L, si, ci, co);
+			lua_settop(L, base);
+			return;
+		}
+		materialise(L, si, kt, ci);
+	} else {
+		lua_getiuservalue(L, si, UV_CUR);  /* made while it ran */
+	}
+	int fi = lua_gettop(L);
+	lua_pushvalue(L, prev);
+	lua_setiuservalue(L, si, UV_CUR);
+	if (st == LUA_YIELD) {
+		lua_pop(co, nres);
+	} else {
+		if (st == LUA_OK)
+			lua_settop(co, 0);
+		else
+			lua_xmove(co, L, 1);    /* the error value */
+		finish(L, si, kt, fi, co, st);
+	}
+	lua_settop(L, base);
+}
+
+/* Queue a lazy fiber of scope S (at index S) running fn (at fn). */
+static void spawn_lazy(lua_State *L, struct sched *s, int si, int S, int fn, int with_scope)
+{
+	lua_getiuservalue(L, si, s->nextq);
+	lua_pushlightuserdata(L, with_scope ? &LAZY_WITH_SCOPE : &LAZY_BARE);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pushvalue(L, fn);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pushvalue(L, S);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pop(L, 1);
+	s->next_extra += 2;
 }
 
 /* Run the fiber at index fi now with its pending resume values. */
@@ -242,7 +421,13 @@ static int push_sched(lua_State *L)
 /* current() -> the running fiber, or nil outside fibers. */
 static int f_current(lua_State *L)
 {
-	lua_getiuservalue(L, lua_upvalueindex(1), UV_CUR);
+	int si = lua_upvalueindex(1);
+	if (((struct sched *)lua_touserdata(L, si))->lazy) {
+		lua_getiuservalue(L, si, UV_KEYS);
+		materialise(L, si, lua_gettop(L), 0);
+	} else {
+		lua_getiuservalue(L, si, UV_CUR);
+	}
 	return 1;
 }
 
@@ -311,51 +496,95 @@ static int f_run_now(lua_State *L)
 	return 0;
 }
 
-/* spawn_in(S, with_scope, fn) -> fiber: a fiber of scope S calling fn(S)
- * (with_scope) or fn(), queued for the next turn, inheriting the running
- * fiber's tag.  Its coroutine is made when it first runs (fiber_co). */
+/* Queue a fiber of scope S (at index S) calling fn (at fn) with S
+ * (with_scope) or nothing, inheriting the running fiber's tag.  With no
+ * tag to inherit and no resume hooks it is a lazy record (see
+ * fl_lazy_run); else a table whose coroutine is made when it first runs
+ * (fiber_co).  Leaves the stack as it was. */
+static void spawn_core(lua_State *L, int si, int kt, int S, int fn, int with_scope)
+{
+	struct sched *s = lua_touserdata(L, si);
+	int top = lua_gettop(L);
+	int tv = 0;                             /* the tag to inherit, if any */
+	if (!s->lazy) {                         /* (a lazy fiber has no tag) */
+		if (lua_getiuservalue(L, si, UV_CUR) != LUA_TNIL
+		    && fl_getk(L, lua_gettop(L), kt, K_TAG) != LUA_TNIL)
+			tv = lua_gettop(L);
+		else
+			lua_settop(L, top);
+	}
+	if (!tv && !s->has_enter && !s->has_leave) {
+		spawn_lazy(L, s, si, S, fn, with_scope);
+		return;
+	}
+	/* 4: a parked fn() fiber keeps 4 hash slots */
+	fiber_table(L, kt, si, K_F, fn, S, with_scope ? 5 : 4);
+	int t = lua_gettop(L);
+	lua_pushinteger(L, with_scope ? 1 : 0);
+	fl_setk(L, t, kt, K_N);
+	if (with_scope) {
+		lua_pushvalue(L, S);
+		fl_setk(L, t, kt, K_1);
+	}
+	if (tv) {
+		lua_pushvalue(L, tv);
+		fl_setk(L, t, kt, K_TAG);
+	}
+	lua_pushvalue(L, t);
+	fl_sched_push(L, s, si);
+	lua_settop(L, top);
+}
+
+/* spawn_in(S, with_scope, fn): a fiber of scope S calling fn(S)
+ * (with_scope) or fn(), queued for the next turn (spawn_core). */
 static int f_spawn_in(lua_State *L)
 {
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	int with_scope = lua_toboolean(L, 2);
 	lua_settop(L, 3);
-	int si = push_sched(L), kt = si + 1;
-	struct sched *s = lua_touserdata(L, si);
-	lua_createtable(L, 0, with_scope ? 5 : 4);   /* 4: a parked fn() fiber keeps 4 hash slots */
-	int t = lua_gettop(L);
-	lua_pushvalue(L, 3);
-	fl_setk(L, t, kt, K_F);
-	lua_pushvalue(L, 1);
-	fl_setk(L, t, kt, K_SCOPE);
-	lua_pushvalue(L, 1);
-	fl_setk(L, t, kt, K_EXIT);
-	lua_pushinteger(L, with_scope ? 1 : 0);
-	fl_setk(L, t, kt, K_N);
-	if (with_scope) {
-		lua_pushvalue(L, 1);
-		fl_setk(L, t, kt, K_1);
+	int si = push_sched(L);
+	spawn_core(L, si, si + 1, 1, 3, with_scope);
+	return 0;
+}
+
+/* Scope:spawn(fn, ...) -> true | false, reason (scope.lua installs it).
+ * The fast case - no extra arguments, the scope open (none of _status,
+ * _js, _closed set) - is the admission, S._nf + 1 and spawn_core here;
+ * anything else calls the Lua form given to set("spawn", f). */
+static int f_scope_spawn(lua_State *L)
+{
+	int n = lua_gettop(L);
+	if (lua_type(L, 2) != LUA_TFUNCTION)
+		return luaL_error(L, "spawn: expected function, got %s",
+				  n < 2 ? "nil" : luaL_typename(L, 2));
+	if (n == 2 && lua_type(L, 1) == LUA_TTABLE) {
+		int si = push_sched(L), kt = si + 1;
+		int open = fl_getk(L, 1, kt, K_STATUS) == LUA_TNIL
+			&& fl_getk(L, 1, kt, K_JS) == LUA_TNIL
+			&& fl_getk(L, 1, kt, K_CLOSED) == LUA_TNIL
+			&& fl_getk(L, 1, kt, K_NF) == LUA_TNUMBER;
+		if (open) {
+			lua_Integer nf = lua_tointeger(L, -1);
+			lua_pushinteger(L, nf + 1);
+			fl_setk(L, 1, kt, K_NF);
+			spawn_core(L, si, kt, 1, 2, 1);
+			lua_pushboolean(L, 1);
+			return 1;
+		}
+		lua_settop(L, n);
 	}
-	if (lua_getiuservalue(L, si, UV_CUR) != LUA_TNIL) {
-		int cur = lua_gettop(L);
-		if (fl_getk(L, cur, kt, K_TAG) != LUA_TNIL)
-			fl_setk(L, t, kt, K_TAG);
-		else
-			lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
-	lua_getiuservalue(L, si, UV_FIBER_MT);
-	lua_setmetatable(L, t);
-	lua_pushvalue(L, t);
-	fl_sched_push(L, s, si);
-	return 1;
+	lua_getiuservalue(L, lua_upvalueindex(1), UV_SPAWN);
+	lua_insert(L, 1);
+	lua_call(L, n, LUA_MULTRET);
+	return lua_gettop(L);
 }
 
 /* set(name, value): install a hook/handler ("enter", "leave", "exit",
- * "unscoped"); nil clears. */
+ * "unscoped") or the general Scope:spawn ("spawn"); nil clears. */
 static int f_set(lua_State *L)
 {
-	static const char *const names[] = { "enter", "leave", "exit", "unscoped", NULL };
-	static const int uvs[] = { UV_ENTER, UV_LEAVE, UV_EXIT, UV_UNSCOPED };
+	static const char *const names[] = { "enter", "leave", "exit", "unscoped", "spawn", NULL };
+	static const int uvs[] = { UV_ENTER, UV_LEAVE, UV_EXIT, UV_UNSCOPED, UV_SPAWN };
 	int i = luaL_checkoption(L, 1, NULL, names);
 	lua_settop(L, 2);
 	int si = push_sched(L);
@@ -375,6 +604,7 @@ static const luaL_Reg fiber_funcs[] = {
 	{ "run", f_run },
 	{ "run_now", f_run_now },
 	{ "spawn_in", f_spawn_in },
+	{ "scope_spawn", f_scope_spawn },
 	{ "set", f_set },
 	{ NULL, NULL },
 };

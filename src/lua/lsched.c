@@ -226,6 +226,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 	s->cur_i = 0;
 	s->nextq = s->curq == UV_QA ? UV_QB : UV_QA;
 	s->next_n = 0;
+	s->next_extra = 0;
 	lua_getiuservalue(L, 1, UV_KEYS);
 	int kt = lua_gettop(L);
 	lua_getiuservalue(L, 1, s->curq);
@@ -238,6 +239,13 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		int t = lua_type(L, -1);
 		if (t == LUA_TFUNCTION) {
 			lua_call(L, 0, 0);
+			continue;
+		}
+		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
+			const void *m = lua_touserdata(L, -1);
+			lua_pop(L, 1);
+			s->cur_i += 2;
+			fl_lazy_run(L, 1, kt, q, i, m);
 			continue;
 		}
 		if (t == LUA_TTABLE && lua_getmetatable(L, -1)) {
@@ -258,6 +266,11 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		lua_call(L, 1, 0);
 	}
 	lua_pop(L, 2);
+	if (s->cur_n > FL_QUEUE_KEEP) {
+		/* a burst grew this queue's array: do not keep it */
+		lua_newtable(L);
+		lua_setiuservalue(L, 1, s->curq);
+	}
 	s->cur_i = s->cur_n = 0;
 }
 
@@ -275,6 +288,8 @@ static void salvage(lua_State *L, struct sched *s)
 	int cur = lua_gettop(L) - 1, nxt = cur + 1;
 	for (lua_Integer k = 1; k <= left; k++) {       /* compact to 1..left */
 		lua_rawgeti(L, cur, s->cur_i + k);
+		if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+			s->next_extra += 2;
 		lua_pushnil(L);
 		lua_rawseti(L, cur, s->cur_i + k);
 		lua_rawseti(L, cur, k);
@@ -381,6 +396,7 @@ static int s_clear(lua_State *L)
 		lua_setiuservalue(L, 1, i);
 	}
 	s->next_n = 0;
+	s->next_extra = 0;
 	s->cur_n = s->cur_i;    /* a turn in progress stops after this task */
 	return 0;
 }
@@ -389,7 +405,7 @@ static int s_clear(lua_State *L)
 static int s_counts(lua_State *L)
 {
 	struct sched *s = self(L);
-	lua_pushinteger(L, (lua_Integer)s->next_n);
+	lua_pushinteger(L, (lua_Integer)(s->next_n - s->next_extra));
 	lua_pushinteger(L, (lua_Integer)loop_timer_count(s->loop));
 	lua_pushinteger(L, (lua_Integer)loop_fd_count(s->loop));
 	return 3;

@@ -21,6 +21,8 @@
  *   UV_CHAN_MT     the metatable of channels (lchan.c)
  *   UV_WAITQ_MT    the metatable of wait queues (lwait.c)
  *   UV_CHAN_GET, UV_CHAN_PUT   the general (Lua) ch:get / ch:put
+ *   UV_LAZY        the coroutine of the running lazy fiber (lfiber.c)
+ *   UV_SPAWN       the general (Lua) Scope:spawn (lfiber.c f_scope_spawn)
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -44,14 +46,19 @@
 #define UV_WAITQ_MT  15
 #define UV_CHAN_GET  16
 #define UV_CHAN_PUT  17
-#define NUV          17
+#define UV_LAZY      18
+#define UV_SPAWN     19
+#define NUV          19
 #define FL_POOL_MAX  256
+/* A run queue that held more slots than this in a turn is replaced by a
+ * new table after it (its array part would stay that large). */
+#define FL_QUEUE_KEEP 4096
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
-       K_CW, K_TAG, K_F, K_NF, NKEYS = K_NF };
+       K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, NKEYS = K_CLOSED };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
-		       "scope", "_status", "_cw", "tag", "_f", "_nf" }
+		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
@@ -81,6 +88,9 @@ struct sched {
 	int stopping;
 	int npool;              /* coroutines in UV_POOL */
 	int has_enter, has_leave;       /* UV_ENTER / UV_LEAVE set */
+	int lazy;               /* a lazy fiber runs: UV_CUR is its scope */
+	lua_Integer next_extra; /* next-turn queue slots that are not tasks
+				 * (the 2 extra slots of each lazy record) */
 	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT,
 	 * UV_CHAN_MT, UV_WAITQ_MT (anchored there): identity checks without
 	 * fetching the user value. */
@@ -110,6 +120,18 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi);
  * si is the scheduler's index.  Raises on a double resume or a finished
  * fiber. */
 void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
+
+/* Push the running fiber (nil outside fibers), making the table of a
+ * running lazy fiber first; kt: index of the keys table. */
+void fl_push_current(lua_State *L, int si, int kt);
+
+/* True if p is the light userdata marking a lazy fiber record in a run
+ * queue: the marker, then the function and the scope (3 slots). */
+int fl_is_lazy_marker(const void *p);
+
+/* Run the lazy fiber record after slot i of queue q (its function and
+ * scope; both slots cleared) now; marker is the record's first slot. */
+void fl_lazy_run(lua_State *L, int si, int kt, int q, lua_Integer i, const void *marker);
 
 struct waitq;
 

@@ -205,6 +205,109 @@ end))
 t.is_deeply(res, { n = 2, "failed", "boom" }, "a failing lazily-started fiber fails its scope")
 
 ---------------------------------------------------------------------------
+-- lazy scope fibers (lfiber.c fl_lazy_run): a fiber spawned with nothing
+-- to inherit has no table until something asks for it; then it is one
+-- table for its whole life, with its scope and coroutine
+res = t.pack(fibers.run(function()
+  local out = {}
+  fibers.run_scope(function(s)
+    s:spawn(function(s2)
+      local f = runtime.current_fiber()
+      out[1] = type(f) == "table" and f == runtime.current_fiber()
+      out[2] = f.scope == s and s2 == s and f._exit == s
+      out[3] = f.co == coroutine.running()
+      -- asked from a coroutine nested in the fiber: the same fiber
+      local g = coroutine.wrap(function() return runtime.current_fiber() end)()
+      out[4] = g == f
+      sleep.sleep(0.001)
+      out[5] = runtime.current_fiber() == f and not f.dead
+    end)
+    -- made from a nested coroutine first: co is still the fiber's own
+    s:spawn(function()
+      local co = coroutine.running()
+      local g = coroutine.wrap(function() return runtime.current_fiber() end)()
+      out[6] = g.co == co and runtime.current_fiber() == g
+    end)
+  end)
+  return unpack(out, 1, 6)
+end))
+t.is_deeply(res, { n = 6, true, true, true, true, true, true },
+  "a lazy fiber's table is made once, on demand, with its scope and coroutine")
+
+-- the run queue counts a lazy record as one runnable task
+res = t.pack(fibers.run(function()
+  local before = sched:counts()
+  fibers.run_scope(function(s)
+    for _ = 1, 3 do s:spawn(function() end) end
+    res = sched:counts()
+  end)
+  return res - before, (sched:counts())
+end))
+t.is_deeply(res, { n = 2, 3, 0 }, "sched:counts() counts each queued lazy fiber once")
+
+-- a tag is inherited (the eager path), and a lazy fiber spawning is fine
+res = t.pack(fibers.run(function()
+  local tags = {}
+  fibers.run_scope(function(s)
+    runtime.current_fiber().tag = "T"
+    s:spawn(function() tags[1] = runtime.current_fiber().tag end)
+    runtime.current_fiber().tag = nil
+    s:spawn(function()
+      s:spawn(function() tags[2] = runtime.current_fiber().tag or "none" end)
+    end)
+    sleep.sleep(0.001)   -- (a joining scope admits no new fiber)
+  end)
+  return tags[1], tags[2]
+end))
+t.is_deeply(res, { n = 2, "T", "none" }, "spawned fibers inherit the spawner's tag, lazy ones have none")
+
+-- resume hooks see fiber tables for every fiber
+do
+  local seen, bad = 0, 0
+  runtime.set_resume_hook(function(f)
+    if type(f) == "table" and f.co then seen = seen + 1 else bad = bad + 1 end
+  end, nil)
+  fibers.run(function()
+    fibers.run_scope(function(s)
+      for _ = 1, 5 do s:spawn(function() end) end
+    end)
+  end)
+  runtime.set_resume_hook(nil, nil)
+  t.ok(seen >= 6 and bad == 0, "resume hooks get a fiber table for each resume (" .. seen .. ", " .. bad .. ")")
+end
+
+-- a lazy fiber that raises a non-string value fails its scope with it
+res = t.pack(fibers.run(function()
+  local st, err = fibers.run_scope(function(s)
+    s:spawn(function() error({ code = 7 }) end)
+  end)
+  return st, (tostring(err):match("^table: "))
+end))
+t.is_deeply(res, { n = 2, "failed", "table: " }, "a lazy fiber raising a table fails its scope with it (as text)")
+
+-- Scope:spawn (C): its argument check points at the caller, extra
+-- arguments and closed scopes take the general form
+res = t.pack(fibers.run(function()
+  local out = {}
+  fibers.run_scope(function(s)
+    local ok, err = pcall(s.spawn, s, 42)
+    out[1] = not ok and err:match("spawn: expected function, got number$")
+    ok, err = pcall(function() s:spawn() end)
+    out[2] = not ok and err:match("^[^:]+:%d+: (.*)$")
+    local got
+    out[3] = s:spawn(function(s2, a, b) got = (s2 == s) and a + b end, 2, 3)
+    sleep.sleep(0.001)
+    out[4] = got
+    s:cancel("stop")
+    out[5] = table.concat({ tostring((s:spawn(function() end))), select(2, s:spawn(function() end)) }, " ")
+  end)
+  return unpack(out, 1, 5)
+end))
+t.is_deeply(res, { n = 5, "spawn: expected function, got number",
+  "spawn: expected function, got nil", true, 5, "false scope is cancelled" },
+  "Scope:spawn checks fn at the caller; extra arguments and refusals work")
+
+---------------------------------------------------------------------------
 -- wait queues (C): FIFO wake of live entries only; stale entries at the
 -- tail are dropped at the next push
 do
