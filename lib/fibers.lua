@@ -37,6 +37,14 @@ function M.perform(o)
   if getmetatable(o) ~= Op then error("perform: expected op, got " .. type(o), 2) end
   return perform_in(o, f.scope or scope.root())
 end
+-- On Lua 5.3+ it is C (src/lua/lperform.c, a hot path): the same checks
+-- and messages, the try phase of primitive ops and flat choices in C, the
+-- rest here.
+if op._fast.make_perform then
+  M.perform = op._fast.make_perform(Op, function(o, sc)
+    return perform_in(o, sc or scope.root())
+  end, op._prim_block, op._flat_block)
+end
 
 -- Status-first perform: "ok", ... | "failed", primary | "cancelled", reason.
 function M.try_perform(o)

@@ -38,7 +38,7 @@ local Channel = { __name = "fibers.channel" }
 Channel.__index = Channel
 
 local C = op._fast
-local cnew, try_put, try_get = C.new, C.try_put, C.try_get
+local cnew, try_put = C.new, C.try_put
 local block_put, block_get, cput, cget = C.block_put, C.block_get, C.put, C.get
 
 local perform
@@ -58,7 +58,9 @@ end
 
 local function put_try(o) return try_put(o.ch, o.v) end
 local function put_block(suspension, token, o) block_put(o.ch, suspension, token, o.v) end
-local function get_try(o) return try_get(o.ch) end
+-- (The try of a get op is C - op._fast.get_try - so that the C perform
+-- recognises it and tries the channel inline.)
+local get_try = C.get_try
 local function get_block(suspension, token, o) block_get(o.ch, suspension, token) end
 
 -- The Op that puts `v` (yields nothing once delivered or buffered).

@@ -46,6 +46,7 @@ local getmetatable = (debug and debug.getmetatable) or getmetatable
 local M = {}
 
 local PRIM, CHOICE, GUARD, NACK, WRAP, ABORT, ORELSE = 1, 2, 3, 4, 5, 6, 7
+M._PRIM = PRIM
 
 local Op = {}
 Op.__index = Op
@@ -255,6 +256,11 @@ function M.choice(...)
   c.k = CHOICE; c.flat = flat
   return setmetatable(c, Op)
 end
+
+-- op.choice is C (src/lua/lperform.c, a hot path): it checks the arms
+-- with the messages above and builds a two-primitive-arm choice itself;
+-- everything else comes here.
+M.choice = M._fast.make_choice(Op, M.choice)
 
 -- g() builds the op afresh at every perform.
 function M.guard(g)
@@ -595,6 +601,10 @@ flat_from = function(ops, sc, i, left)
   local leaf = ops[i]
   return flat_result(ops, sc, i, left, leaf.try(leaf))
 end
+
+-- The block halves, for the C fibers.perform (src/lua/lperform.c), which
+-- does the try phase of primitive ops and flat choices itself.
+M._prim_block, M._flat_block = prim_block, flat_block
 
 -- Perform op, raced against sc's not-ok condition when sc is given.
 local function perform_in(op, sc)

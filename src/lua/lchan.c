@@ -244,6 +244,34 @@ static int c_try_put(lua_State *L)
 }
 
 /* try_get(ch) -> true, v | false */
+int fl_chan_try_get(lua_State *L, int ci)
+{
+	return try_get(L, lua_touserdata(L, ci), ci);
+}
+
+int fl_is_chan(lua_State *L, int idx)
+{
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	return lua_type(L, idx) == LUA_TUSERDATA && fl_has_mt(L, idx, s->chan_mt);
+}
+
+/* get_try(op) -> ready, value: the try of a channel's get op (op.ch). */
+int fl_op_get_try(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
+	fl_getk(L, 1, 2, K_CH);
+	check_chan(L, 3);
+	if (!try_get(L, lua_touserdata(L, 3), 3)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushboolean(L, 1);
+	lua_insert(L, -2);
+	return 2;
+}
+
 static int c_try_get(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
@@ -511,6 +539,12 @@ static const luaL_Reg chan_funcs[] = {
 	{ "buffered", c_buffered },
 	{ "capacity", c_capacity },
 	{ "sleep_block", c_sleep_block },
+	{ "get_try", fl_op_get_try },
+	{ "try_dt", fl_sleep_try_dt },
+	{ "make_choice", fl_make_choice },
+#if LUA_VERSION_NUM >= 503
+	{ "make_perform", fl_make_perform },
+#endif
 	{ "set_channel_class", c_set_channel_class },
 	{ NULL, NULL },
 };

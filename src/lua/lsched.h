@@ -56,9 +56,11 @@
 
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
-       K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, NKEYS = K_CLOSED };
+       K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, K_K, K_FLAT, K_TRY, K_WF,
+       K_CH, K_A, NKEYS = K_A };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
-		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed" }
+		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed", \
+		       "k", "flat", "try", "wf", "ch", "a" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
@@ -89,6 +91,7 @@ struct sched {
 	int npool;              /* coroutines in UV_POOL */
 	int has_enter, has_leave;       /* UV_ENTER / UV_LEAVE set */
 	int lazy;               /* a lazy fiber runs: UV_CUR is its scope */
+	unsigned rng;           /* xorshift state: choice start arms (lperform.c) */
 	lua_Integer next_extra; /* next-turn queue slots that are not tasks
 				 * (the 2 extra slots of each lazy record) */
 	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT,
@@ -154,6 +157,27 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok);
 
 /* lwait.c: waitq, waitq_push, waitq_wake, waitq_len for sched:_fast(). */
 extern const luaL_Reg fl_wait_funcs[];
+
+/* lchan.c: try a get on the channel at ci (a value, a channel checked by
+ * the caller): 1 with the value pushed, or 0.  For closures whose first
+ * upvalue is the scheduler (as every sched:_fast() function). */
+int fl_chan_try_get(lua_State *L, int ci);
+
+/* lchan.c: true if the value at idx is a channel. */
+int fl_is_chan(lua_State *L, int idx);
+
+/* lchan.c: try(op) of a channel's get op: ready, value (op.ch). */
+int fl_op_get_try(lua_State *L);
+
+/* lperform.c: try(op) of sleep_op(dt): op.a <= 0. */
+int fl_sleep_try_dt(lua_State *L);
+
+/* lperform.c: make_perform(Op, general, prim_block, flat_block) ->
+ * fibers.perform in C (Lua 5.3+); a sched:_fast() function. */
+int fl_make_perform(lua_State *L);
+
+/* lperform.c: make_choice(Op, general) -> op.choice in C. */
+int fl_make_choice(lua_State *L);
 
 /* sched:_fast(Susp, CANCEL) -> the C channel and sleep functions. */
 int fl_sched_fast(lua_State *L);

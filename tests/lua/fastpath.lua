@@ -308,6 +308,76 @@ t.is_deeply(res, { n = 5, "spawn: expected function, got number",
   "Scope:spawn checks fn at the caller; extra arguments and refusals work")
 
 ---------------------------------------------------------------------------
+-- fibers.perform (C on Lua 5.3+) and op.choice (C): the same checks and
+-- messages, wraps, blocking, fairness and the general forms
+do
+  local where = "^[^:]+:%d+: "
+  local ok, err = pcall(fibers.perform, op.always(1))
+  t.ok(not ok and err:match("fibers.perform: must be called from inside a fiber$"),
+    "perform outside a fiber raises: " .. tostring(err))
+  ok, err = pcall(function() local c = op.choice(op.never(), 42); return c end)
+  t.ok(not ok and err:match(where .. "choice: expected op, got number$"),
+    "choice names a bad arm at the caller: " .. tostring(err))
+  ok, err = pcall(function() local c = op.choice("x"); return c end)
+  t.ok(not ok and err:match(where .. "choice: expected op, got string$"),
+    "choice of one bad arm raises at the caller: " .. tostring(err))
+  local c2 = op.choice(op.always(1), op.never())
+  local nested = op.choice(c2, op.always(3))
+  t.is_deeply({ c2.k == nested.k, #c2, #nested, c2.flat, nested.flat }, { true, 2, 3, true, true },
+    "two primitive arms make a flat choice; nested choices are flattened")
+end
+
+res = t.pack(fibers.run(function()
+  local out = {}
+  local ok, err = pcall(function() local v = fibers.perform(42); return v end)
+  out[1] = not ok and err:match("^[^:]+:%d+: (perform: expected op, got number)$") or err
+  -- a wrap of the winning leaf, also one that blocks
+  out[2] = fibers.perform(op.choice(op.always(20):wrap(function(v) return v + 1 end), op.never()))
+  local ch = chan.new(1)
+  ch:put(5)
+  out[3] = fibers.perform(ch:get_op():wrap(function(v) sleep.sleep(0.001); return v * 2 end))
+  -- nothing ready: the choice blocks; the sleep wins
+  out[4] = fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(0.001):wrap(function() return "timeout" end)))
+  -- sleep_op(0) is ready in the try phase (C try), sleep_op(-1) too
+  out[5] = select('#', fibers.perform(op.choice(sleep.sleep_op(0), op.never())))
+  out[6] = select('#', fibers.perform(sleep.sleep_op(-1)))
+  -- fairness: both arms always ready, each wins about half the time
+  local a, b = 0, 0
+  local both = op.choice(op.always("a"), op.always("b"))
+  for _ = 1, 2000 do
+    if fibers.perform(both) == "a" then a = a + 1 else b = b + 1 end
+  end
+  out[7] = a > 600 and b > 600
+  -- a compiled op (guard) and a raw fiber (no scope) take the general form
+  out[8] = fibers.perform(op.guard(function() return op.always("g") end))
+  runtime.spawn_raw(function() out[9] = fibers.perform(op.choice(op.always("raw"), op.never())) end)
+  -- a lazily started fiber performs without asking for its fiber first
+  fibers.run_scope(function(s)
+    s:spawn(function()
+      ch:put(9)
+      out[10] = fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(1)))
+    end)
+  end)
+  sleep.sleep(0.001)
+  return unpack(out, 1, 10)
+end))
+t.is_deeply(res, { n = 10, "perform: expected op, got number", 21, 10, "timeout", 0, 0, true,
+  "g", "raw", 9 }, "fibers.perform: checks, wraps (also blocking), blocking choice, C tries, fairness, general forms")
+
+-- a perform in a cancelled scope raises before trying anything
+res = t.pack(fibers.run(function()
+  local ch = chan.new(1)
+  ch:put("kept")
+  local st, err = fibers.run_scope(function(s)
+    s:cancel("stop")
+    fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(1)))
+  end)
+  return st, err, ch:get()
+end))
+t.is_deeply(res, { n = 3, "cancelled", "stop", "kept" },
+  "perform in a cancelled scope raises the cancellation and takes nothing")
+
+---------------------------------------------------------------------------
 -- wait queues (C): FIFO wake of live entries only; stale entries at the
 -- tail are dropped at the next push
 do

@@ -1,0 +1,254 @@
+/*
+ * lperform.c - fibers.perform (library.md §2, §4) in C for Lua 5.3+, and
+ * op.choice and the C try of sleep_op (every version).
+ *
+ * The common performs - a primitive op or a flat choice, by a fiber of a
+ * scope that is ok - are done here exactly as op.lua's perform_in does
+ * them: try each leaf from a random start (xorshift in struct sched.rng),
+ * the first ready one wins and its wrap (leaf.wf) gets the values; when
+ * none is ready, op.lua's prim_block / flat_block (Lua) block.  Leaf
+ * tries that are the C try of a channel's get op or of sleep_op are done
+ * inline; other tries are called.  Everything else - a fiber without a
+ * scope, a scope that is not ok, an op that needs compiling - goes to the
+ * general Lua form, so cancellation and errors are exactly its own.
+ * What may block (wraps, the block halves, the general form) is called
+ * with a continuation.
+ *
+ * op.choice is C too (every version): two primitive arms make a flat
+ * choice here, the rest is the Lua form.
+ *
+ * The closures made here have the upvalues of every sched:_fast()
+ * function (1 the scheduler - lchan.c's helpers read it -, 2 Susp, 3
+ * CANCEL), then 4 Op, 5 the general (Lua) form, and for perform 6
+ * prim_block, 7 flat_block.
+ */
+#include "lbind.h"
+#include "lsched.h"
+
+/* try(op) of sleep_op(dt): ready once performed when dt <= 0. */
+int fl_sleep_try_dt(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_pushliteral(L, "a");
+	lua_rawget(L, 1);
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		return luaL_error(L, "sleep_op: duration is not a number");
+	lua_pushboolean(L, lua_tonumber(L, -1) <= 0);
+	return 1;
+}
+
+#define UP_SCHED   lua_upvalueindex(1)
+#define UP_OP      lua_upvalueindex(4)
+#define UP_GENERAL lua_upvalueindex(5)
+#define UP_PBLOCK  lua_upvalueindex(6)
+#define UP_FBLOCK  lua_upvalueindex(7)
+
+enum { PRIM = 1, CHOICE = 2 };          /* op.lua's kinds (op.k) */
+
+/* True if the value at idx is an op (metatable Op). */
+static int is_op(lua_State *L, int idx)
+{
+	if (!lua_getmetatable(L, idx))
+		return 0;
+	int ok = lua_rawequal(L, -1, UP_OP);
+	lua_pop(L, 1);
+	return ok;
+}
+
+/* True if the op at idx is a primitive (kt: the keys). */
+static int is_prim(lua_State *L, int kt, int idx)
+{
+	int ok = fl_getk(L, idx, kt, K_K) == LUA_TNUMBER && lua_tointeger(L, -1) == PRIM;
+	lua_pop(L, 1);
+	return ok;
+}
+
+/* choice(...): op.choice.  Two primitive arms make a flat choice
+ * { a, b, k = CHOICE, flat = true } here; the rest is the Lua form. */
+static int choice(lua_State *L)
+{
+	int n = lua_gettop(L);
+	for (int i = 1; i <= n; i++)
+		if (!is_op(L, i))
+			return luaL_error(L, "choice: expected op, got %s", luaL_typename(L, i));
+	if (n == 2) {
+		lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
+		if (is_prim(L, 3, 1) && is_prim(L, 3, 2)) {
+			lua_createtable(L, 2, 2);
+			lua_pushvalue(L, 1);
+			lua_rawseti(L, 4, 1);
+			lua_pushvalue(L, 2);
+			lua_rawseti(L, 4, 2);
+			lua_pushinteger(L, CHOICE);
+			fl_setk(L, 4, 3, K_K);
+			lua_pushboolean(L, 1);
+			fl_setk(L, 4, 3, K_FLAT);
+			lua_pushvalue(L, UP_OP);
+			lua_setmetatable(L, 4);
+			return 1;
+		}
+		lua_settop(L, 2);
+	}
+	lua_pushvalue(L, UP_GENERAL);
+	lua_insert(L, 1);
+	lua_call(L, n, 1);
+	return 1;
+}
+
+int fl_make_choice(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	for (int i = 1; i <= 3; i++)
+		lua_pushvalue(L, lua_upvalueindex(i));
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushcclosure(L, choice, 5);
+	return 1;
+}
+
+#if LUA_VERSION_NUM >= 503
+
+/* Continuation: the values above slot ctx are the results. */
+static int ret_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	return lua_gettop(L) - (int)ctx;
+}
+
+/* Call the function below the nargs values on top; its results (above
+ * slot base) are returned, also after a yield. */
+static int call_ret(lua_State *L, int nargs, int base)
+{
+	lua_callk(L, nargs, LUA_MULTRET, base, ret_k);
+	return ret_k(L, LUA_OK, base);
+}
+
+/* Try the leaf at lf (kt: the keys): pushes what try(leaf) returns -
+ * ready, values... - and returns how many. */
+static int try_leaf(lua_State *L, int kt, int lf)
+{
+	int base = lua_gettop(L);
+	fl_getk(L, lf, kt, K_TRY);
+	lua_CFunction cf = lua_tocfunction(L, -1);
+	if (cf == fl_op_get_try) {
+		lua_pop(L, 1);
+		fl_getk(L, lf, kt, K_CH);
+		int ci = lua_gettop(L);
+		if (fl_is_chan(L, ci)) {
+			if (fl_chan_try_get(L, ci)) {   /* the value above ci */
+				lua_pushboolean(L, 1);
+				lua_replace(L, ci);
+				return 2;
+			}
+			lua_pop(L, 1);
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		lua_pop(L, 1);
+		fl_getk(L, lf, kt, K_TRY);      /* (raises as it would) */
+	} else if (cf == fl_sleep_try_dt) {
+		lua_pop(L, 1);
+		if (fl_getk(L, lf, kt, K_A) == LUA_TNUMBER) {
+			int ready = lua_tonumber(L, -1) <= 0;
+			lua_pop(L, 1);
+			lua_pushboolean(L, ready);
+			return 1;
+		}
+		lua_pop(L, 1);
+		fl_getk(L, lf, kt, K_TRY);
+	}
+	lua_pushvalue(L, lf);
+	lua_call(L, 1, LUA_MULTRET);
+	return lua_gettop(L) - base;
+}
+
+/* The leaf at lf won with ready at slot first and its values above:
+ * return them, through its wrap if it has one. */
+static int won(lua_State *L, int kt, int lf, int first)
+{
+	lua_remove(L, first);
+	if (fl_getk(L, lf, kt, K_WF) == LUA_TNIL) {
+		lua_pop(L, 1);
+		return lua_gettop(L) - first + 1;
+	}
+	lua_insert(L, first);
+	return call_ret(L, lua_gettop(L) - first, first - 1);
+}
+
+/* Call f(op, scope) (slots 1 and 3): the general form or a block half. */
+static int call2(lua_State *L, int f)
+{
+	lua_settop(L, 3);
+	lua_pushvalue(L, f);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 3);
+	return call_ret(L, 2, 3);
+}
+
+static unsigned next_rand(struct sched *s)
+{
+	unsigned x = s->rng ? s->rng : 0x9e3779b9u;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return s->rng = x;
+}
+
+/* perform(op): fibers.perform. */
+static int perform(lua_State *L)
+{
+	lua_settop(L, 1);
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
+	int t = lua_getiuservalue(L, UP_SCHED, UV_CUR); /* 3: fiber, or a lazy one's scope */
+	if (t == LUA_TNIL)
+		return luaL_error(L, "fibers.perform: must be called from inside a fiber");
+	if (!lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UP_OP))
+		return luaL_error(L, "perform: expected op, got %s", luaL_typename(L, 1));
+	lua_settop(L, 3);
+	if (!s->lazy) {
+		fl_getk(L, 3, 2, K_SCOPE);
+		lua_replace(L, 3);
+	}
+	if (lua_type(L, 3) != LUA_TTABLE || fl_getk(L, 3, 2, K_STATUS) != LUA_TNIL)
+		return call2(L, UP_GENERAL);
+	lua_pop(L, 1);
+	int k = fl_getk(L, 1, 2, K_K) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+	lua_pop(L, 1);
+	if (k == PRIM) {
+		if (try_leaf(L, 2, 1) > 0 && lua_toboolean(L, 4))
+			return won(L, 2, 1, 4);
+		return call2(L, UP_PBLOCK);
+	}
+	int flat = k == CHOICE && fl_getk(L, 1, 2, K_FLAT) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+	if (!flat || n < 1)
+		return call2(L, UP_GENERAL);
+	lua_settop(L, 3);
+	lua_Integer start = (lua_Integer)(next_rand(s) % (unsigned)n);
+	for (lua_Integer j = 0; j < n; j++) {
+		lua_rawgeti(L, 1, (start + j) % n + 1);  /* 4: the leaf */
+		if (try_leaf(L, 2, 4) > 0 && lua_toboolean(L, 5))
+			return won(L, 2, 4, 5);
+		lua_settop(L, 3);
+	}
+	return call2(L, UP_FBLOCK);
+}
+
+int fl_make_perform(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	for (int i = 2; i <= 4; i++)
+		luaL_checktype(L, i, LUA_TFUNCTION);
+	lua_settop(L, 4);
+	for (int i = 1; i <= 3; i++)
+		lua_pushvalue(L, lua_upvalueindex(i));
+	for (int i = 1; i <= 4; i++)
+		lua_pushvalue(L, i);
+	lua_pushcclosure(L, perform, 7);
+	return 1;
+}
+
+#endif
