@@ -38,12 +38,12 @@ function M.perform(o)
   return perform_in(o, f.scope or scope.root())
 end
 -- On Lua 5.3+ it is C (src/lua/lperform.c, a hot path): the same checks
--- and messages, the try phase of primitive ops and flat choices in C, the
--- rest here.
+-- and messages; primitive ops and flat choices are tried, blocked on and
+-- woken in C; the rest here.
 if op._fast.make_perform then
   M.perform = op._fast.make_perform(Op, function(o, sc)
     return perform_in(o, sc or scope.root())
-  end, op._prim_block, op._flat_block)
+  end, op._TASK_ERR)
 end
 
 -- Status-first perform: "ok", ... | "failed", primary | "cancelled", reason.

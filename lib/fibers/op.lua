@@ -84,6 +84,7 @@ Susp.__name = "fibers.suspension"
 local TASK_ERR = {}   -- task:cancel(reason): the perform raises `reason`
 local CANCEL = {}     -- the scope's not-ok condition won (see _perform_in)
 M._CANCEL = CANCEL
+M._TASK_ERR = TASK_ERR   -- (for the C fibers.perform, src/lua/lperform.c)
 
 -- Internal: the C hot paths of fibers.channel and fibers.sleep
 -- (src/lua/lchan.c), which build suspensions of this layout and
@@ -601,10 +602,6 @@ flat_from = function(ops, sc, i, left)
   local leaf = ops[i]
   return flat_result(ops, sc, i, left, leaf.try(leaf))
 end
-
--- The block halves, for the C fibers.perform (src/lua/lperform.c), which
--- does the try phase of primitive ops and flat choices itself.
-M._prim_block, M._flat_block = prim_block, flat_block
 
 -- Perform op, raced against sc's not-ok condition when sc is given.
 local function perform_in(op, sc)

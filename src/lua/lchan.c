@@ -325,7 +325,7 @@ static int push_ok_scope(lua_State *L, int kt)
 
 /* Register the suspension at s with CANCEL in the cancel queue of the
  * scope at sc (fibers.op's protocol for scope-aware performs). */
-static void cancel_waiter(lua_State *L, int kt, int sc, int s)
+void fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
 {
 	fl_getk(L, sc, kt, K_CW);
 	struct waitq *q = fl_towaitq(L, -1);
@@ -349,7 +349,7 @@ static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, in
 	if (vi)
 		lua_pushvalue(L, vi);
 	push_entry(L, c, 1, qn);
-	cancel_waiter(L, kt, sc, s);
+	fl_cancel_waiter(L, kt, sc, s);
 	lua_settop(L, 0);
 	return 0;
 }
@@ -578,7 +578,7 @@ static int c_sleep_block(lua_State *L)
 		lua_pushvalue(L, s);
 		h = fl_sched_timer(L, lua_touserdata(L, 2), 2, core_monotime() + dt);
 	}
-	cancel_waiter(L, 3, 5, s);
+	fl_cancel_waiter(L, 3, 5, s);
 	lua_pushinteger(L, h);
 	return 1;
 }

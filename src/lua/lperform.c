@@ -6,7 +6,8 @@
  * scope that is ok - are done here exactly as op.lua's perform_in does
  * them: try each leaf from a random start (xorshift in struct sched.rng),
  * the first ready one wins and its wrap (leaf.wf) gets the values; when
- * none is ready, op.lua's prim_block / flat_block (Lua) block.  Leaf
+ * none is ready, block here as op.lua's prim_block / flat_block do and
+ * yield from this C function (woken_k continues).  Leaf
  * tries that are the C try of a channel's get op or of sleep_op are done
  * inline; other tries are called.  Everything else - a fiber without a
  * scope, a scope that is not ok, an op that needs compiling - goes to the
@@ -20,7 +21,7 @@
  * The closures made here have the upvalues of every sched:_fast()
  * function (1 the scheduler - lchan.c's helpers read it -, 2 Susp, 3
  * CANCEL), then 4 Op, 5 the general (Lua) form, and for perform 6
- * prim_block, 7 flat_block.
+ * op.lua's TASK_ERR token.
  */
 #include "lbind.h"
 #include "lsched.h"
@@ -40,8 +41,8 @@ int fl_sleep_try_dt(lua_State *L)
 #define UP_SCHED   lua_upvalueindex(1)
 #define UP_OP      lua_upvalueindex(4)
 #define UP_GENERAL lua_upvalueindex(5)
-#define UP_PBLOCK  lua_upvalueindex(6)
-#define UP_FBLOCK  lua_upvalueindex(7)
+#define UP_CANCEL  lua_upvalueindex(3)
+#define UP_TASKERR lua_upvalueindex(6)
 
 enum { PRIM = 1, CHOICE = 2 };          /* op.lua's kinds (op.k) */
 
@@ -164,11 +165,10 @@ static int try_leaf(lua_State *L, int kt, int lf)
 	return lua_gettop(L) - base;
 }
 
-/* The leaf at lf won with ready at slot first and its values above:
- * return them, through its wrap if it has one. */
-static int won(lua_State *L, int kt, int lf, int first)
+/* The leaf at lf won with its values from slot first up: return them,
+ * through its wrap if it has one. */
+static int won_values(lua_State *L, int kt, int lf, int first)
 {
-	lua_remove(L, first);
 	if (fl_getk(L, lf, kt, K_WF) == LUA_TNIL) {
 		lua_pop(L, 1);
 		return lua_gettop(L) - first + 1;
@@ -177,14 +177,103 @@ static int won(lua_State *L, int kt, int lf, int first)
 	return call_ret(L, lua_gettop(L) - first, first - 1);
 }
 
-/* Call f(op, scope) (slots 1 and 3): the general form or a block half. */
-static int call2(lua_State *L, int f)
+/* The leaf at lf won with ready at slot first and its values above. */
+static int won(lua_State *L, int kt, int lf, int first)
+{
+	lua_remove(L, first);
+	return won_values(L, kt, lf, first);
+}
+
+/* Call the general form f(op, scope) (slots 1 and 3). */
+static int general(lua_State *L)
 {
 	lua_settop(L, 3);
-	lua_pushvalue(L, f);
+	lua_pushvalue(L, UP_GENERAL);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 3);
 	return call_ret(L, 2, 3);
+}
+
+/* Run and clear the cleanups of the suspension at s, as op.lua's
+ * run_cleanups: s[3] = { f, a, b, ..., n = 3k } -> f(a, b) each. */
+static void run_cleanups(lua_State *L, int s)
+{
+	if (lua_rawgeti(L, s, 3) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return;
+	}
+	int c = lua_gettop(L);
+	lua_pushnil(L);
+	lua_rawseti(L, s, 3);
+	lua_pushliteral(L, "n");
+	lua_rawget(L, c);
+	lua_Integer n = lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	for (lua_Integer i = 1; i <= n; i += 3) {
+		lua_rawgeti(L, c, i);
+		lua_rawgeti(L, c, i + 1);
+		lua_rawgeti(L, c, i + 2);
+		lua_call(L, 2, 0);
+	}
+	lua_pop(L, 1);
+}
+
+/* Continuation of a perform that blocked (op.lua's prim_after_block /
+ * flat_after_block): slots 1 op, 2 keys, 3 scope, 4 suspension, then the
+ * resume values - token, values... */
+static int woken_k(lua_State *L, int status, lua_KContext flat)
+{
+	(void)status;
+	run_cleanups(L, 4);
+	if (lua_rawequal(L, 5, UP_CANCEL)) {
+		lua_getfield(L, 3, "_raise");
+		lua_pushvalue(L, 3);
+		lua_call(L, 1, 0);
+		return luaL_error(L, "perform: the scope's _raise returned");
+	}
+	if (lua_rawequal(L, 5, UP_TASKERR)) {
+		lua_settop(L, 6);
+		return lua_error(L);            /* error((...), 0) */
+	}
+	if (flat) {
+		if (!lua_isinteger(L, 5) || lua_rawgeti(L, 1, lua_tointeger(L, 5)) != LUA_TTABLE)
+			return luaL_error(L, "perform: unexpected wake-up token");
+	} else {
+		lua_pushvalue(L, 1);
+	}
+	lua_replace(L, 5);                      /* 5: the leaf that won */
+	return won_values(L, 2, 5, 6);
+}
+
+/* Nothing was ready: one suspension registered with the op (flat: with
+ * every arm, in order, until one completes it) and, still waiting, in
+ * the scope's cancel queue; then yield (woken_k continues).  Slots: 1 op,
+ * 2 keys, 3 scope.  The fiber parks in this C frame: no Lua block frame
+ * and no coroutine.yield frame above it (parked fibers stay small). */
+static int block(lua_State *L, int flat)
+{
+	lua_settop(L, 3);
+	fl_push_current(L, UP_SCHED, 2);        /* 4: the fiber (made if lazy) */
+	fl_new_susp(L, UP_SCHED, 4);            /* 5 */
+	lua_replace(L, 4);                      /* 4: the suspension */
+	lua_Integer n = flat ? (lua_Integer)lua_rawlen(L, 1) : 1;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (flat)
+			lua_rawgeti(L, 1, i);   /* 5: the leaf */
+		else
+			lua_pushvalue(L, 1);
+		fl_getk(L, 5, 2, K_BLOCK);
+		lua_pushvalue(L, 4);
+		lua_pushinteger(L, i);
+		lua_pushvalue(L, 5);
+		lua_call(L, 3, 0);              /* leaf.block(s, i, leaf) */
+		lua_settop(L, 4);
+		if (!fl_waiting(L, 4))
+			break;
+	}
+	if (fl_waiting(L, 4))
+		fl_cancel_waiter(L, 2, 3, 4);
+	return lua_yieldk(L, 0, flat, woken_k);
 }
 
 static unsigned next_rand(struct sched *s)
@@ -213,19 +302,19 @@ static int perform(lua_State *L)
 		lua_replace(L, 3);
 	}
 	if (lua_type(L, 3) != LUA_TTABLE || fl_getk(L, 3, 2, K_STATUS) != LUA_TNIL)
-		return call2(L, UP_GENERAL);
+		return general(L);
 	lua_pop(L, 1);
 	int k = fl_getk(L, 1, 2, K_K) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
 	lua_pop(L, 1);
 	if (k == PRIM) {
 		if (try_leaf(L, 2, 1) > 0 && lua_toboolean(L, 4))
 			return won(L, 2, 1, 4);
-		return call2(L, UP_PBLOCK);
+		return block(L, 0);
 	}
 	int flat = k == CHOICE && fl_getk(L, 1, 2, K_FLAT) == LUA_TBOOLEAN && lua_toboolean(L, -1);
 	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
 	if (!flat || n < 1)
-		return call2(L, UP_GENERAL);
+		return general(L);
 	lua_settop(L, 3);
 	lua_Integer start = (lua_Integer)(next_rand(s) % (unsigned)n);
 	for (lua_Integer j = 0; j < n; j++) {
@@ -234,20 +323,20 @@ static int perform(lua_State *L)
 			return won(L, 2, 4, 5);
 		lua_settop(L, 3);
 	}
-	return call2(L, UP_FBLOCK);
+	return block(L, 1);
 }
 
 int fl_make_perform(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	for (int i = 2; i <= 4; i++)
-		luaL_checktype(L, i, LUA_TFUNCTION);
-	lua_settop(L, 4);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	luaL_checkany(L, 3);
+	lua_settop(L, 3);
 	for (int i = 1; i <= 3; i++)
 		lua_pushvalue(L, lua_upvalueindex(i));
-	for (int i = 1; i <= 4; i++)
+	for (int i = 1; i <= 3; i++)
 		lua_pushvalue(L, i);
-	lua_pushcclosure(L, perform, 7);
+	lua_pushcclosure(L, perform, 6);
 	return 1;
 }
 

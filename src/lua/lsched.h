@@ -57,10 +57,10 @@
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
        K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, K_K, K_FLAT, K_TRY, K_WF,
-       K_CH, K_A, NKEYS = K_A };
+       K_CH, K_A, K_BLOCK, NKEYS = K_BLOCK };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
 		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed", \
-		       "k", "flat", "try", "wf", "ch", "a" }
+		       "k", "flat", "try", "wf", "ch", "a", "block" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
@@ -163,6 +163,11 @@ extern const luaL_Reg fl_wait_funcs[];
  * upvalue is the scheduler (as every sched:_fast() function). */
 int fl_chan_try_get(lua_State *L, int ci);
 
+/* lchan.c: register the suspension at s with CANCEL in the cancel queue
+ * of the scope at sc (fibers.op's protocol for scope-aware performs);
+ * CANCEL is upvalue 3 of the calling closure (a sched:_fast() one). */
+void fl_cancel_waiter(lua_State *L, int kt, int sc, int s);
+
 /* lchan.c: true if the value at idx is a channel. */
 int fl_is_chan(lua_State *L, int idx);
 
@@ -172,8 +177,8 @@ int fl_op_get_try(lua_State *L);
 /* lperform.c: try(op) of sleep_op(dt): op.a <= 0. */
 int fl_sleep_try_dt(lua_State *L);
 
-/* lperform.c: make_perform(Op, general, prim_block, flat_block) ->
- * fibers.perform in C (Lua 5.3+); a sched:_fast() function. */
+/* lperform.c: make_perform(Op, general, TASK_ERR) -> fibers.perform in
+ * C (Lua 5.3+); a sched:_fast() function. */
 int fl_make_perform(lua_State *L);
 
 /* lperform.c: make_choice(Op, general) -> op.choice in C. */

@@ -377,6 +377,39 @@ end))
 t.is_deeply(res, { n = 3, "cancelled", "stop", "kept" },
   "perform in a cancelled scope raises the cancellation and takes nothing")
 
+-- a perform that blocked (C on 5.3+): woken by the scope's cancellation
+-- (the losing sleep's timer cleaned up), by a cancelled task (its reason
+-- raised), by a block half completing at once, by a wrap of the winner
+res = t.pack(fibers.run(function()
+  local out = {}
+  local ch = chan.new()
+  local st, err = fibers.run_scope(function(s)
+    s:spawn(function()
+      fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(10)))
+    end)
+    sleep.sleep(0.001)
+    out[1] = timers()
+    s:cancel("bye")
+  end)
+  out[2], out[3], out[4] = st, err, timers()
+  local task
+  local leaf = op.new_primitive(nil, function() return false end,
+    function(susp, tok) task = susp:complete_task(tok, "never") end)
+  local ok, e = pcall(function()
+    fibers.spawn(function() sleep.sleep(0.001); task:cancel("why") end)
+    local v = fibers.perform(op.choice(leaf, op.never()))
+    return v
+  end)
+  out[5] = not ok and e
+  local now = op.new_primitive(nil, function() return false end,
+    function(susp, tok) susp:complete(tok, "at once") end)
+  out[6] = fibers.perform(op.choice(op.never(), now))
+  out[7] = fibers.perform(now:wrap(function(v) sleep.sleep(0.001); return v .. "!" end))
+  return unpack(out, 1, 7)
+end))
+t.is_deeply(res, { n = 7, 1, "cancelled", "bye", 0, "why", "at once", "at once!" },
+  "a blocked perform wakes on cancellation (timer cleaned), task cancel, at-once completion, with wraps")
+
 ---------------------------------------------------------------------------
 -- wait queues (C): FIFO wake of live entries only; stale entries at the
 -- tail are dropped at the next push
