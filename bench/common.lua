@@ -32,6 +32,19 @@ function M.report(name, n, value, unit, ref)
   io.stdout:flush()
 end
 
+-- n bare coroutines, each parked in a yield, in a table (the reference
+-- of the parked case and the floor of the timers case).
+function M.parked_coroutines(n)
+  local cos = {}
+  local function park() coroutine.yield() end
+  for i = 1, n do
+    local c = coroutine.create(park)
+    coroutine.resume(c)
+    cos[i] = c
+  end
+  return cos
+end
+
 -- Lua heap in bytes after a full collection.
 function M.heap()
   collectgarbage(); collectgarbage()

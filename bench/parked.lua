@@ -10,14 +10,8 @@ local B = require 'common'
 local N = B.n(100000)
 
 -- reference
-local cos = {}
-local function parked() coroutine.yield() end
 local h0 = B.heap()
-for i = 1, N do
-  local c = coroutine.create(parked)
-  coroutine.resume(c)
-  cos[i] = c
-end
+local cos = B.parked_coroutines(N)
 local ref = (B.heap() - h0) / N
 cos = nil
 

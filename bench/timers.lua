@@ -30,14 +30,8 @@ end)
 B.report("timers", N, wall, "s", 0.1)
 
 collectgarbage(); collectgarbage()
-local parked = {}
-local function park() coroutine.yield() end
 local t0 = B.clock()
-for i = 1, N do
-  local co = coroutine.create(park)
-  coroutine.resume(co)
-  parked[i] = co
-end
+local parked = B.parked_coroutines(N)
 local floor = B.clock() - t0 + 0.1
 parked = nil
 B.report("timers_floor", N, floor, "s", 0.15)
