@@ -140,22 +140,31 @@ static int quick_exit(lua_State *L, int kt, int fi)
 }
 
 static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st);
+static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco);
 
 /* Resume fiber fi with the nargs values on top of L's stack (popped). */
 static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
+{
+	resume_on(L, si, kt, fi, nargs, 0);
+}
+
+/* Resume fiber fi with the nargs values on top of L's stack (popped),
+ * or (onco) already on top of its coroutine's stack. */
+static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 {
 	lua_State *co = fiber_co(L, si, kt, fi);
 	if (!co || co == L)
 		luaL_error(L, "fibers: resume of a fiber without a suspended coroutine");
 	int st, nres = 0;
-	if (lua_status(co) == LUA_OK && lua_gettop(co) == 0) {
-		lua_pop(L, nargs);
+	if (lua_status(co) == LUA_OK && lua_gettop(co) == (onco ? nargs : 0)) {
+		lua_pop(onco ? co : L, nargs);
 		lua_pushliteral(L, "cannot resume dead coroutine");
 		st = LUA_ERRRUN;
 	} else {
 		if (!lua_checkstack(co, nargs + LUA_MINSTACK))
 			luaL_error(L, "fibers: too many resume values");
-		lua_xmove(L, co, nargs);
+		if (!onco)
+			lua_xmove(L, co, nargs);
 		lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
 		lua_pushvalue(L, fi);
 		lua_setiuservalue(L, si, UV_CUR);
@@ -350,7 +359,9 @@ static void spawn_lazy(lua_State *L, struct sched *s, int si, int S, int fn, int
 	s->next_extra += 2;
 }
 
-/* Run the fiber at index fi now with its pending resume values. */
+/* Run the fiber at index fi now with its pending resume values: _n of
+ * them in _1.._3 / _v, or -_n - 1 already on its coroutine's stack (see
+ * fl_fiber_resume). */
 void fl_fiber_run(lua_State *L, int si, int kt, int fi)
 {
 	lua_Integer n = 0;
@@ -360,8 +371,10 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi)
 		fl_setk(L, fi, kt, K_N);
 	}
 	lua_pop(L, 1);
-	if (n < 0)
-		n = 0;
+	if (n < 0) {
+		resume_on(L, si, kt, fi, (int)(-n - 1), 1);
+		return;
+	}
 	if (n > 0 && n <= 3) {
 		luaL_checkstack(L, (int)n + 4, NULL);
 		for (int i = 0; i < n; i++) {
@@ -443,6 +456,23 @@ void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n)
 	if (lua_toboolean(L, -1))
 		luaL_error(L, "fibers: resume of a finished fiber");
 	lua_pop(L, 2);
+	/* A coroutine suspended in a yield takes the values on its own stack
+	 * now (what lua_resume would do when it runs): _n = -n - 1. */
+	fl_getk(L, fi, kt, K_CO);
+	lua_State *co = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	if (co && co != L && lua_status(co) == LUA_YIELD && n < 1000000
+	    && lua_checkstack(co, n + LUA_MINSTACK)) {
+		luaL_checkstack(L, n, NULL);
+		for (int i = 0; i < n; i++)
+			lua_pushvalue(L, first + i);
+		lua_xmove(L, co, n);
+		lua_pushinteger(L, -(lua_Integer)n - 1);
+		fl_setk(L, fi, kt, K_N);
+		lua_pushvalue(L, fi);
+		fl_sched_push(L, s, si);
+		return;
+	}
 	if (n <= 3) {
 		for (int i = 0; i < n; i++) {
 			lua_pushvalue(L, first + i);

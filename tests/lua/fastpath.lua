@@ -410,6 +410,30 @@ end))
 t.is_deeply(res, { n = 7, 1, "cancelled", "bye", 0, "why", "at once", "at once!" },
   "a blocked perform wakes on cancellation (timer cleaned), task cancel, at-once completion, with wraps")
 
+-- fiber:resume of a fiber suspended in a yield puts the values on its
+-- coroutine's stack at once (_n < 0): any number, nils kept, scheduled()
+-- until it runs, a second resume before it ran still refused
+res = t.pack(fibers.run(function()
+  local out = {}
+  local f
+  runtime.spawn_raw(function()
+    f = runtime.current_fiber()
+    out[1] = t.pack(runtime.suspend(function() end))
+    out[2] = t.pack(runtime.suspend(function() end))
+  end)
+  sleep.sleep(0.001)
+  f:resume(1, nil, 3, nil, 5)
+  out[3] = f:scheduled()
+  out[4] = select(2, pcall(f.resume, f, "again")):match("resumed twice") ~= nil
+  sleep.sleep(0.001)
+  out[5] = f:scheduled()
+  f:resume()
+  sleep.sleep(0.001)
+  return unpack(out, 1, 5)
+end))
+t.is_deeply(res, { n = 5, { n = 5, 1, nil, 3, nil, 5 }, { n = 0 }, true, true, false },
+  "resume values of a suspended fiber: all kept, scheduled until it runs, no double resume")
+
 ---------------------------------------------------------------------------
 -- wait queues (C): FIFO wake of live entries only; stale entries at the
 -- tail are dropped at the next push
