@@ -9,8 +9,10 @@
  * fibers here without a Lua frame, a method lookup or coroutine.resume.
  * Fields used (runtime.lua documents them): co (the coroutine); _n, the
  * number of pending resume values (nil = not scheduled), held in _1.._3
- * or, beyond three, in the array _v; dead (finished); _exit (scope
- * fibers: the exit handler runs instead of the unscoped handler).
+ * or, beyond three, in the array _v - or, when _n is negative (-n - 1),
+ * the n values already pushed onto the suspended coroutine's stack; dead
+ * (finished); _exit (scope fibers: the exit handler runs instead of the
+ * unscoped handler).
  *
  * Semantics are exactly those of the Lua Fiber:run/resume they replace:
  * hooks run around each resume, the running fiber is restored after it,
@@ -221,7 +223,7 @@ static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st)
 
 /* Lazy scope fibers.  A fiber spawned by spawn_in with nothing to
  * inherit (no tag, no resume hooks) is queued as a three-slot record -
- * marker, function, scope (fl_spawn_lazy) - and has neither a table nor
+ * marker, function, scope (spawn_lazy) - and has neither a table nor
  * a coroutine until it runs.  While it runs, s->lazy is set, UV_CUR holds
  * its scope and UV_LAZY its coroutine; its fiber table is made
  * (materialise) the first time anything asks for the running fiber

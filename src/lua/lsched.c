@@ -244,6 +244,8 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
 			const void *m = lua_touserdata(L, -1);
 			lua_pop(L, 1);
+			if (!fl_is_lazy_marker(m))
+				luaL_error(L, "fibers: corrupt run queue");
 			s->cur_i += 2;
 			fl_lazy_run(L, 1, kt, q, i, m);
 			continue;
