@@ -37,9 +37,9 @@ M.monotime = core.sys.monotime
 -- underscore: _n is the number of pending resume values (nil = not
 -- scheduled), _1.._3 / _v hold them (a negative _n, -n - 1: the n values
 -- are already on the suspended coroutine's stack); dead is set once the
--- function returned or raised.  A scope fiber (_spawn_in, Scope:spawn) gets its
--- coroutine when it first runs (until then co is nil and _f holds the
--- function), and with nothing to inherit it is queued as a lazy record
+-- function returned or raised.  A scope fiber (_spawn_in, Scope:spawn)
+-- gets its coroutine when it first runs (until then co is nil and _f holds
+-- the function), and with nothing to inherit it is queued as a lazy record
 -- whose table is made only when something asks for the running fiber;
 -- on Lua 5.4 the coroutine of a fiber whose function returned is recycled
 -- for a later fiber and co set to nil (doc/decisions.md, "Hot paths in

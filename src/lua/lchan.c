@@ -243,7 +243,6 @@ static int c_try_put(lua_State *L)
 	return 1;
 }
 
-/* try_get(ch) -> true, v | false */
 int fl_chan_try_get(lua_State *L, int ci)
 {
 	return try_get(L, lua_touserdata(L, ci), ci);
@@ -272,6 +271,7 @@ int fl_op_get_try(lua_State *L)
 	return 2;
 }
 
+/* try_get(ch) -> true, v | false */
 static int c_try_get(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
