@@ -156,7 +156,8 @@ end
 local function no_fiber() error("perform: cannot block outside a fiber", 4) end
 
 local function new_susp(fiber)
-  return setmetatable({ fiber, true }, Susp)  -- [1] fiber, [2] waiting, [3] cleanups
+  -- [1] fiber, [2] waiting, [3] cleanups ([4]: see src/lua/lwait.c)
+  return setmetatable({ fiber, true }, Susp)
 end
 
 local function run_cleanups(s)

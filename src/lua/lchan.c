@@ -325,7 +325,7 @@ static int push_ok_scope(lua_State *L, int kt)
 
 /* Register the suspension at s with CANCEL in the cancel queue of the
  * scope at sc (fibers.op's protocol for scope-aware performs). */
-void fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
+int fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
 {
 	fl_getk(L, sc, kt, K_CW);
 	struct waitq *q = fl_towaitq(L, -1);
@@ -335,6 +335,18 @@ void fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	return q != NULL;
+}
+
+void fl_cancel_waiter_once(lua_State *L, int kt, int sc, int s)
+{
+	lua_rawgeti(L, s, 4);
+	int reg = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (!reg && fl_cancel_waiter(L, kt, sc, s)) {
+		lua_pushboolean(L, 1);
+		lua_rawseti(L, s, 4);
+	}
 }
 
 /* Register the running fiber (at f) as a waiter: a new suspension with
@@ -342,14 +354,13 @@ void fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
  * scope's (at sc) cancel queue.  Empties the stack; the caller yields. */
 static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
 {
-	lua_pushvalue(L, UP_SCHED);
-	int s = fl_new_susp(L, lua_gettop(L), f);
+	int s = fl_fast_susp(L, UP_SCHED, kt, f);
 	lua_pushvalue(L, s);
 	lua_pushinteger(L, 1);
 	if (vi)
 		lua_pushvalue(L, vi);
 	push_entry(L, c, 1, qn);
-	fl_cancel_waiter(L, kt, sc, s);
+	fl_cancel_waiter_once(L, kt, sc, s);
 	lua_settop(L, 0);
 	return 0;
 }
@@ -572,13 +583,13 @@ static int c_sleep_block(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	int s = fl_new_susp(L, 2, 4);
+	int s = fl_fast_susp(L, 2, 3, 4);
 	lua_Integer h = -1;
 	if (dt != HUGE_VAL) {
 		lua_pushvalue(L, s);
 		h = fl_sched_timer(L, lua_touserdata(L, 2), 2, core_monotime() + dt);
 	}
-	fl_cancel_waiter(L, 3, 5, s);
+	fl_cancel_waiter_once(L, 3, 5, s);
 	lua_pushinteger(L, h);
 	return 1;
 }

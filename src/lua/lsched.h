@@ -57,10 +57,10 @@
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
        K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, K_K, K_FLAT, K_TRY, K_WF,
-       K_CH, K_A, K_BLOCK, NKEYS = K_BLOCK };
+       K_CH, K_A, K_BLOCK, K_S, NKEYS = K_S };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
 		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed", \
-		       "k", "flat", "try", "wf", "ch", "a", "block" }
+		       "k", "flat", "try", "wf", "ch", "a", "block", "_s" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
@@ -142,6 +142,16 @@ struct waitq;
  * scheduler); returns its index. */
 int fl_new_susp(lua_State *L, int si, int f);
 
+/* lwait.c: the reusable suspension of the running fiber at f for the C
+ * fast paths (ch:get/ch:put, sleep: one registration each besides the
+ * scope's cancel queue), re-armed (waiting) if it is idle - completed,
+ * no cleanups - else a new one, kept in f._s; returns its index.  Safe
+ * to reuse because those paths leave no live reference to it behind: the
+ * channel or the timer consumed its entry, or its scope turned not ok
+ * (no fast path again); its cancel-queue entry may stay (x[4], see
+ * fl_cancel_waiter_once) and is right again for the next block. */
+int fl_fast_susp(lua_State *L, int si, int kt, int f);
+
 /* lwait.c: Susp:complete for the waiting suspension at s, token at s + 1
  * and nv values after it; leaves the stack as it was. */
 void fl_complete(lua_State *L, int si, int kt, int s, int nv);
@@ -165,8 +175,14 @@ int fl_chan_try_get(lua_State *L, int ci);
 
 /* lchan.c: register the suspension at s with CANCEL in the cancel queue
  * of the scope at sc (fibers.op's protocol for scope-aware performs);
- * CANCEL is upvalue 3 of the calling closure (a sched:_fast() one). */
-void fl_cancel_waiter(lua_State *L, int kt, int sc, int s);
+ * CANCEL is upvalue 3 of the calling closure (a sched:_fast() one).
+ * Returns 0 if the scope has no cancel queue. */
+int fl_cancel_waiter(lua_State *L, int kt, int sc, int s);
+
+/* lchan.c: fl_cancel_waiter for a suspension from fl_fast_susp, unless it
+ * is still in the queue from an earlier block (x[4] = true; the wait
+ * queue clears it when the entry leaves). */
+void fl_cancel_waiter_once(lua_State *L, int kt, int sc, int s);
 
 /* lchan.c: true if the value at idx is a channel. */
 int fl_is_chan(lua_State *L, int idx);

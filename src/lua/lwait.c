@@ -5,16 +5,21 @@
  * Suspensions stay fibers.op's tables { fiber, waiting, cleanups } with
  * its Susp metatable (UV_SUSP_MT); fl_new_susp builds one and
  * fl_complete is Susp:complete - clear `waiting`, then resume the fiber
- * with (token, values...), which only schedules it.
+ * with (token, values...), which only schedules it.  The C fast paths
+ * (ch:get/ch:put, sleep) reuse one suspension per fiber (fl_fast_susp,
+ * kept in fiber._s); its x[4] = true says its (suspension, CANCEL) entry
+ * is in the scope's cancel queue, where it stays between blocks.
  *
  * A wait queue (op._waitq: scope cancel/fault/idle waiters, cond,
  * waitgroup) is a userdata (struct waitq) whose user value holds the
  * entries as (suspension, token) pairs in slots 1..n.  Entries whose
- * suspension stopped waiting are dropped from the tail at each push and
- * from the whole queue when a push finds n >= lim, lim then becoming
- * twice the live size (at least 32): memory stays proportional to live
- * waiters.  wake completes every still-waiting entry
- * in FIFO order and empties the queue.
+ * suspension stopped waiting are dropped from the tail at each push
+ * (except a fast-path suspension's registered entry, kept for its
+ * fiber's next block until the fiber finishes) and from the whole queue
+ * when a push finds n >= lim, lim then becoming twice the live size (at
+ * least 32): memory stays proportional to live waiters.  An entry that
+ * leaves clears its suspension's x[4].  wake completes every
+ * still-waiting entry in FIFO order and empties the queue.
  */
 #include <string.h>
 
@@ -28,9 +33,9 @@ struct waitq {
 #define UP_SCHED lua_upvalueindex(1)
 
 /* Push a new waiting suspension { fiber at f, true }; returns its index. */
-int fl_new_susp(lua_State *L, int si, int f)
+static int new_susp(lua_State *L, int si, int f, int narr)
 {
-	lua_createtable(L, 2, 0);
+	lua_createtable(L, narr, 0);
 	int s = lua_gettop(L);
 	lua_pushvalue(L, f);
 	lua_rawseti(L, s, 1);
@@ -39,6 +44,54 @@ int fl_new_susp(lua_State *L, int si, int f)
 	lua_getiuservalue(L, si, UV_SUSP_MT);
 	lua_setmetatable(L, s);
 	return s;
+}
+
+int fl_new_susp(lua_State *L, int si, int f)
+{
+	return new_susp(L, si, f, 2);
+}
+
+int fl_fast_susp(lua_State *L, int si, int kt, int f)
+{
+	if (fl_getk(L, f, kt, K_S) == LUA_TTABLE) {
+		int s = lua_gettop(L);
+		lua_rawgeti(L, s, 2);
+		int idle = !lua_toboolean(L, -1) && lua_rawgeti(L, s, 3) == LUA_TNIL;
+		lua_settop(L, s);
+		if (idle) {
+			lua_pushboolean(L, 1);
+			lua_rawseti(L, s, 2);
+			return s;
+		}
+	}
+	lua_pop(L, 1);
+	int s = new_susp(L, si, f, 4);
+	lua_pushvalue(L, s);
+	fl_setk(L, f, kt, K_S);
+	return s;
+}
+
+/* True if the suspension at idx is a fast-path one registered in this
+ * queue (x[4]): its entry stays for its fiber's next block. */
+static int registered(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return 0;
+	lua_rawgeti(L, idx, 4);
+	int reg = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return reg;
+}
+
+/* An entry (suspension at idx) leaves a wait queue: if it was a fast-path
+ * suspension's registration in its scope's cancel queue (x[4]), forget
+ * that, so its next block registers again. */
+static void unregister(lua_State *L, int idx)
+{
+	if (registered(L, idx)) {
+		lua_pushnil(L);
+		lua_rawseti(L, idx, 4);
+	}
 }
 
 /* Susp:complete for the waiting suspension at s with the token at s + 1
@@ -87,10 +140,12 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
 	lua_Integer n = q->n;
 	/* Stale entries at the tail go first (FIFO order is kept): a fiber
 	 * that blocks again and again replaces its own old entry instead of
-	 * growing the queue to the next compaction. */
+	 * growing the queue to the next compaction.  A fast-path
+	 * suspension's entry (x[4]) stays: its fiber's next block reuses it
+	 * (one per fiber; compaction drops it while idle). */
 	while (n > 0) {
 		lua_rawgeti(L, e, n - 1);
-		int live = fl_waiting(L, -1);
+		int live = fl_waiting(L, -1) || registered(L, -1);
 		lua_pop(L, 1);
 		if (live)
 			break;
@@ -110,6 +165,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
 				lua_rawseti(L, e, j + 2);
 				j += 2;
 			} else {
+				unregister(L, lua_gettop(L));
 				lua_pop(L, 1);
 			}
 		}
@@ -175,6 +231,7 @@ static int w_wake(lua_State *L)
 		lua_rawseti(L, e, i);
 		lua_pushnil(L);
 		lua_rawseti(L, e, i + 1);
+		unregister(L, s);
 		if (fl_waiting(L, s)) {
 			for (int k = 0; k < nv; k++)
 				lua_pushvalue(L, 2 + k);

@@ -434,6 +434,47 @@ end))
 t.is_deeply(res, { n = 5, { n = 5, 1, nil, 3, nil, 5 }, { n = 0 }, true, true, false },
   "resume values of a suspended fiber: all kept, scheduled until it runs, no double resume")
 
+-- a fiber blocking in ch:get/ch:put/sleep reuses one suspension and
+-- its entry in the scope's cancel queue (x[4]): the queue stays small
+-- however often it blocks, cancellation still wakes it, and the entries
+-- of fibers that finished are trimmed again
+res = t.pack(fibers.run(function()
+  local out = {}
+  local st, err = fibers.run_scope(function(s)
+    local ch = chan.new()
+    s:spawn(function() for i = 1, 1000 do ch:put(i) end end)
+    local sum = 0
+    for _ = 1, 1000 do sum = sum + ch:get() end
+    out[1] = sum
+    out[2] = op._waitq_len(s._cw) <= 4
+    for _ = 1, 5 do sleep.sleep(0.0001) end
+    out[3] = op._waitq_len(s._cw) <= 4
+    -- a fiber that blocked (and was woken) many times is still cancelled
+    s:spawn(function()
+      for i = 1, 10 do ch:put(i) end
+      ch:put("never taken")
+    end)
+    for _ = 1, 10 do ch:get() end
+    sleep.sleep(0.001)
+    -- 200 fibers block once and finish; a later block trims their entries
+    local w = chan.new()
+    for _ = 1, 200 do s:spawn(function() w:get() end) end
+    sleep.sleep(0.001)
+    out[4] = op._waitq_len(s._cw) >= 400
+    for i = 1, 200 do w:put(i) end
+    sleep.sleep(0.001)
+    s:spawn(function() w:get() end)
+    sleep.sleep(0.001)
+    out[5] = op._waitq_len(s._cw)
+    s:cancel("stop")
+  end)
+  out[6], out[7], out[8] = st, err, timers()
+  return unpack(out, 1, 8)
+end))
+-- (out[5]: the body's entry, the blocked putter's, the new fiber's)
+t.is_deeply(res, { n = 8, 500500, true, true, true, 6, "cancelled", "stop", 0 },
+  "fast-path blocks reuse one suspension and cancel entry; cancel still wakes; finished fibers' entries trim")
+
 ---------------------------------------------------------------------------
 -- wait queues (C): FIFO wake of live entries only; stale entries at the
 -- tail are dropped at the next push
