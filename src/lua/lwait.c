@@ -71,16 +71,22 @@ int fl_fast_susp(lua_State *L, int si, int kt, int f)
 	return s;
 }
 
+/* x[k] of the suspension at idx as a boolean (false if not a table). */
+static int susp_flag(lua_State *L, int idx, int k)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return 0;
+	lua_rawgeti(L, idx, k);
+	int v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
 /* True if the suspension at idx is a fast-path one registered in this
  * queue (x[4]): its entry stays for its fiber's next block. */
 static int registered(lua_State *L, int idx)
 {
-	if (lua_type(L, idx) != LUA_TTABLE)
-		return 0;
-	lua_rawgeti(L, idx, 4);
-	int reg = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return reg;
+	return susp_flag(L, idx, 4);
 }
 
 /* An entry (suspension at idx) leaves a wait queue: if it was a fast-path
@@ -124,12 +130,7 @@ static struct waitq *check_waitq(lua_State *L, int idx)
 /* True if the suspension at idx is still waiting (x[2]). */
 int fl_waiting(lua_State *L, int idx)
 {
-	if (lua_type(L, idx) != LUA_TTABLE)
-		return 0;
-	lua_rawgeti(L, idx, 2);
-	int w = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return w;
+	return susp_flag(L, idx, 2);
 }
 
 /* Append (suspension at s, token at tok) to the wait queue q at qi. */
