@@ -354,7 +354,7 @@ void fl_cancel_waiter_once(lua_State *L, int kt, int sc, int s)
  * scope's (at sc) cancel queue.  Empties the stack; the caller yields. */
 static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
 {
-	int s = fl_fast_susp(L, UP_SCHED, kt, f);
+	int s = fl_fast_susp(L, UP_SCHED, f);
 	lua_pushvalue(L, s);
 	lua_pushinteger(L, 1);
 	if (vi)
@@ -583,7 +583,7 @@ static int c_sleep_block(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	int s = fl_fast_susp(L, 2, 3, 4);
+	int s = fl_fast_susp(L, 2, 4);
 	lua_Integer h = -1;
 	if (dt != HUGE_VAL) {
 		lua_pushvalue(L, s);

@@ -199,13 +199,7 @@ static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st)
 {
 	lua_pushboolean(L, 1);
 	fl_setk(L, fi, kt, K_DEAD);
-	/* Its fast-path suspension's entry in the scope's cancel queue is an
-	 * ordinary stale one from now on (the next push may trim it). */
-	if (fl_getk(L, fi, kt, K_S) == LUA_TTABLE) {
-		lua_pushnil(L);
-		lua_rawseti(L, -2, 4);
-	}
-	lua_pop(L, 1);
+	fl_fast_susp_drop(L, si, fi);
 	int scoped = fl_getk(L, fi, kt, K_EXIT) != LUA_TNIL;
 	lua_pop(L, 1);
 	if (st == LUA_OK) {

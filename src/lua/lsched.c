@@ -475,6 +475,8 @@ static int l_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_KEYS);
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, UV_POOL);
+	lua_createtable(L, FL_SCACHE, 0);
+	lua_setiuservalue(L, -2, UV_SCACHE);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);
 	int err = loop_new(&s->loop, ops);

@@ -23,6 +23,8 @@
  *   UV_CHAN_GET, UV_CHAN_PUT   the general (Lua) ch:get / ch:put
  *   UV_LAZY        the coroutine of the running lazy fiber (lfiber.c)
  *   UV_SPAWN       the general (Lua) Scope:spawn (lfiber.c f_scope_spawn)
+ *   UV_SCACHE      slot -> the reusable fast-path suspension of the fiber
+ *                  in struct sched.sc_fiber[slot] (lwait.c fl_fast_susp)
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -48,8 +50,11 @@
 #define UV_CHAN_PUT  17
 #define UV_LAZY      18
 #define UV_SPAWN     19
-#define NUV          19
+#define UV_SCACHE    20
+#define NUV          20
 #define FL_POOL_MAX  256
+/* Slots of the fast-path suspension cache (a power of two). */
+#define FL_SCACHE    64
 /* A run queue that held more slots than this in a turn is replaced by a
  * new table after it (its array part would stay that large). */
 #define FL_QUEUE_KEEP 4096
@@ -57,10 +62,10 @@
 /* Indices into the UV_KEYS table, and their names (FL_KEY_NAMES). */
 enum { K_CO = 1, K_N, K_1, K_2, K_3, K_V, K_DEAD, K_EXIT, K_SCOPE, K_STATUS,
        K_CW, K_TAG, K_F, K_NF, K_JS, K_CLOSED, K_K, K_FLAT, K_TRY, K_WF,
-       K_CH, K_A, K_BLOCK, K_S, NKEYS = K_S };
+       K_CH, K_A, K_BLOCK, NKEYS = K_BLOCK };
 #define FL_KEY_NAMES { "co", "_n", "_1", "_2", "_3", "_v", "dead", "_exit", \
 		       "scope", "_status", "_cw", "tag", "_f", "_nf", "_js", "_closed", \
-		       "k", "flat", "try", "wf", "ch", "a", "block", "_s" }
+		       "k", "flat", "try", "wf", "ch", "a", "block" }
 
 /* Push t[key k] (raw; t absolute, kt = the keys table); returns the type. */
 static inline int fl_getk(lua_State *L, int t, int kt, int k)
@@ -92,6 +97,10 @@ struct sched {
 	int has_enter, has_leave;       /* UV_ENTER / UV_LEAVE set */
 	int lazy;               /* a lazy fiber runs: UV_CUR is its scope */
 	unsigned rng;           /* xorshift state: choice start arms (lperform.c) */
+	/* fl_fast_susp's direct-mapped cache: the fiber (lua_topointer) whose
+	 * suspension is in UV_SCACHE[slot + 1]; anchored there through the
+	 * suspension's x[1], so a pointer seen here is that fiber's. */
+	const void *sc_fiber[FL_SCACHE];
 	lua_Integer next_extra; /* next-turn queue slots that are not tasks
 				 * (the 2 extra slots of each lazy record) */
 	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT,
@@ -145,12 +154,19 @@ int fl_new_susp(lua_State *L, int si, int f);
 /* lwait.c: the reusable suspension of the running fiber at f for the C
  * fast paths (ch:get/ch:put, sleep: one registration each besides the
  * scope's cancel queue), re-armed (waiting) if it is idle - completed,
- * no cleanups - else a new one, kept in f._s; returns its index.  Safe
- * to reuse because those paths leave no live reference to it behind: the
- * channel or the timer consumed its entry, or its scope turned not ok
- * (no fast path again); its cancel-queue entry may stay (x[4], see
+ * no cleanups - else a new one, kept in a 64-slot cache keyed by the
+ * fiber (struct sched.sc_fiber, UV_SCACHE; no field on the fiber, whose
+ * table stays at four hash slots); returns its index.  Safe to reuse
+ * because those paths leave no live reference to it behind: the channel
+ * or the timer consumed its entry, or its scope turned not ok (no fast
+ * path again); its cancel-queue entry may stay (x[4], see
  * fl_cancel_waiter_once) and is right again for the next block. */
-int fl_fast_susp(lua_State *L, int si, int kt, int f);
+int fl_fast_susp(lua_State *L, int si, int f);
+
+/* lwait.c: fiber fi finished: its cached fast-path suspension, if any,
+ * leaves the cache and its cancel-queue entry becomes an ordinary stale
+ * one (the next push may trim it). */
+void fl_fast_susp_drop(lua_State *L, int si, int fi);
 
 /* lwait.c: Susp:complete for the waiting suspension at s, token at s + 1
  * and nv values after it; leaves the stack as it was. */

@@ -7,8 +7,9 @@
  * fl_complete is Susp:complete - clear `waiting`, then resume the fiber
  * with (token, values...), which only schedules it.  The C fast paths
  * (ch:get/ch:put, sleep) reuse one suspension per fiber (fl_fast_susp,
- * kept in fiber._s); its x[4] = true says its (suspension, CANCEL) entry
- * is in the scope's cancel queue, where it stays between blocks.
+ * kept in a small cache keyed by the fiber); its x[4] = true says its
+ * (suspension, CANCEL) entry is in the scope's cancel queue, where it
+ * stays between blocks.
  *
  * A wait queue (op._waitq: scope cancel/fault/idle waiters, cond,
  * waitgroup) is a userdata (struct waitq) whose user value holds the
@@ -21,6 +22,7 @@
  * leaves clears its suspension's x[4].  wake completes every
  * still-waiting entry in FIFO order and empties the queue.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "lbind.h"
@@ -51,24 +53,59 @@ int fl_new_susp(lua_State *L, int si, int f)
 	return new_susp(L, si, f, 2);
 }
 
-int fl_fast_susp(lua_State *L, int si, int kt, int f)
+static unsigned scache_slot(const void *p)
 {
-	if (fl_getk(L, f, kt, K_S) == LUA_TTABLE) {
-		int s = lua_gettop(L);
-		lua_rawgeti(L, s, 2);
-		int idle = !lua_toboolean(L, -1) && lua_rawgeti(L, s, 3) == LUA_TNIL;
-		lua_settop(L, s);
-		if (idle) {
+	uintptr_t x = (uintptr_t)p;
+	return (unsigned)((x >> 4) ^ (x >> 10)) & (FL_SCACHE - 1);
+}
+
+static int susp_flag(lua_State *L, int idx, int k);
+static void unregister(lua_State *L, int idx);
+
+int fl_fast_susp(lua_State *L, int si, int f)
+{
+	struct sched *sd = lua_touserdata(L, si);
+	const void *p = lua_topointer(L, f);
+	unsigned slot = scache_slot(p);
+	lua_getiuservalue(L, si, UV_SCACHE);
+	int c = lua_gettop(L);
+	if (lua_rawgeti(L, c, slot + 1) == LUA_TTABLE) {
+		int s = c + 1;
+		if (sd->sc_fiber[slot] == p && !susp_flag(L, s, 2)
+		    && lua_rawgeti(L, s, 3) == LUA_TNIL) {
+			lua_pop(L, 1);
 			lua_pushboolean(L, 1);
 			lua_rawseti(L, s, 2);
-			return s;
+			lua_remove(L, c);
+			return lua_gettop(L);
 		}
+		lua_settop(L, s);
+		unregister(L, s);       /* evicted: never reused, an ordinary entry */
 	}
+	lua_settop(L, c);
+	new_susp(L, si, f, 4);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, c, slot + 1);
+	sd->sc_fiber[slot] = p;
+	lua_remove(L, c);
+	return lua_gettop(L);
+}
+
+void fl_fast_susp_drop(lua_State *L, int si, int fi)
+{
+	struct sched *sd = lua_touserdata(L, si);
+	const void *p = lua_topointer(L, fi);
+	unsigned slot = scache_slot(p);
+	if (sd->sc_fiber[slot] != p)
+		return;
+	sd->sc_fiber[slot] = NULL;
+	lua_getiuservalue(L, si, UV_SCACHE);
+	lua_rawgeti(L, -1, slot + 1);
+	unregister(L, lua_gettop(L));
 	lua_pop(L, 1);
-	int s = new_susp(L, si, f, 4);
-	lua_pushvalue(L, s);
-	fl_setk(L, f, kt, K_S);
-	return s;
+	lua_pushnil(L);
+	lua_rawseti(L, -2, slot + 1);
+	lua_pop(L, 1);
 }
 
 /* x[k] of the suspension at idx as a boolean (false if not a table). */
