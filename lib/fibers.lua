@@ -41,8 +41,8 @@ end
 -- and messages; primitive ops and flat choices are tried, blocked on and
 -- woken in C; the rest here.
 if op._fast.make_perform then
-  M.perform = op._fast.make_perform(Op, function(o, sc)
-    return perform_in(o, sc or scope.root())
+  M.perform = op._fast.make_perform(Op, function(o)
+    return perform_in(o, current_fiber().scope or scope.root())
   end, op._TASK_ERR)
 end
 

@@ -255,14 +255,10 @@ int fl_is_chan(lua_State *L, int idx)
 }
 
 /* get_try(op) -> ready, value: the try of a channel's get op (op.ch). */
-int fl_op_get_try(lua_State *L)
+/* Try a get on the channel at ci and return true, v | false. */
+static int ret_try_get(lua_State *L, int ci)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_settop(L, 1);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
-	fl_getk(L, 1, 2, K_CH);
-	check_chan(L, 3);
-	if (!try_get(L, lua_touserdata(L, 3), 3)) {
+	if (!try_get(L, check_chan(L, ci), ci)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
@@ -271,18 +267,20 @@ int fl_op_get_try(lua_State *L)
 	return 2;
 }
 
+int fl_op_get_try(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
+	fl_getk(L, 1, 2, K_CH);
+	return ret_try_get(L, 3);
+}
+
 /* try_get(ch) -> true, v | false */
 static int c_try_get(lua_State *L)
 {
-	struct chan *c = check_chan(L, 1);
 	lua_settop(L, 1);
-	if (!try_get(L, c, 1)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	lua_pushboolean(L, 1);
-	lua_insert(L, -2);
-	return 2;
+	return ret_try_get(L, 1);
 }
 
 /* block_get(ch, susp, token): queue a waiting getter. */
@@ -305,62 +303,35 @@ static int c_block_put(lua_State *L)
 	return 0;
 }
 
-/* The running scope fiber's scope, pushed, if the scope is ok; else
- * pushes nothing and returns 0.  Also pushes the fiber below it. */
-static int push_ok_scope(lua_State *L, int kt)
-{
-	fl_push_current(L, UP_SCHED, kt);
-	if (lua_type(L, -1) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		return 0;
-	}
-	if (fl_getk(L, lua_gettop(L), kt, K_SCOPE) != LUA_TTABLE) {
-		lua_pop(L, 2);
-		return 0;
-	}
-	int ok = fl_getk(L, lua_gettop(L), kt, K_STATUS) == LUA_TNIL;
-	lua_pop(L, ok ? 1 : 3);
-	return ok;
-}
-
 /* Register the suspension at s with CANCEL in the cancel queue of the
  * scope at sc (fibers.op's protocol for scope-aware performs). */
-int fl_cancel_waiter(lua_State *L, int kt, int sc, int s)
+void fl_cancel_waiter(lua_State *L, int kt, int sc, int s, int keep)
 {
+	if (keep && fl_registered(L, s))
+		return;
 	fl_getk(L, sc, kt, K_CW);
 	struct waitq *q = fl_towaitq(L, -1);
 	if (q) {
 		lua_pushvalue(L, UP_CANCEL);
-		fl_waitq_push(L, q, lua_gettop(L) - 1, s, lua_gettop(L));
+		fl_waitq_push(L, q, lua_gettop(L) - 1, s, lua_gettop(L), keep);
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
-	return q != NULL;
 }
 
-void fl_cancel_waiter_once(lua_State *L, int kt, int sc, int s)
-{
-	lua_rawgeti(L, s, 4);
-	int reg = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	if (!reg && fl_cancel_waiter(L, kt, sc, s)) {
-		lua_pushboolean(L, 1);
-		lua_rawseti(L, s, 4);
-	}
-}
-
-/* Register the running fiber (at f) as a waiter: a new suspension with
+/* Register the running fiber as a waiter: its fast-path suspension with
  * token 1 (and the value at vi for a put) in channel queue qn and in the
  * scope's (at sc) cancel queue.  Empties the stack; the caller yields. */
-static int block(lua_State *L, struct chan *c, int kt, int f, int sc, int qn, int vi)
+static int block(lua_State *L, struct chan *c, int kt, int sc, int qn, int vi)
 {
-	int s = fl_fast_susp(L, UP_SCHED, f);
+	fl_push_current(L, UP_SCHED);
+	int s = fl_fast_susp(L, UP_SCHED, lua_gettop(L));
 	lua_pushvalue(L, s);
 	lua_pushinteger(L, 1);
 	if (vi)
 		lua_pushvalue(L, vi);
 	push_entry(L, c, 1, qn);
-	fl_cancel_waiter_once(L, kt, sc, s);
+	fl_cancel_waiter(L, kt, sc, s, 1);
 	lua_settop(L, 0);
 	return 0;
 }
@@ -375,11 +346,11 @@ static enum step get_step(lua_State *L, struct chan *c)
 {
 	lua_settop(L, 1);
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
-	if (!push_ok_scope(L, 2))                       /* 3 fiber, 4 scope */
+	if (!fl_push_ok_scope(L, UP_SCHED, 2))          /* 3 scope */
 		return STEP_GENERAL;
 	if (try_get(L, c, 1))
 		return STEP_DONE;
-	block(L, c, 2, 3, 4, 0, 0);
+	block(L, c, 2, 3, 0, 0);
 	return STEP_BLOCKED;
 }
 
@@ -388,11 +359,11 @@ static enum step put_step(lua_State *L, struct chan *c)
 {
 	lua_settop(L, 2);
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
-	if (!push_ok_scope(L, 3))                       /* 4 fiber, 5 scope */
+	if (!fl_push_ok_scope(L, UP_SCHED, 3))          /* 4 scope */
 		return STEP_GENERAL;
 	if (try_put(L, c, 1, 2))
 		return STEP_DONE;
-	block(L, c, 3, 4, 5, 1, 2);
+	block(L, c, 3, 4, 1, 2);
 	return STEP_BLOCKED;
 }
 
@@ -451,12 +422,6 @@ static int woken_k(lua_State *L, int status, lua_KContext is_get)
 	return luaL_error(L, "channel: unexpected wake-up token %s", luaL_typename(L, 1));
 }
 
-/* Continuation of the general path: return what it returned. */
-static int general_k(lua_State *L, int status, lua_KContext base)
-{
-	(void)status;
-	return lua_gettop(L) - (int)base;
-}
 
 /* Not a fiber of an ok scope: the general Lua path (set_channel_class),
  * called with the channel (and value) at 1..nargs. */
@@ -465,8 +430,7 @@ static int general(lua_State *L, int uv, int nargs)
 	lua_settop(L, nargs);
 	lua_getiuservalue(L, UP_SCHED, uv);
 	lua_insert(L, 1);
-	lua_callk(L, nargs, LUA_MULTRET, 0, general_k);
-	return general_k(L, LUA_OK, 0);
+	return fl_call_ret(L, nargs, 0);
 }
 
 /* ch:get() on Lua 5.3+: the whole fast path in C, the Lua wrapper gone. */
@@ -575,7 +539,7 @@ static int c_sleep_block(lua_State *L)
 	lua_settop(L, 1);
 	lua_pushvalue(L, UP_SCHED);                     /* 2 */
 	lua_getiuservalue(L, 2, UV_KEYS);               /* 3 */
-	if (!push_ok_scope(L, 3)) {                     /* 4 fiber, 5 scope */
+	if (!fl_push_ok_scope(L, 2, 3)) {               /* 4 scope */
 		lua_pushboolean(L, 0);
 		return 1;
 	}
@@ -583,13 +547,14 @@ static int c_sleep_block(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	int s = fl_fast_susp(L, 2, 4);
+	fl_push_current(L, 2);                          /* 5 fiber */
+	int s = fl_fast_susp(L, 2, 5);
 	lua_Integer h = -1;
 	if (dt != HUGE_VAL) {
 		lua_pushvalue(L, s);
 		h = fl_sched_timer(L, lua_touserdata(L, 2), 2, core_monotime() + dt);
 	}
-	fl_cancel_waiter_once(L, 3, 5, s);
+	fl_cancel_waiter(L, 3, 4, s, 1);
 	lua_pushinteger(L, h);
 	return 1;
 }

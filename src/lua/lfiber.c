@@ -267,12 +267,31 @@ static void materialise(lua_State *L, int si, int kt, int ci)
 	lua_settop(L, S);
 }
 
-void fl_push_current(lua_State *L, int si, int kt)
+void fl_push_current(lua_State *L, int si)
 {
-	if (((struct sched *)lua_touserdata(L, si))->lazy)
-		materialise(L, si, kt, 0);
-	else
+	if (((struct sched *)lua_touserdata(L, si))->lazy) {
+		lua_getiuservalue(L, si, UV_KEYS);
+		materialise(L, si, lua_gettop(L), 0);
+		lua_remove(L, -2);
+	} else {
 		lua_getiuservalue(L, si, UV_CUR);
+	}
+}
+
+int fl_push_ok_scope(lua_State *L, int si, int kt)
+{
+	int t = lua_getiuservalue(L, si, UV_CUR);
+	int sc = lua_gettop(L);
+	if (t == LUA_TTABLE && !((struct sched *)lua_touserdata(L, si))->lazy) {
+		fl_getk(L, sc, kt, K_SCOPE);    /* (a lazy fiber: UV_CUR is it) */
+		lua_replace(L, sc);
+	}
+	if (lua_type(L, sc) != LUA_TTABLE || fl_getk(L, sc, kt, K_STATUS) != LUA_TNIL) {
+		lua_settop(L, sc - 1);
+		return 0;
+	}
+	lua_pop(L, 1);
+	return 1;
 }
 
 int fl_is_lazy_marker(const void *p)
@@ -437,13 +456,7 @@ static int push_sched(lua_State *L)
 /* current() -> the running fiber, or nil outside fibers. */
 static int f_current(lua_State *L)
 {
-	int si = lua_upvalueindex(1);
-	if (((struct sched *)lua_touserdata(L, si))->lazy) {
-		lua_getiuservalue(L, si, UV_KEYS);
-		materialise(L, si, lua_gettop(L), 0);
-	} else {
-		lua_getiuservalue(L, si, UV_CUR);
-	}
+	fl_push_current(L, lua_upvalueindex(1));
 	return 1;
 }
 

@@ -111,19 +111,16 @@ int fl_make_choice(lua_State *L)
 
 #if LUA_VERSION_NUM >= 503
 
-/* Continuation: the values above slot ctx are the results. */
-static int ret_k(lua_State *L, int status, lua_KContext ctx)
+int fl_ret_k(lua_State *L, int status, lua_KContext ctx)
 {
 	(void)status;
 	return lua_gettop(L) - (int)ctx;
 }
 
-/* Call the function below the nargs values on top; its results (above
- * slot base) are returned, also after a yield. */
-static int call_ret(lua_State *L, int nargs, int base)
+int fl_call_ret(lua_State *L, int nargs, int base)
 {
-	lua_callk(L, nargs, LUA_MULTRET, base, ret_k);
-	return ret_k(L, LUA_OK, base);
+	lua_callk(L, nargs, LUA_MULTRET, base, fl_ret_k);
+	return fl_ret_k(L, LUA_OK, base);
 }
 
 /* Try the leaf at lf (kt: the keys): pushes what try(leaf) returns -
@@ -174,7 +171,7 @@ static int won_values(lua_State *L, int kt, int lf, int first)
 		return lua_gettop(L) - first + 1;
 	}
 	lua_insert(L, first);
-	return call_ret(L, lua_gettop(L) - first, first - 1);
+	return fl_call_ret(L, lua_gettop(L) - first, first - 1);
 }
 
 /* The leaf at lf won with ready at slot first and its values above. */
@@ -184,14 +181,13 @@ static int won(lua_State *L, int kt, int lf, int first)
 	return won_values(L, kt, lf, first);
 }
 
-/* Call the general form f(op, scope) (slots 1 and 3). */
+/* Call the general form f(op) (slot 1). */
 static int general(lua_State *L)
 {
-	lua_settop(L, 3);
+	lua_settop(L, 1);
 	lua_pushvalue(L, UP_GENERAL);
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, 3);
-	return call_ret(L, 2, 3);
+	lua_insert(L, 1);
+	return fl_call_ret(L, 1, 0);
 }
 
 /* Run and clear the cleanups of the suspension at s, as op.lua's
@@ -253,7 +249,7 @@ static int woken_k(lua_State *L, int status, lua_KContext flat)
 static int block(lua_State *L, int flat)
 {
 	lua_settop(L, 3);
-	fl_push_current(L, UP_SCHED, 2);        /* 4: the fiber (made if lazy) */
+	fl_push_current(L, UP_SCHED);           /* 4: the fiber (made if lazy) */
 	fl_new_susp(L, UP_SCHED, 4);            /* 5 */
 	lua_replace(L, 4);                      /* 4: the suspension */
 	lua_Integer n = flat ? (lua_Integer)lua_rawlen(L, 1) : 1;
@@ -272,7 +268,7 @@ static int block(lua_State *L, int flat)
 			break;
 	}
 	if (fl_waiting(L, 4))
-		fl_cancel_waiter(L, 2, 3, 4);
+		fl_cancel_waiter(L, 2, 3, 4, 0);
 	return lua_yieldk(L, 0, flat, woken_k);
 }
 
@@ -290,20 +286,14 @@ static int perform(lua_State *L)
 {
 	lua_settop(L, 1);
 	struct sched *s = lua_touserdata(L, UP_SCHED);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
-	int t = lua_getiuservalue(L, UP_SCHED, UV_CUR); /* 3: fiber, or a lazy one's scope */
-	if (t == LUA_TNIL)
+	if (lua_getiuservalue(L, UP_SCHED, UV_CUR) == LUA_TNIL)
 		return luaL_error(L, "fibers.perform: must be called from inside a fiber");
-	if (!lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UP_OP))
+	if (!is_op(L, 1))
 		return luaL_error(L, "perform: expected op, got %s", luaL_typename(L, 1));
-	lua_settop(L, 3);
-	if (!s->lazy) {
-		fl_getk(L, 3, 2, K_SCOPE);
-		lua_replace(L, 3);
-	}
-	if (lua_type(L, 3) != LUA_TTABLE || fl_getk(L, 3, 2, K_STATUS) != LUA_TNIL)
+	lua_settop(L, 1);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
+	if (!fl_push_ok_scope(L, UP_SCHED, 2))          /* 3: the scope */
 		return general(L);
-	lua_pop(L, 1);
 	int k = fl_getk(L, 1, 2, K_K) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
 	lua_pop(L, 1);
 	if (k == PRIM) {

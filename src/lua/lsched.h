@@ -134,8 +134,13 @@ void fl_fiber_run(lua_State *L, int si, int kt, int fi);
 void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
 
 /* Push the running fiber (nil outside fibers), making the table of a
- * running lazy fiber first; kt: index of the keys table. */
-void fl_push_current(lua_State *L, int si, int kt);
+ * running lazy fiber first. */
+void fl_push_current(lua_State *L, int si);
+
+/* Push the running fiber's scope and return 1 if there is one and it is
+ * ok (no _status); else push nothing and return 0.  A lazy fiber's table
+ * is not made for this. */
+int fl_push_ok_scope(lua_State *L, int si, int kt);
 
 /* True if p is the light userdata marking a lazy fiber record in a run
  * queue: the marker, then the function and the scope (3 slots). */
@@ -178,11 +183,25 @@ int fl_waiting(lua_State *L, int idx);
 /* lwait.c: the wait queue at idx or NULL (only in sched:_fast closures). */
 struct waitq *fl_towaitq(lua_State *L, int idx);
 
-/* lwait.c: append (suspension at s, token at tok) to the queue q at qi. */
-void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok);
+/* lwait.c: append (suspension at s, token at tok) to the queue q at qi.
+ * keep (a suspension from fl_fast_susp): mark it registered (x[4]), so
+ * the entry stays between its fiber's blocks. */
+void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int keep);
+
+/* lwait.c: true if the fast-path suspension at idx still has its entry
+ * in its scope's cancel queue from an earlier block (x[4]). */
+int fl_registered(lua_State *L, int idx);
 
 /* lwait.c: waitq, waitq_push, waitq_wake, waitq_len for sched:_fast(). */
 extern const luaL_Reg fl_wait_funcs[];
+
+#if LUA_VERSION_NUM >= 503
+/* lperform.c: continuation returning the values above slot ctx, and a
+ * call of the function below the nargs values on top whose results
+ * (above slot base) are returned, also after a yield. */
+int fl_ret_k(lua_State *L, int status, lua_KContext ctx);
+int fl_call_ret(lua_State *L, int nargs, int base);
+#endif
 
 /* lchan.c: try a get on the channel at ci (a value, a channel checked by
  * the caller): 1 with the value pushed, or 0.  For closures whose first
@@ -192,13 +211,9 @@ int fl_chan_try_get(lua_State *L, int ci);
 /* lchan.c: register the suspension at s with CANCEL in the cancel queue
  * of the scope at sc (fibers.op's protocol for scope-aware performs);
  * CANCEL is upvalue 3 of the calling closure (a sched:_fast() one).
- * Returns 0 if the scope has no cancel queue. */
-int fl_cancel_waiter(lua_State *L, int kt, int sc, int s);
-
-/* lchan.c: fl_cancel_waiter for a suspension from fl_fast_susp, unless it
- * is still in the queue from an earlier block (x[4] = true; the wait
- * queue clears it when the entry leaves). */
-void fl_cancel_waiter_once(lua_State *L, int kt, int sc, int s);
+ * keep: s comes from fl_fast_susp - nothing to do if it is still
+ * registered (fl_registered), else it is marked so (fl_waitq_push). */
+void fl_cancel_waiter(lua_State *L, int kt, int sc, int s, int keep);
 
 /* lchan.c: true if the value at idx is a channel. */
 int fl_is_chan(lua_State *L, int idx);

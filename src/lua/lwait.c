@@ -171,7 +171,12 @@ int fl_waiting(lua_State *L, int idx)
 }
 
 /* Append (suspension at s, token at tok) to the wait queue q at qi. */
-void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
+int fl_registered(lua_State *L, int idx)
+{
+	return registered(L, idx);
+}
+
+void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int keep)
 {
 	lua_getiuservalue(L, qi, 1);
 	int e = lua_gettop(L);
@@ -220,6 +225,10 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok)
 	lua_rawseti(L, e, n + 2);
 	q->n = n + 2;
 	lua_pop(L, 1);
+	if (keep) {
+		lua_pushboolean(L, 1);
+		lua_rawseti(L, s, 4);
+	}
 }
 
 /* waitq() -> a new empty wait queue */
@@ -241,7 +250,7 @@ static int w_push(lua_State *L)
 	struct waitq *q = check_waitq(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 3);
-	fl_waitq_push(L, q, 1, 2, 3);
+	fl_waitq_push(L, q, 1, 2, 3, 0);
 	return 0;
 }
 
