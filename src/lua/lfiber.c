@@ -142,6 +142,7 @@ static int quick_exit(lua_State *L, int kt, int fi)
 }
 
 static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st);
+static void settle(lua_State *L, int si, int kt, int fi, lua_State *co, int st, int nres);
 static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco);
 
 /* Resume fiber fi with the nargs values on top of L's stack (popped). */
@@ -157,38 +158,46 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 	lua_State *co = fiber_co(L, si, kt, fi);
 	if (!co || co == L)
 		luaL_error(L, "fibers: resume of a fiber without a suspended coroutine");
-	int st, nres = 0;
 	if (lua_status(co) == LUA_OK && lua_gettop(co) == (onco ? nargs : 0)) {
 		lua_pop(onco ? co : L, nargs);
 		lua_pushliteral(L, "cannot resume dead coroutine");
-		st = LUA_ERRRUN;
-	} else {
-		if (!lua_checkstack(co, nargs + LUA_MINSTACK))
-			luaL_error(L, "fibers: too many resume values");
-		if (!onco)
-			lua_xmove(L, co, nargs);
-		lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
-		lua_pushvalue(L, fi);
-		lua_setiuservalue(L, si, UV_CUR);
-		struct sched *sd = lua_touserdata(L, si);
-		int was_lazy = sd->lazy;        /* (a nested run: see fl_lazy_run) */
-		sd->lazy = 0;
-		if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
-			lua_call(L, 1, 0);
-		st = fl_resume(co, L, nargs, &nres);
-		sd->lazy = was_lazy;
-		lua_setiuservalue(L, si, UV_CUR);      /* restore prev */
-		if (sd->has_leave && push_handler(L, si, UV_LEAVE, fi))
-			lua_call(L, 1, 0);
-		if (st == LUA_YIELD) {
-			lua_pop(co, nres);
-			return;
-		}
-		if (st == LUA_OK)
-			lua_settop(co, 0);
-		else
-			lua_xmove(co, L, 1);            /* the error value */
+		finish(L, si, kt, fi, co, LUA_ERRRUN);
+		return;
 	}
+	if (!lua_checkstack(co, nargs + LUA_MINSTACK))
+		luaL_error(L, "fibers: too many resume values");
+	if (!onco)
+		lua_xmove(L, co, nargs);
+	lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
+	lua_pushvalue(L, fi);
+	lua_setiuservalue(L, si, UV_CUR);
+	struct sched *sd = lua_touserdata(L, si);
+	int was_lazy = sd->lazy;        /* (a nested run: see fl_lazy_run) */
+	sd->lazy = 0;
+	if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
+		lua_call(L, 1, 0);
+	int nres = 0;
+	int st = fl_resume(co, L, nargs, &nres);
+	sd->lazy = was_lazy;
+	lua_setiuservalue(L, si, UV_CUR);      /* restore prev */
+	if (sd->has_leave && push_handler(L, si, UV_LEAVE, fi))
+		lua_call(L, 1, 0);
+	settle(L, si, kt, fi, co, st, nres);
+}
+
+/* After the resume of fiber fi (coroutine co) ended with st: a yield
+ * leaves it suspended (the nres yielded values dropped); a return or an
+ * error (its value moved to L) finishes it. */
+static void settle(lua_State *L, int si, int kt, int fi, lua_State *co, int st, int nres)
+{
+	if (st == LUA_YIELD) {
+		lua_pop(co, nres);
+		return;
+	}
+	if (st == LUA_OK)
+		lua_settop(co, 0);
+	else
+		lua_xmove(co, L, 1);            /* the error value */
 	finish(L, si, kt, fi, co, st);
 }
 
@@ -355,15 +364,7 @@ void fl_lazy_run(lua_State *L, int si, int kt, int q, lua_Integer i, const void 
 	int fi = lua_gettop(L);
 	lua_pushvalue(L, prev);
 	lua_setiuservalue(L, si, UV_CUR);
-	if (st == LUA_YIELD) {
-		lua_pop(co, nres);
-	} else {
-		if (st == LUA_OK)
-			lua_settop(co, 0);
-		else
-			lua_xmove(co, L, 1);    /* the error value */
-		finish(L, si, kt, fi, co, st);
-	}
+	settle(L, si, kt, fi, co, st, nres);
 	lua_settop(L, base);
 }
 
