@@ -74,9 +74,8 @@ Fiber.run = C.run
 Fiber.resume = C.resume
 
 -- True while the fiber has been resumed but has not run yet.
-function Fiber:scheduled()
-  return self._n ~= nil
-end
+-- (C: _n is set, or its fiber record - lfrec.c - is queued.)
+Fiber.scheduled = C.scheduled
 
 -- Internal (fibers.op): resume fiber f with ... right now; only from
 -- scheduler context (a task run by the scheduler, not inside a fiber).

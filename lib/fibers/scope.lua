@@ -20,6 +20,9 @@ local compat = require 'fibers.compat'
 
 local perform_in, perform_raw = op._perform_in, op.perform_raw
 local prim, waitq, push, wake = op._prim1, op._waitq, op._waitq_push, op._waitq_wake
+-- invalidate(): after a scope turns not ok or a fiber changes scope, so
+-- that the C fast paths check the fiber's scope again (src/lua/lfrec.c).
+local invalidate = op._fast.invalidate
 local current_fiber = runtime.current_fiber
 local spawn_raw, spawn_in = runtime.spawn_raw, runtime._spawn_in
 local unpack = table.unpack or unpack
@@ -252,6 +255,7 @@ function Scope:cancel(reason)
   if self._js == "joined" or self._status then return end
   if reason == nil then reason = "scope cancelled" end
   self._status, self._err = "cancelled", reason
+  invalidate()
   self:_changed()
   admission_closed(self)
   wake(self._cw, self)
@@ -274,6 +278,7 @@ function Scope:_fault(msg, raw)
     return
   end
   self._status, self._err, self._rawp = "failed", msg, raw or msg
+  invalidate()
   self:_changed()
   admission_closed(self)
   if not st then
@@ -478,7 +483,7 @@ local function run_finalisers(S)
   if not fin then return end
   local f = current_fiber()
   local prev = f and f.scope
-  if f then f.scope = S end
+  if f then f.scope = S; invalidate() end
   while true do
     local keys = {}
     for k in pairs(fin) do keys[#keys + 1] = k end
@@ -501,6 +506,7 @@ local function run_finalisers(S)
           end
           if not S._status then
             S._status, S._err = "failed", msg
+            invalidate()
             wake(S._cw, S)
             local q = S._fw
             if q then S._fw = nil; wake(q, S) end
@@ -511,7 +517,7 @@ local function run_finalisers(S)
       end
     end
   end
-  if f then f.scope = prev end
+  if f then f.scope = prev; invalidate() end
 end
 
 local function child_entry(c)
@@ -633,6 +639,7 @@ local function empty_report() return { extra_errors = {}, children = {} } end
 local function run_body(S, s, tok, body, args)
   local f = current_fiber()
   f.scope = S
+  invalidate()
   local r = pack(protected(body, S, unpack(args, 1, args.n)))
   if not r[1] then S:_fiber_error(r[2], f) end
   fiber_done(S)
@@ -644,6 +651,7 @@ local function run_body(S, s, tok, body, args)
     perform_raw(S:done_op())
   end
   f.scope = nil
+  invalidate()
   if s:waiting() then
     if S._status then
       s:complete(tok, S._status, S._err, S._report)

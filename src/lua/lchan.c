@@ -87,14 +87,29 @@ static int c_new(lua_State *L)
 	return 1;
 }
 
+/* True if the entry at idx (its token at idx + 1) still waits: a
+ * suspension that is waiting, or a fiber record's coroutine (lfrec.c)
+ * still waiting in the block whose gen is the token. */
+static int entry_live(lua_State *L, int idx)
+{
+#ifdef FL_FREC
+	if (lua_type(L, idx) == LUA_TTHREAD) {
+		struct frec *r = fl_frec_of(lua_touserdata(L, UP_SCHED), lua_tothread(L, idx));
+		return r && r->waiting && r->gen == lua_tointeger(L, idx + 1);
+	}
+#endif
+	return fl_waiting(L, idx);
+}
+
 /* Drop entries whose suspension stopped waiting; qt at index qi. */
 static void compact(lua_State *L, struct queue *q, int qi)
 {
 	lua_Integer j = 0;
 	for (lua_Integer i = q->h; i <= q->t; i += q->stride) {
 		lua_rawgeti(L, qi, i);
-		int live = fl_waiting(L, -1);
-		lua_pop(L, 1);
+		lua_rawgeti(L, qi, i + 1);
+		int live = entry_live(L, lua_gettop(L) - 1);
+		lua_pop(L, 2);
 		if (!live)
 			continue;
 		for (int k = 0; k < q->stride; k++) {
@@ -145,7 +160,7 @@ static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
 			lua_rawseti(L, qi, h + k);
 		}
 		q->h = h + q->stride;
-		if (fl_waiting(L, qi + 1)) {
+		if (entry_live(L, qi + 1)) {
 			if (q->h > q->t) {
 				q->h = 1;
 				q->t = 0;
@@ -164,6 +179,12 @@ static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
 /* Complete the suspension at s (token at s + 1, nv values after it). */
 static void complete(lua_State *L, int s, int nv)
 {
+#ifdef FL_FREC
+	if (lua_type(L, s) == LUA_TTHREAD) {    /* token 1, not the gen */
+		lua_pushinteger(L, 1);
+		lua_replace(L, s + 1);
+	}
+#endif
 	lua_pushvalue(L, UP_SCHED);
 	int si = lua_gettop(L);
 	lua_getiuservalue(L, si, UV_KEYS);
@@ -319,6 +340,7 @@ void fl_cancel_waiter(lua_State *L, int kt, int sc, int s, int keep)
 	lua_pop(L, 1);
 }
 
+#ifndef FL_FREC
 /* Register the running fiber as a waiter: its fast-path suspension with
  * token 1 (and the value at vi for a put) in channel queue qn and in the
  * scope's (at sc) cancel queue.  Empties the stack; the caller yields. */
@@ -366,6 +388,8 @@ static enum step put_step(lua_State *L, struct chan *c)
 	block(L, c, 3, 4, 1, 2);
 	return STEP_BLOCKED;
 }
+
+#endif
 
 #if LUA_VERSION_NUM < 503
 /* get(ch) -> 1, v | 0 | (blocks) token, values... */
@@ -433,6 +457,110 @@ static int general(lua_State *L, int uv, int nargs)
 	return fl_call_ret(L, nargs, 0);
 }
 
+#ifdef FL_FREC
+/* Lua 5.4: the fast paths on fiber records (lfrec.c). */
+
+/* No ready record: 1 if the running fiber is one of an ok scope (the
+ * table fields read).  Leaves the stack as it was. */
+static int slow_ok(lua_State *L)
+{
+	int top = lua_gettop(L);
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
+	int ok = fl_push_ok_scope(L, UP_SCHED, top + 1);
+	lua_settop(L, top);
+	return ok;
+}
+
+/* The running fiber's record (r, or NULL if not ready), made ready to
+ * block: bound, registered with CANCEL in its scope's cancel queue,
+ * ok_epoch current.  NULL if the running coroutine is not the fiber's
+ * own (a coroutine nested in it: the general path).  Only once the
+ * scope was found ok.  Leaves the stack as it was. */
+static struct frec *ready_to_block(lua_State *L, struct sched *s, struct frec *r)
+{
+	if (r && r->reg_q)
+		return r;
+	int top = lua_gettop(L), kt = top + 1, sc = top + 2, fi = top + 3;
+	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
+	if (!fl_push_ok_scope(L, UP_SCHED, kt)) {
+		lua_settop(L, top);
+		return NULL;
+	}
+	fl_push_current(L, UP_SCHED);
+	fl_getk(L, fi, kt, K_CO);
+	if (lua_tothread(L, -1) != L) {
+		lua_settop(L, top);
+		return NULL;
+	}
+	lua_pop(L, 1);
+	r = fl_frec_bind(L, UP_SCHED, fi);
+	fl_getk(L, sc, kt, K_CW);
+	struct waitq *q = fl_towaitq(L, -1);
+	if (q && r->reg_q != q) {
+		lua_pushthread(L);
+		lua_pushvalue(L, UP_CANCEL);
+		fl_waitq_push(L, q, fi + 1, fi + 2, fi + 3, 0);
+		r->reg_q = q;
+	}
+	r->ok_epoch = s->epoch;
+	lua_settop(L, top);
+	return r;
+}
+
+/* Start block r->gen of the running fiber (record r). */
+static void frec_arm(struct sched *s, struct frec *r)
+{
+	r->gen = ++s->gen_next;
+	r->waiting = 1;
+}
+
+/* Block the running fiber (record r) in queue qn of the channel at 1,
+ * with the value at vi for a put.  Empties the stack; the caller yields. */
+static void frec_block(lua_State *L, struct sched *s, struct frec *r, struct chan *c, int qn, int vi)
+{
+	frec_arm(s, r);
+	lua_pushthread(L);
+	lua_pushinteger(L, r->gen);
+	if (vi)
+		lua_pushvalue(L, vi);
+	push_entry(L, c, 1, qn);
+	lua_settop(L, 0);
+}
+
+/* ch:get() on Lua 5.4. */
+static int get_method(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	lua_settop(L, 1);
+	struct frec *r = fl_frec_ready(L, s);
+	if (!r && !slow_ok(L))
+		return general(L, UV_CHAN_GET, 1);
+	if (try_get(L, c, 1))
+		return 1;
+	if (!(r = ready_to_block(L, s, r)))
+		return general(L, UV_CHAN_GET, 1);
+	frec_block(L, s, r, c, 0, 0);
+	return lua_yieldk(L, 0, 1, woken_k);
+}
+
+/* ch:put(v) on Lua 5.4. */
+static int put_method(lua_State *L)
+{
+	struct chan *c = check_chan(L, 1);
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	lua_settop(L, 2);
+	struct frec *r = fl_frec_ready(L, s);
+	if (!r && !slow_ok(L))
+		return general(L, UV_CHAN_PUT, 2);
+	if (try_put(L, c, 1, 2))
+		return 0;
+	if (!(r = ready_to_block(L, s, r)))
+		return general(L, UV_CHAN_PUT, 2);
+	frec_block(L, s, r, c, 1, 2);
+	return lua_yieldk(L, 0, 0, woken_k);
+}
+#else
 /* ch:get() on Lua 5.3+: the whole fast path in C, the Lua wrapper gone. */
 static int get_method(lua_State *L)
 {
@@ -458,6 +586,7 @@ static int put_method(lua_State *L)
 		return lua_yieldk(L, 0, 0, woken_k);
 	}
 }
+#endif
 #endif
 
 /* buffered(ch) -> number of values buffered */
@@ -499,6 +628,20 @@ static int c_set_op(lua_State *L)
 static int c_sleep_block(lua_State *L);
 static int c_set_channel_class(lua_State *L);
 
+/* invalidate(): a scope turned not ok or a fiber changed scope (called by
+ * scope.lua and exec.lua): fiber records check their scope again. */
+static int c_invalidate(lua_State *L)
+{
+#ifdef FL_FREC
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	if (++s->epoch == 0)
+		s->epoch = 1;
+#else
+	(void)L;
+#endif
+	return 0;
+}
+
 static const luaL_Reg chan_funcs[] = {
 	{ "op", c_op },
 	{ "set_op", c_set_op },
@@ -521,6 +664,7 @@ static const luaL_Reg chan_funcs[] = {
 	{ "make_perform", fl_make_perform },
 #endif
 	{ "set_channel_class", c_set_channel_class },
+	{ "invalidate", c_invalidate },
 	{ NULL, NULL },
 };
 
@@ -533,6 +677,36 @@ static const luaL_Reg chan_funcs[] = {
  * caller yields; the timer completes the suspension with token 1 (see
  * fl_susp_fire), the scope with CANCEL, and the caller cancels the
  * timer when woken by anything else. */
+#ifdef FL_FREC
+static int c_sleep_block(lua_State *L)
+{
+	double dt = lua_tonumber(L, 1);
+	lua_settop(L, 1);
+	struct sched *s = lua_touserdata(L, UP_SCHED);
+	struct frec *r = fl_frec_ready(L, s);
+	if (!r && !slow_ok(L)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (dt <= 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (!(r = ready_to_block(L, s, r))) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	frec_arm(s, r);
+	lua_Integer h = -1;
+	if (dt != HUGE_VAL) {
+		r->sleep_gen = r->gen;
+		lua_pushthread(L);
+		h = fl_sched_timer(L, s, UP_SCHED, core_monotime() + dt);
+	}
+	lua_pushinteger(L, h);
+	return 1;
+}
+#else
 static int c_sleep_block(lua_State *L)
 {
 	double dt = lua_tonumber(L, 1);
@@ -558,6 +732,7 @@ static int c_sleep_block(lua_State *L)
 	lua_pushinteger(L, h);
 	return 1;
 }
+#endif
 
 /* set_channel_class(mt, get, put) -> get_method, put_method | nothing:
  * the metatable of new channels and the general Lua forms of ch:get()

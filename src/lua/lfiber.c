@@ -51,7 +51,11 @@ static lua_State *new_co(lua_State *L, int si)
 		s->npool--;
 		lua_remove(L, -2);
 	} else {
+#ifdef FL_FREC
+		fl_frec_clear_space(lua_newthread(L));
+#else
 		lua_newthread(L);
+#endif
 	}
 	return lua_tothread(L, -1);
 }
@@ -153,11 +157,32 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 
 /* Resume fiber fi with the nargs values on top of L's stack (popped),
  * or (onco) already on top of its coroutine's stack. */
+static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco);
+
 static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 {
 	lua_State *co = fiber_co(L, si, kt, fi);
 	if (!co || co == L)
 		luaL_error(L, "fibers: resume of a fiber without a suspended coroutine");
+	resume_co(L, si, kt, fi, co, nargs, onco);
+}
+
+#ifdef FL_FREC
+void fl_resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs)
+{
+	resume_co(L, si, kt, fi, co, nargs, 1);
+}
+#endif
+
+/* resume_on for fiber fi whose coroutine is co. */
+static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco)
+{
+	struct sched *sd = lua_touserdata(L, si);
+#ifdef FL_FREC
+	struct frec *r = fl_frec_of(sd, co);
+	if (r)
+		r->waiting = 0;         /* whatever resumes it ends its block */
+#endif
 	if (lua_status(co) == LUA_OK && lua_gettop(co) == (onco ? nargs : 0)) {
 		lua_pop(onco ? co : L, nargs);
 		lua_pushliteral(L, "cannot resume dead coroutine");
@@ -171,7 +196,6 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 	lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
 	lua_pushvalue(L, fi);
 	lua_setiuservalue(L, si, UV_CUR);
-	struct sched *sd = lua_touserdata(L, si);
 	int was_lazy = sd->lazy;        /* (a nested run: see fl_lazy_run) */
 	sd->lazy = 0;
 	if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
@@ -208,7 +232,14 @@ static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st)
 {
 	lua_pushboolean(L, 1);
 	fl_setk(L, fi, kt, K_DEAD);
+#ifdef FL_FREC
+	fl_getk(L, fi, kt, K_CO);
+	if (lua_tothread(L, -1) == co)
+		fl_frec_release(L, si, lua_gettop(L), co);
+	lua_pop(L, 1);
+#else
 	fl_fast_susp_drop(L, si, fi);
+#endif
 	int scoped = fl_getk(L, fi, kt, K_EXIT) != LUA_TNIL;
 	lua_pop(L, 1);
 	if (st == LUA_OK) {
@@ -478,6 +509,14 @@ void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n)
 	fl_getk(L, fi, kt, K_CO);
 	lua_State *co = lua_tothread(L, -1);
 	lua_pop(L, 1);
+#ifdef FL_FREC
+	struct frec *r = co ? fl_frec_of(s, co) : NULL;
+	if (r) {
+		if (r->queued)
+			luaL_error(L, "fibers: fiber resumed twice before it ran");
+		r->waiting = 0;         /* its fast-path block is over */
+	}
+#endif
 	if (co && co != L && lua_status(co) == LUA_YIELD && n < 1000000
 	    && lua_checkstack(co, n + LUA_MINSTACK)) {
 		luaL_checkstack(L, n, NULL);
@@ -517,6 +556,25 @@ static int f_resume(lua_State *L)
 	int si = push_sched(L);
 	fl_fiber_resume(L, si, si + 1, 1, 2, n);
 	return 0;
+}
+
+/* fiber:scheduled() -> true while it was resumed and has not run yet. */
+static int f_scheduled(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	int si = push_sched(L);
+	int on = fl_getk(L, 1, si + 1, K_N) != LUA_TNIL;
+#ifdef FL_FREC
+	if (!on) {
+		fl_getk(L, 1, si + 1, K_CO);
+		lua_State *co = lua_tothread(L, -1);
+		struct frec *r = co ? fl_frec_of(lua_touserdata(L, si), co) : NULL;
+		on = r && r->queued;
+	}
+#endif
+	lua_pushboolean(L, on);
+	return 1;
 }
 
 /* fiber:run(): the task interface (resume with the pending values). */
@@ -648,6 +706,7 @@ static int f_set(lua_State *L)
 static const luaL_Reg fiber_funcs[] = {
 	{ "current", f_current },
 	{ "resume", f_resume },
+	{ "scheduled", f_scheduled },
 	{ "run", f_run },
 	{ "run_now", f_run_now },
 	{ "spawn_in", f_spawn_in },

@@ -241,6 +241,13 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			lua_call(L, 0, 0);
 			continue;
 		}
+#ifdef FL_FREC
+		if (t == LUA_TTHREAD) {                 /* a fiber record's coroutine */
+			fl_frec_run(L, 1, kt, lua_gettop(L));
+			lua_pop(L, 1);
+			continue;
+		}
+#endif
 		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
 			const void *m = lua_touserdata(L, -1);
 			lua_pop(L, 1);
@@ -400,6 +407,9 @@ static int s_clear(lua_State *L)
 	s->next_n = 0;
 	s->next_extra = 0;
 	s->cur_n = s->cur_i;    /* a turn in progress stops after this task */
+#ifdef FL_FREC
+	fl_frec_reset_all(s);
+#endif
 	return 0;
 }
 
@@ -427,6 +437,9 @@ static int s_gc(lua_State *L)
 		loop_free(s->loop);
 		s->loop = NULL;
 	}
+#ifdef FL_FREC
+	fl_frec_free_all(s);
+#endif
 	return 0;
 }
 
@@ -477,6 +490,16 @@ static int l_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_POOL);
 	lua_createtable(L, FL_SCACHE, 0);
 	lua_setiuservalue(L, -2, UV_SCACHE);
+	lua_newtable(L);                        /* UV_FRECS: an ephemeron table */
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_setiuservalue(L, -2, UV_FRECS);
+#ifdef FL_FREC
+	s->epoch = 1;
+	s->sweep_at = 64;
+#endif
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);
 	int err = loop_new(&s->loop, ops);

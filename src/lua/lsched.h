@@ -24,7 +24,10 @@
  *   UV_LAZY        the coroutine of the running lazy fiber (lfiber.c)
  *   UV_SPAWN       the general (Lua) Scope:spawn (lfiber.c f_scope_spawn)
  *   UV_SCACHE      slot -> the reusable fast-path suspension of the fiber
- *                  in struct sched.sc_fiber[slot] (lwait.c fl_fast_susp)
+ *                  in struct sched.sc_fiber[slot] (lwait.c fl_fast_susp;
+ *                  Lua 5.1-5.3)
+ *   UV_FRECS       coroutine -> its fiber, for the coroutines with a fiber
+ *                  record (lfrec.c; Lua 5.4): an ephemeron table
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -51,7 +54,8 @@
 #define UV_LAZY      18
 #define UV_SPAWN     19
 #define UV_SCACHE    20
-#define NUV          20
+#define UV_FRECS     21
+#define NUV          21
 #define FL_POOL_MAX  256
 /* Slots of the fast-path suspension cache (a power of two). */
 #define FL_SCACHE    64
@@ -85,6 +89,23 @@ static inline void fl_setk(lua_State *L, int t, int kt, int k)
 
 struct loop;
 
+#if LUA_VERSION_NUM >= 504
+/* Fiber records (lfrec.c): the C half of ch:get/ch:put/sleep on Lua 5.4. */
+#define FL_FREC 1
+struct frec {
+	lua_State *co;          /* its coroutine (NULL: a free slot) */
+	lua_Integer gen;        /* the current block: unique in the scheduler */
+	lua_Integer sleep_gen;  /* gen of the block that armed a timer */
+	const void *reg_q;      /* the wait queue holding (co, CANCEL), or NULL */
+	unsigned ok_epoch;      /* == sched.epoch: the fiber's scope is ok */
+	unsigned next_free;     /* free list link (a free slot) */
+	int nv;                 /* queued: values waiting on co's stack */
+	unsigned char waiting;  /* blocked in a fast path, not completed */
+	unsigned char queued;   /* completed, in the run queue */
+	unsigned char sleeping; /* the block armed a timer (sleep) */
+};
+#endif
+
 struct sched {
 	struct loop *loop;
 	int nextq;              /* UV_QA or UV_QB: queue for the next turn */
@@ -107,6 +128,13 @@ struct sched {
 	 * UV_CHAN_MT, UV_WAITQ_MT (anchored there): identity checks without
 	 * fetching the user value. */
 	const void *fiber_mt, *susp_mt, *chan_mt, *waitq_mt;
+#ifdef FL_FREC
+	struct frec *frecs;     /* slots 1..nfrec - 1 (0: none) */
+	unsigned nfrec, capfrec, free_frec, live_frec, sweep_at;
+	unsigned epoch;         /* bumped when a scope turns not ok or a fiber
+				 * changes scope (fl_frec_invalidate) */
+	lua_Integer gen_next;
+#endif
 };
 
 /* True if the value at idx has the metatable whose pointer is mt. */
@@ -245,5 +273,51 @@ void fl_susp_fire(lua_State *L, int si, int kt, int sp);
 
 /* sched:_fibers(Fiber) -> table of the C fiber functions. */
 int fl_sched_fibers(lua_State *L);
+
+#ifdef FL_FREC
+/* lfrec.c (see there).  The record of coroutine co, or NULL. */
+static inline struct frec *fl_frec_of(struct sched *s, lua_State *co)
+{
+	unsigned i;
+	memcpy(&i, lua_getextraspace(co), sizeof i);
+	if (i == 0 || i >= s->nfrec || s->frecs[i].co != co)
+		return NULL;
+	return &s->frecs[i];
+}
+
+/* The running coroutine's record if its fiber may take a fast path with
+ * no scope check: the scope was ok and nothing changed since. */
+static inline struct frec *fl_frec_ready(lua_State *L, struct sched *s)
+{
+	struct frec *r = fl_frec_of(s, L);
+	return r && r->ok_epoch == s->epoch ? r : NULL;
+}
+
+/* The record of the running coroutine L, whose fiber is at fi: made
+ * (and the fiber recorded in UV_FRECS) if it has none. */
+struct frec *fl_frec_bind(lua_State *L, int si, int fi);
+
+/* Fiber finished on co (the thread value at ti): free its record. */
+void fl_frec_release(lua_State *L, int si, int ti, lua_State *co);
+
+/* Complete the waiting record r of the thread at ti with the n values
+ * at first.. (token, values...): onto its stack, co queued. */
+void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, int n);
+
+/* The run-queue task that is the thread at ti (a completed record, or a
+ * sleep's timer). */
+void fl_frec_run(lua_State *L, int si, int kt, int ti);
+
+/* Zero the extra space of a coroutine made for a fiber. */
+void fl_frec_clear_space(lua_State *co);
+
+/* sched:clear(): nothing waits or is queued any more. */
+void fl_frec_reset_all(struct sched *s);
+void fl_frec_free_all(struct sched *s);
+
+/* lfiber.c: resume fiber fi on its coroutine co, whose stack has the
+ * nargs resume values on top. */
+void fl_resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs);
+#endif
 
 #endif

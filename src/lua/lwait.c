@@ -137,10 +137,71 @@ static void unregister(lua_State *L, int idx)
 	}
 }
 
+#ifdef FL_FREC
+/* The fiber record of the entry at idx if it is a coroutine (lfrec.c). */
+static struct frec *entry_frec(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) != LUA_TTHREAD)
+		return NULL;
+	return fl_frec_of(lua_touserdata(L, UP_SCHED), lua_tothread(L, idx));
+}
+#endif
+
+/* Wait queue q's entry at idx: 1 if it must stay at a tail trim (its
+ * suspension waits, or it is a fast-path registration kept between
+ * blocks), 0 if not. */
+static int entry_kept(lua_State *L, int idx, const struct waitq *q)
+{
+#ifdef FL_FREC
+	if (lua_type(L, idx) == LUA_TTHREAD) {
+		struct frec *r = entry_frec(L, idx);
+		return r && r->reg_q == q;
+	}
+#endif
+	(void)q;
+	return fl_waiting(L, idx) || registered(L, idx);
+}
+
+/* Wait queue q's entry at idx: 1 if it is live (its suspension waits). */
+static int entry_live(lua_State *L, int idx, const struct waitq *q)
+{
+#ifdef FL_FREC
+	if (lua_type(L, idx) == LUA_TTHREAD) {
+		struct frec *r = entry_frec(L, idx);
+		return r && r->waiting && r->reg_q == q;
+	}
+#endif
+	(void)q;
+	return fl_waiting(L, idx);
+}
+
+/* The entry at idx leaves wait queue q: it is no longer a registration. */
+static void entry_leaves(lua_State *L, int idx, const struct waitq *q)
+{
+#ifdef FL_FREC
+	if (lua_type(L, idx) == LUA_TTHREAD) {
+		struct frec *r = entry_frec(L, idx);
+		if (r && r->reg_q == q)
+			r->reg_q = NULL;
+		return;
+	}
+#endif
+	(void)q;
+	unregister(L, idx);
+}
+
 /* Susp:complete for the waiting suspension at s with the token at s + 1
  * and nv values after it.  Leaves the stack as it was. */
 void fl_complete(lua_State *L, int si, int kt, int s, int nv)
 {
+#ifdef FL_FREC
+	if (lua_type(L, s) == LUA_TTHREAD) {
+		struct frec *r = fl_frec_of(lua_touserdata(L, si), lua_tothread(L, s));
+		if (r)
+			fl_frec_complete(L, si, r, s, s + 1, 1 + nv);
+		return;
+	}
+#endif
 	lua_pushboolean(L, 0);
 	lua_rawseti(L, s, 2);
 	lua_rawgeti(L, s, 1);
@@ -188,7 +249,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int ke
 	 * (one per fiber; compaction drops it while idle). */
 	while (n > 0) {
 		lua_rawgeti(L, e, n - 1);
-		int live = fl_waiting(L, -1) || registered(L, -1);
+		int live = entry_kept(L, lua_gettop(L), q);
 		lua_pop(L, 1);
 		if (live)
 			break;
@@ -202,13 +263,13 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int ke
 		lua_Integer j = 0;
 		for (lua_Integer i = 1; i <= n; i += 2) {
 			lua_rawgeti(L, e, i);
-			if (fl_waiting(L, -1)) {
+			if (entry_live(L, lua_gettop(L), q)) {
 				lua_rawseti(L, e, j + 1);
 				lua_rawgeti(L, e, i + 1);
 				lua_rawseti(L, e, j + 2);
 				j += 2;
 			} else {
-				unregister(L, lua_gettop(L));
+				entry_leaves(L, lua_gettop(L), q);
 				lua_pop(L, 1);
 			}
 		}
@@ -278,8 +339,9 @@ static int w_wake(lua_State *L)
 		lua_rawseti(L, e, i);
 		lua_pushnil(L);
 		lua_rawseti(L, e, i + 1);
-		unregister(L, s);
-		if (fl_waiting(L, s)) {
+		int live = entry_live(L, s, q);
+		entry_leaves(L, s, q);
+		if (live) {
 			for (int k = 0; k < nv; k++)
 				lua_pushvalue(L, 2 + k);
 			fl_complete(L, si, si + 1, s, nv);

@@ -1,0 +1,206 @@
+/*
+ * lfrec.c - fiber records (Lua 5.4): the state of the fast paths of
+ * ch:get/ch:put and sleep in C structs, so that a channel hand-off reads
+ * no Lua table field (doc/decisions.md, "Hot paths in C").
+ *
+ * A coroutine running a fiber that blocked in a fast path has a record
+ * (struct frec) in its scheduler's array s->frecs; the coroutine's extra
+ * space (lua_getextraspace) holds the record's index, and the record
+ * holds the coroutine back (r->co), which validates the index - a
+ * coroutine the runtime did not bind (a nested coroutine, whose extra
+ * space is a copy of the main thread's) has no record.  The ephemeron
+ * table UV_FRECS maps the coroutine to its fiber, for as long as the
+ * coroutine lives; the fiber is unbound (and the record freed) when it
+ * finishes.
+ *
+ * The coroutine itself is what queues hold:
+ *   - a channel queue entry (co, gen[, value]) is live while the record
+ *     waits in block gen (gen is unique in the scheduler);
+ *   - the scope's cancel queue entry (co, CANCEL) is live while the
+ *     record waits and r->reg_q is that queue; it stays registered
+ *     between blocks (one entry per fiber however often it blocks);
+ *   - a sleep's timer task is co: it completes block sleep_gen;
+ *   - the run queue task co resumes the fiber with the r->nv values that
+ *     the completion pushed onto co's stack (token, values...).
+ * Completing a record is Susp:complete for it: it stops waiting, the
+ * token and values go onto the coroutine's stack and the coroutine is
+ * queued; nothing runs synchronously.
+ *
+ * r->ok_epoch == s->epoch says the fiber's scope was ok when last
+ * checked and nothing that could change that happened since: the
+ * epoch is bumped (fl_frec_invalidate, scope.lua/exec.lua) whenever a
+ * scope turns not ok or a fiber changes scope.
+ *
+ * Records whose coroutine was collected while bound (a fiber abandoned
+ * blocked, e.g. with its scheduler's scopes dropped) are found by a
+ * sweep over UV_FRECS before the array grows.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lbind.h"
+#include "lsched.h"
+
+#ifdef FL_FREC
+
+_Static_assert(LUA_EXTRASPACE >= sizeof(unsigned), "extra space holds a record index");
+
+static void set_index(lua_State *co, unsigned i)
+{
+	memcpy(lua_getextraspace(co), &i, sizeof i);
+}
+
+void fl_frec_clear_space(lua_State *co)
+{
+	set_index(co, 0);
+}
+
+/* Free slot i (its coroutine is unbound or gone). */
+static void free_slot(struct sched *s, unsigned i)
+{
+	struct frec *r = &s->frecs[i];
+	r->co = NULL;
+	r->waiting = r->queued = 0;
+	r->reg_q = NULL;
+	r->next_free = s->free_frec;
+	s->free_frec = i;
+	s->live_frec--;
+}
+
+/* Free the records whose coroutine is no longer a key of UV_FRECS (it
+ * was collected while bound). */
+static void sweep(lua_State *L, struct sched *s, int si)
+{
+	unsigned char *seen = calloc(s->nfrec, 1);
+	if (!seen)
+		return;
+	lua_getiuservalue(L, si, UV_FRECS);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		lua_pop(L, 1);
+		lua_State *co = lua_tothread(L, -1);
+		struct frec *r = co ? fl_frec_of(s, co) : NULL;
+		if (r)
+			seen[r - s->frecs] = 1;
+	}
+	lua_pop(L, 1);
+	for (unsigned i = 1; i < s->nfrec; i++)
+		if (s->frecs[i].co && !seen[i])
+			free_slot(s, i);
+	free(seen);
+}
+
+static unsigned alloc_slot(lua_State *L, struct sched *s, int si)
+{
+	if (!s->free_frec && s->nfrec >= s->capfrec && s->live_frec >= s->sweep_at) {
+		sweep(L, s, si);
+		s->sweep_at = 2 * s->live_frec + 64;
+	}
+	unsigned i = s->free_frec;
+	if (i) {
+		s->free_frec = s->frecs[i].next_free;
+	} else {
+		if (s->nfrec == 0)
+			s->nfrec = 1;           /* slot 0: no record */
+		if (s->nfrec >= s->capfrec) {
+			unsigned cap = s->capfrec ? 2 * s->capfrec : 64;
+			struct frec *a = realloc(s->frecs, cap * sizeof *a);
+			if (!a)
+				luaL_error(L, "fibers: out of memory");
+			s->frecs = a;
+			s->capfrec = cap;
+		}
+		i = s->nfrec++;
+	}
+	s->live_frec++;
+	memset(&s->frecs[i], 0, sizeof s->frecs[i]);
+	return i;
+}
+
+struct frec *fl_frec_bind(lua_State *L, int si, int fi)
+{
+	struct sched *s = lua_touserdata(L, si);
+	struct frec *r = fl_frec_of(s, L);
+	if (r)
+		return r;
+	unsigned i = alloc_slot(L, s, si);
+	r = &s->frecs[i];
+	r->co = L;
+	set_index(L, i);
+	lua_getiuservalue(L, si, UV_FRECS);
+	lua_pushthread(L);
+	lua_pushvalue(L, fi);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	return r;
+}
+
+void fl_frec_release(lua_State *L, int si, int ti, lua_State *co)
+{
+	struct sched *s = lua_touserdata(L, si);
+	struct frec *r = fl_frec_of(s, co);
+	if (!r)
+		return;
+	lua_getiuservalue(L, si, UV_FRECS);
+	lua_pushvalue(L, ti);
+	lua_pushnil(L);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	free_slot(s, (unsigned)(r - s->frecs));
+	set_index(co, 0);
+}
+
+void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, int n)
+{
+	lua_State *co = r->co;
+	r->waiting = 0;
+	if (!lua_checkstack(co, n + LUA_MINSTACK))
+		luaL_error(L, "fibers: too many resume values");
+	for (int i = 0; i < n; i++)
+		lua_pushvalue(L, first + i);
+	lua_xmove(L, co, n);
+	r->nv = n;
+	r->queued = 1;
+	lua_pushvalue(L, ti);
+	fl_sched_push(L, lua_touserdata(L, si), si);
+}
+
+void fl_frec_run(lua_State *L, int si, int kt, int ti)
+{
+	struct sched *s = lua_touserdata(L, si);
+	lua_State *co = lua_tothread(L, ti);
+	struct frec *r = fl_frec_of(s, co);
+	if (!r)
+		return;
+	if (r->queued) {
+		r->queued = 0;
+	} else if (r->waiting && r->sleep_gen == r->gen) {
+		/* its sleep's timer fired: complete with token 1, run now */
+		r->waiting = 0;
+		lua_pushinteger(co, 1);
+		r->nv = 1;
+	} else {
+		return;                 /* stale: a timer of a finished wait */
+	}
+	lua_getiuservalue(L, si, UV_FRECS);
+	lua_pushvalue(L, ti);
+	lua_rawget(L, -2);
+	lua_remove(L, -2);
+	fl_resume_co(L, si, kt, lua_gettop(L), co, r->nv);
+	lua_pop(L, 1);
+}
+
+void fl_frec_reset_all(struct sched *s)
+{
+	for (unsigned i = 1; i < s->nfrec; i++)
+		s->frecs[i].waiting = s->frecs[i].queued = 0;
+}
+
+void fl_frec_free_all(struct sched *s)
+{
+	free(s->frecs);
+	s->frecs = NULL;
+	s->nfrec = s->capfrec = s->free_frec = s->live_frec = 0;
+}
+
+#endif
