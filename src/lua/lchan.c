@@ -50,19 +50,30 @@ struct queue {
 };
 
 struct chan {
+	const char *magic;              /* &chan_magic: a channel (check_chan) */
 	double size;                    /* capacity; HUGE_VAL = unbounded */
 	lua_Integer bh, bt;             /* buffer slots bh..bt */
 	struct queue q[2];              /* [0] get (stride 2), [1] put (3) */
 };
 
+static const char chan_magic = 0;
+
+/* The channel at idx or NULL: a full userdata of this size starting with
+ * &chan_magic (no script can make one; cheaper than its metatable). */
+static struct chan *to_chan(lua_State *L, int idx)
+{
+	struct chan *c = lua_touserdata(L, idx);        /* (NULL if not one) */
+	if (!c || lua_rawlen(L, idx) != sizeof(struct chan))
+		return NULL;            /* (a light userdata's length is 0) */
+	return c->magic == &chan_magic ? c : NULL;
+}
+
 static struct chan *check_chan(lua_State *L, int idx)
 {
-	struct chan *c = lua_touserdata(L, idx);
-	struct sched *s = lua_touserdata(L, UP_SCHED);
-	if (c && fl_has_mt(L, idx, s->chan_mt))
-		return c;
-	luaL_argerror(L, idx, "channel expected");
-	return NULL;
+	struct chan *c = to_chan(L, idx);
+	if (!c)
+		luaL_argerror(L, idx, "channel expected");
+	return c;
 }
 
 /* new(size) -> channel (size validated by channel.lua). */
@@ -71,6 +82,7 @@ static int c_new(lua_State *L)
 	double size = luaL_checknumber(L, 1);
 	struct chan *c = lua_newuserdatauv(L, sizeof *c, NCHUV);
 	memset(c, 0, sizeof *c);
+	c->magic = &chan_magic;
 	c->size = size;
 	c->bh = 1;
 	for (int i = 0; i < 2; i++) {
@@ -87,29 +99,40 @@ static int c_new(lua_State *L)
 	return 1;
 }
 
-/* True if the entry at idx (its token at idx + 1) still waits: a
- * suspension that is waiting, or a fiber record's coroutine (lfrec.c)
- * still waiting in the block whose gen is the token. */
-static int entry_live(lua_State *L, int idx)
-{
+/* The record of the fiber whose entry is the thread at idx in slot i of
+ * queue q, if that entry is live: the fiber still waits there (its
+ * r->wq, r->wpos).  A fiber record's entry is its thread alone, in the
+ * entry's first slot (a put's value stays on the putter's stack). */
 #ifdef FL_FREC
-	if (lua_type(L, idx) == LUA_TTHREAD) {
-		struct frec *r = fl_frec_of(lua_touserdata(L, UP_SCHED), lua_tothread(L, idx));
-		return r && r->waiting && r->gen == lua_tointeger(L, idx + 1);
-	}
-#endif
-	return fl_waiting(L, idx);
+static struct frec *live_frec(lua_State *L, struct sched *s, int idx,
+			      const struct queue *q, lua_Integer i)
+{
+	struct frec *r = fl_frec_of(s, lua_tothread(L, idx));
+	return r && r->waiting && r->wq == q && r->wpos == i ? r : NULL;
 }
+#endif
 
 /* Drop entries whose suspension stopped waiting; qt at index qi. */
-static void compact(lua_State *L, struct queue *q, int qi)
+static void compact(lua_State *L, struct sched *s, struct queue *q, int qi)
 {
 	lua_Integer j = 0;
 	for (lua_Integer i = q->h; i <= q->t; i += q->stride) {
-		lua_rawgeti(L, qi, i);
-		lua_rawgeti(L, qi, i + 1);
-		int live = entry_live(L, lua_gettop(L) - 1);
-		lua_pop(L, 2);
+		int t = lua_rawgeti(L, qi, i);
+		int live;
+#ifdef FL_FREC
+		if (t == LUA_TTHREAD) {
+			struct frec *r = live_frec(L, s, lua_gettop(L), q, i);
+			if (r)
+				r->wpos = j + 1;
+			live = r != NULL;
+		} else
+#endif
+		{
+			(void)t;
+			(void)s;
+			live = fl_waiting(L, -1);
+		}
+		lua_pop(L, 1);
 		if (!live)
 			continue;
 		for (int k = 0; k < q->stride; k++) {
@@ -139,52 +162,83 @@ static void push_entry(lua_State *L, struct chan *c, int ci, int qn)
 	}
 	q->t += q->stride;
 	if (q->t - q->h + 1 >= q->lim)
-		compact(L, q, qi);
+		compact(L, lua_touserdata(L, UP_SCHED), q, qi);
 	lua_pop(L, q->stride + 1);
 }
 
-/* Pop the oldest still-waiting entry of queue qn: pushes its stride
- * values and returns 1, or pushes nothing and returns 0. */
-static int pop_entry(lua_State *L, struct chan *c, int ci, int qn)
+#ifdef FL_FREC
+/* Append the entry of the running fiber (record r) - its thread - to
+ * queue qn of the channel at ci. */
+static void push_frec_entry(lua_State *L, struct sched *s, struct chan *c, int ci, int qn,
+			    struct frec *r)
+{
+	struct queue *q = &c->q[qn];
+	lua_getiuservalue(L, ci, UV_GETQ + qn);
+	lua_pushthread(L);
+	lua_rawseti(L, -2, q->t + 1);
+	r->wq = q;
+	r->wpos = q->t + 1;
+	q->t += q->stride;
+	if (q->t - q->h + 1 >= q->lim)
+		compact(L, s, q, lua_gettop(L));
+	lua_pop(L, 1);
+}
+#endif
+
+/* Pop the oldest still-waiting entry of queue qn of the channel at ci.
+ * Returns 0 (none; nothing pushed), 1 (a suspension: its stride values
+ * pushed) or 2 (a fiber record, *rp: its thread pushed). */
+static int pop_entry(lua_State *L, struct sched *s, struct chan *c, int ci, int qn,
+		     struct frec **rp)
 {
 	struct queue *q = &c->q[qn];
 	if (q->h > q->t)
 		return 0;
 	lua_getiuservalue(L, ci, UV_GETQ + qn);
-	int qi = lua_gettop(L);
+	int qi = lua_gettop(L), kind = 0;
 	while (q->h < q->t) {
 		lua_Integer h = q->h;
-		for (int k = 0; k < q->stride; k++) {
+		q->h = h + q->stride;
+		int t = lua_rawgeti(L, qi, h);
+		lua_pushnil(L);
+		lua_rawseti(L, qi, h);
+#ifdef FL_FREC
+		if (t == LUA_TTHREAD) {
+			struct frec *r = live_frec(L, s, qi + 1, q, h);
+			if (r) {
+				*rp = r;
+				kind = 2;
+				break;
+			}
+			lua_settop(L, qi);
+			continue;
+		}
+#else
+		(void)t;
+		(void)rp;
+#endif
+		for (int k = 1; k < q->stride; k++) {
 			lua_rawgeti(L, qi, h + k);
 			lua_pushnil(L);
 			lua_rawseti(L, qi, h + k);
 		}
-		q->h = h + q->stride;
-		if (entry_live(L, qi + 1)) {
-			if (q->h > q->t) {
-				q->h = 1;
-				q->t = 0;
-			}
-			lua_remove(L, qi);
-			return 1;
+		if (fl_waiting(L, qi + 1)) {
+			kind = 1;
+			break;
 		}
-		lua_pop(L, q->stride);
+		lua_settop(L, qi);
 	}
-	q->h = 1;
-	q->t = 0;
-	lua_pop(L, 1);
-	return 0;
+	if (q->h > q->t) {
+		q->h = 1;
+		q->t = 0;
+	}
+	lua_remove(L, qi);
+	return kind;
 }
 
 /* Complete the suspension at s (token at s + 1, nv values after it). */
 static void complete(lua_State *L, int s, int nv)
 {
-#ifdef FL_FREC
-	if (lua_type(L, s) == LUA_TTHREAD) {    /* token 1, not the gen */
-		lua_pushinteger(L, 1);
-		lua_replace(L, s + 1);
-	}
-#endif
 	lua_pushvalue(L, UP_SCHED);
 	int si = lua_gettop(L);
 	lua_getiuservalue(L, si, UV_KEYS);
@@ -200,14 +254,23 @@ static double count(const struct chan *c)
 
 /* try_put on the channel at ci with the value at vi: 1 if delivered or
  * buffered, 0 if it must block. */
-static int try_put(lua_State *L, struct chan *c, int ci, int vi)
+static int try_put(lua_State *L, struct sched *s, struct chan *c, int ci, int vi)
 {
-	if (pop_entry(L, c, ci, 0)) {            /* s, tok */
-		int s = lua_gettop(L) - 1;
+	struct frec *r = NULL;
+	switch (pop_entry(L, s, c, ci, 0, &r)) {
+	case 2:                                         /* thread */
+#ifdef FL_FREC
+		fl_frec_wake(L, UP_SCHED, r, lua_gettop(L), vi);
+#endif
+		lua_pop(L, 1);
+		return 1;
+	case 1: {                                       /* s, tok */
+		int sp = lua_gettop(L) - 1;
 		lua_pushvalue(L, vi);
-		complete(L, s, 1);
+		complete(L, sp, 1);
 		lua_pop(L, 3);
 		return 1;
+	}
 	}
 	if (count(c) < c->size) {
 		lua_getiuservalue(L, ci, UV_BUF);
@@ -219,10 +282,30 @@ static int try_put(lua_State *L, struct chan *c, int ci, int vi)
 	return 0;
 }
 
+/* A putter's entry was popped (kind 1: s, tok, v; kind 2: thread, record
+ * r): complete it - the put is done - leaving only its value. */
+static void release_putter(lua_State *L, int kind, struct frec *r)
+{
+	int top = lua_gettop(L);
+	if (kind == 2) {                        /* thread */
+#ifdef FL_FREC
+		lua_xmove(r->co, L, 1);         /* the value, on top of its stack */
+		fl_frec_wake(L, UP_SCHED, r, top, 0);
+#endif
+		lua_remove(L, top);
+		return;
+	}
+	complete(L, top - 2, 0);
+	lua_remove(L, top - 2);
+	lua_remove(L, top - 2);
+}
+
 /* try_get on the channel at ci: pushes the value and returns 1, or
  * pushes nothing and returns 0. */
-static int try_get(lua_State *L, struct chan *c, int ci)
+static int try_get(lua_State *L, struct sched *s, struct chan *c, int ci)
 {
+	struct frec *r = NULL;
+	int kind;
 	if (c->bh <= c->bt) {
 		lua_getiuservalue(L, ci, UV_BUF);
 		int b = lua_gettop(L);
@@ -235,21 +318,15 @@ static int try_get(lua_State *L, struct chan *c, int ci)
 		} else {
 			c->bh++;
 		}
-		if (pop_entry(L, c, ci, 1)) {            /* s, tok, v */
-			int s = lua_gettop(L) - 2;
-			lua_pushvalue(L, s + 2);
+		if ((kind = pop_entry(L, s, c, ci, 1, &r))) {
+			release_putter(L, kind, r);     /* its value on top */
 			lua_rawseti(L, b, ++c->bt);
-			complete(L, s, 0);
-			lua_pop(L, 3);
 		}
 		lua_remove(L, b);
 		return 1;
 	}
-	if (pop_entry(L, c, ci, 1)) {                    /* s, tok, v */
-		int s = lua_gettop(L) - 2;
-		complete(L, s, 0);
-		lua_remove(L, s);
-		lua_remove(L, s);
+	if ((kind = pop_entry(L, s, c, ci, 1, &r))) {
+		release_putter(L, kind, r);
 		return 1;
 	}
 	return 0;
@@ -260,26 +337,26 @@ static int c_try_put(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
 	lua_settop(L, 2);
-	lua_pushboolean(L, try_put(L, c, 1, 2));
+	lua_pushboolean(L, try_put(L, lua_touserdata(L, UP_SCHED), c, 1, 2));
 	return 1;
 }
 
 int fl_chan_try_get(lua_State *L, int ci)
 {
-	return try_get(L, lua_touserdata(L, ci), ci);
+	return try_get(L, lua_touserdata(L, UP_SCHED), lua_touserdata(L, ci), ci);
 }
 
 int fl_is_chan(lua_State *L, int idx)
 {
-	struct sched *s = lua_touserdata(L, UP_SCHED);
-	return lua_type(L, idx) == LUA_TUSERDATA && fl_has_mt(L, idx, s->chan_mt);
+	return to_chan(L, idx) != NULL;
 }
 
 /* get_try(op) -> ready, value: the try of a channel's get op (op.ch). */
 /* Try a get on the channel at ci and return true, v | false. */
 static int ret_try_get(lua_State *L, int ci)
 {
-	if (!try_get(L, check_chan(L, ci), ci)) {
+	struct chan *c = check_chan(L, ci);
+	if (!try_get(L, lua_touserdata(L, UP_SCHED), c, ci)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
@@ -370,7 +447,7 @@ static enum step get_step(lua_State *L, struct chan *c)
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
 	if (!fl_push_ok_scope(L, UP_SCHED, 2))          /* 3 scope */
 		return STEP_GENERAL;
-	if (try_get(L, c, 1))
+	if (try_get(L, lua_touserdata(L, UP_SCHED), c, 1))
 		return STEP_DONE;
 	block(L, c, 2, 3, 0, 0);
 	return STEP_BLOCKED;
@@ -383,7 +460,7 @@ static enum step put_step(lua_State *L, struct chan *c)
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
 	if (!fl_push_ok_scope(L, UP_SCHED, 3))          /* 4 scope */
 		return STEP_GENERAL;
-	if (try_put(L, c, 1, 2))
+	if (try_put(L, lua_touserdata(L, UP_SCHED), c, 1, 2))
 		return STEP_DONE;
 	block(L, c, 3, 4, 1, 2);
 	return STEP_BLOCKED;
@@ -514,17 +591,32 @@ static void frec_arm(struct sched *s, struct frec *r)
 	r->waiting = 1;
 }
 
-/* Block the running fiber (record r) in queue qn of the channel at 1,
- * with the value at vi for a put.  Empties the stack; the caller yields. */
-static void frec_block(lua_State *L, struct sched *s, struct frec *r, struct chan *c, int qn, int vi)
+/* Block the running fiber (record r) in queue qn of the channel at 1.
+ * Leaves the stack empty (a get) or holding just the value (a put, at
+ * 2: a getter takes it from there); the caller yields. */
+static void frec_block(lua_State *L, struct sched *s, struct frec *r, struct chan *c, int qn)
 {
 	frec_arm(s, r);
-	lua_pushthread(L);
-	lua_pushinteger(L, r->gen);
-	if (vi)
-		lua_pushvalue(L, vi);
-	push_entry(L, c, 1, qn);
-	lua_settop(L, 0);
+	push_frec_entry(L, s, c, 1, qn, r);
+	if (qn) {
+		lua_settop(L, 2);
+		lua_replace(L, 1);
+	} else {
+		lua_settop(L, 0);
+	}
+}
+
+/* Continuation of a blocked ch:put: the resume values (token, values...)
+ * are the top r->nv values - above the value if no getter took it. */
+static int put_woken_k(lua_State *L, int status, lua_KContext ctx)
+{
+	struct frec *r = fl_frec_of(lua_touserdata(L, UP_SCHED), L);
+	int base = r ? lua_gettop(L) - r->nv : 0;
+	if (base > 0) {
+		lua_rotate(L, 1, -base);        /* the resume values first */
+		lua_settop(L, r->nv);
+	}
+	return woken_k(L, status, ctx);
 }
 
 /* ch:get() on Lua 5.4. */
@@ -536,11 +628,11 @@ static int get_method(lua_State *L)
 	struct frec *r = fl_frec_ready(L, s);
 	if (!r && !slow_ok(L))
 		return general(L, UV_CHAN_GET, 1);
-	if (try_get(L, c, 1))
+	if (try_get(L, s, c, 1))
 		return 1;
 	if (!(r = ready_to_block(L, s, r)))
 		return general(L, UV_CHAN_GET, 1);
-	frec_block(L, s, r, c, 0, 0);
+	frec_block(L, s, r, c, 0);
 	return lua_yieldk(L, 0, 1, woken_k);
 }
 
@@ -553,12 +645,12 @@ static int put_method(lua_State *L)
 	struct frec *r = fl_frec_ready(L, s);
 	if (!r && !slow_ok(L))
 		return general(L, UV_CHAN_PUT, 2);
-	if (try_put(L, c, 1, 2))
+	if (try_put(L, s, c, 1, 2))
 		return 0;
 	if (!(r = ready_to_block(L, s, r)))
 		return general(L, UV_CHAN_PUT, 2);
-	frec_block(L, s, r, c, 1, 2);
-	return lua_yieldk(L, 0, 0, woken_k);
+	frec_block(L, s, r, c, 1);
+	return lua_yieldk(L, 0, 0, put_woken_k);
 }
 #else
 /* ch:get() on Lua 5.3+: the whole fast path in C, the Lua wrapper gone. */

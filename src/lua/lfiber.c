@@ -168,9 +168,23 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 }
 
 #ifdef FL_FREC
+/* A fiber record's resume (lfrec.c): co is suspended in a yield with the
+ * values on its stack, its record already updated; without hooks or a
+ * nested lazy run, resume_co's checks are not needed. */
 void fl_resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs)
 {
-	resume_co(L, si, kt, fi, co, nargs, 1);
+	struct sched *sd = lua_touserdata(L, si);
+	if (lua_status(co) != LUA_YIELD || sd->has_enter || sd->has_leave || sd->lazy) {
+		resume_co(L, si, kt, fi, co, nargs, 1);
+		return;
+	}
+	lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
+	lua_pushvalue(L, fi);
+	lua_setiuservalue(L, si, UV_CUR);
+	int nres = 0;
+	int st = fl_resume(co, L, nargs, &nres);
+	lua_setiuservalue(L, si, UV_CUR);
+	settle(L, si, kt, fi, co, st, nres);
 }
 #endif
 
@@ -180,8 +194,10 @@ static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int n
 	struct sched *sd = lua_touserdata(L, si);
 #ifdef FL_FREC
 	struct frec *r = fl_frec_of(sd, co);
-	if (r)
+	if (r) {
 		r->waiting = 0;         /* whatever resumes it ends its block */
+		r->nv = nargs;
+	}
 #endif
 	if (lua_status(co) == LUA_OK && lua_gettop(co) == (onco ? nargs : 0)) {
 		lua_pop(onco ? co : L, nargs);

@@ -131,7 +131,10 @@ struct frec *fl_frec_bind(lua_State *L, int si, int fi)
 	lua_pushthread(L);
 	lua_pushvalue(L, fi);
 	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	lua_getiuservalue(L, si, UV_FIBERS);
+	lua_pushvalue(L, fi);
+	lua_rawseti(L, -2, i);
+	lua_pop(L, 2);
 	return r;
 }
 
@@ -141,12 +144,16 @@ void fl_frec_release(lua_State *L, int si, int ti, lua_State *co)
 	struct frec *r = fl_frec_of(s, co);
 	if (!r)
 		return;
+	unsigned i = (unsigned)(r - s->frecs);
 	lua_getiuservalue(L, si, UV_FRECS);
 	lua_pushvalue(L, ti);
 	lua_pushnil(L);
 	lua_rawset(L, -3);
-	lua_pop(L, 1);
-	free_slot(s, (unsigned)(r - s->frecs));
+	lua_getiuservalue(L, si, UV_FIBERS);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, i);
+	lua_pop(L, 2);
+	free_slot(s, i);
 	set_index(co, 0);
 }
 
@@ -161,8 +168,31 @@ void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, i
 	lua_xmove(L, co, n);
 	r->nv = n;
 	r->queued = 1;
+	struct sched *s = lua_touserdata(L, si);
+	lua_getiuservalue(L, si, s->nextq);
 	lua_pushvalue(L, ti);
-	fl_sched_push(L, lua_touserdata(L, si), si);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pop(L, 1);
+}
+
+void fl_frec_wake(lua_State *L, int si, struct frec *r, int ti, int vi)
+{
+	struct sched *s = lua_touserdata(L, si);
+	lua_State *co = r->co;
+	r->waiting = 0;
+	if (!lua_checkstack(co, 2))
+		luaL_error(L, "fibers: stack overflow");
+	lua_pushinteger(co, 1);
+	if (vi) {
+		lua_pushvalue(L, vi);
+		lua_xmove(L, co, 1);
+	}
+	r->nv = vi ? 2 : 1;
+	r->queued = 1;
+	lua_getiuservalue(L, si, s->nextq);
+	lua_pushvalue(L, ti);
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pop(L, 1);
 }
 
 void fl_frec_run(lua_State *L, int si, int kt, int ti)
@@ -182,12 +212,17 @@ void fl_frec_run(lua_State *L, int si, int kt, int ti)
 	} else {
 		return;                 /* stale: a timer of a finished wait */
 	}
-	lua_getiuservalue(L, si, UV_FRECS);
-	lua_pushvalue(L, ti);
-	lua_rawget(L, -2);
-	lua_remove(L, -2);
-	fl_resume_co(L, si, kt, lua_gettop(L), co, r->nv);
-	lua_pop(L, 1);
+	lua_getiuservalue(L, si, UV_FIBERS);
+	int fi = lua_gettop(L);
+	if (lua_rawgeti(L, fi, r - s->frecs) == LUA_TNIL) {
+		lua_getiuservalue(L, si, UV_FRECS);     /* (weak: not yet gone) */
+		lua_pushvalue(L, ti);
+		lua_rawget(L, -2);
+		lua_replace(L, fi + 1);
+		lua_pop(L, 1);
+	}
+	fl_resume_co(L, si, kt, fi + 1, co, r->nv);
+	lua_pop(L, 2);
 }
 
 void fl_frec_reset_all(struct sched *s)

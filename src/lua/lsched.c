@@ -496,6 +496,12 @@ static int l_new(lua_State *L)
 	lua_setfield(L, -2, "__mode");
 	lua_setmetatable(L, -2);
 	lua_setiuservalue(L, -2, UV_FRECS);
+	lua_newtable(L);                        /* UV_FIBERS: weak values */
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "v");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_setiuservalue(L, -2, UV_FIBERS);
 #ifdef FL_FREC
 	s->epoch = 1;
 	s->sweep_at = 64;

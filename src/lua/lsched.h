@@ -27,7 +27,10 @@
  *                  in struct sched.sc_fiber[slot] (lwait.c fl_fast_susp;
  *                  Lua 5.1-5.3)
  *   UV_FRECS       coroutine -> its fiber, for the coroutines with a fiber
- *                  record (lfrec.c; Lua 5.4): an ephemeron table
+ *                  record (lfrec.c; Lua 5.4): an ephemeron table, which
+ *                  keeps the fiber while its coroutine lives
+ *   UV_FIBERS      record index -> the same fiber (weak values): the
+ *                  lookup when the record's coroutine is resumed
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
@@ -55,7 +58,8 @@
 #define UV_SPAWN     19
 #define UV_SCACHE    20
 #define UV_FRECS     21
-#define NUV          21
+#define UV_FIBERS    22
+#define NUV          22
 #define FL_POOL_MAX  256
 /* Slots of the fast-path suspension cache (a power of two). */
 #define FL_SCACHE    64
@@ -88,15 +92,18 @@ static inline void fl_setk(lua_State *L, int t, int kt, int k)
 }
 
 struct loop;
+struct frec;
 
 #if LUA_VERSION_NUM >= 504
 /* Fiber records (lfrec.c): the C half of ch:get/ch:put/sleep on Lua 5.4. */
 #define FL_FREC 1
 struct frec {
 	lua_State *co;          /* its coroutine (NULL: a free slot) */
-	lua_Integer gen;        /* the current block: unique in the scheduler */
+	lua_Integer gen;        /* the current block (numbered in the scheduler) */
 	lua_Integer sleep_gen;  /* gen of the block that armed a timer */
 	const void *reg_q;      /* the wait queue holding (co, CANCEL), or NULL */
+	const void *wq;         /* the channel queue it waits in (lchan.c) */
+	lua_Integer wpos;       /* and the slot of its entry there */
 	unsigned ok_epoch;      /* == sched.epoch: the fiber's scope is ok */
 	unsigned next_free;     /* free list link (a free slot) */
 	int nv;                 /* queued: values waiting on co's stack */
@@ -303,6 +310,10 @@ void fl_frec_release(lua_State *L, int si, int ti, lua_State *co);
 /* Complete the waiting record r of the thread at ti with the n values
  * at first.. (token, values...): onto its stack, co queued. */
 void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, int n);
+
+/* Complete the waiting record r of the thread at ti with token 1 and
+ * (vi != 0) the value at vi: a channel hand-off. */
+void fl_frec_wake(lua_State *L, int si, struct frec *r, int ti, int vi);
 
 /* The run-queue task that is the thread at ti (a completed record, or a
  * sleep's timer). */
