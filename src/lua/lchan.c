@@ -44,9 +44,17 @@
 #define UP_SCHED  lua_upvalueindex(1)
 #define UP_CANCEL lua_upvalueindex(3)
 
+/* Entries of fiber records held in C, before those in the Lua table. */
+#define FL_RING 8
+
 struct queue {
-	lua_Integer h, t, lim;
+	lua_Integer h, t, lim;          /* the table's entries: slots h..t */
 	int stride;
+	unsigned rh, rn;                /* the ring's entries: rn from rh */
+	struct {
+		unsigned idx;           /* a fiber record ... */
+		lua_Integer gen;        /* ... waiting in this block */
+	} ring[FL_RING];
 };
 
 struct chan {
@@ -167,12 +175,34 @@ static void push_entry(lua_State *L, struct chan *c, int ci, int qn)
 }
 
 #ifdef FL_FREC
-/* Append the entry of the running fiber (record r) - its thread - to
- * queue qn of the channel at ci. */
+/* The record of ring entry e of queue q if it still waits in that block. */
+#define RING_LIVE(s, e) ((e).idx < (s)->nfrec && (s)->frecs[(e).idx].waiting \
+			 && (s)->frecs[(e).idx].gen == (e).gen)
+
+/* Append the entry of the running fiber (record r) to queue qn of the
+ * channel at ci: into the ring if the table part is empty and the ring
+ * has room (after dropping its stale entries), else its thread into the
+ * table. */
 static void push_frec_entry(lua_State *L, struct sched *s, struct chan *c, int ci, int qn,
 			    struct frec *r)
 {
 	struct queue *q = &c->q[qn];
+	if (q->h > q->t && q->rn == FL_RING) {
+		unsigned n = 0;
+		for (unsigned k = 0; k < FL_RING; k++) {
+			unsigned j = (q->rh + k) % FL_RING;
+			if (RING_LIVE(s, q->ring[j]))
+				q->ring[(q->rh + n++) % FL_RING] = q->ring[j];
+		}
+		q->rn = n;
+	}
+	if (q->h > q->t && q->rn < FL_RING) {
+		unsigned j = (q->rh + q->rn++) % FL_RING;
+		q->ring[j].idx = (unsigned)(r - s->frecs);
+		q->ring[j].gen = r->gen;
+		r->wq = NULL;
+		return;
+	}
 	lua_getiuservalue(L, ci, UV_GETQ + qn);
 	lua_pushthread(L);
 	lua_rawseti(L, -2, q->t + 1);
@@ -187,11 +217,22 @@ static void push_frec_entry(lua_State *L, struct sched *s, struct chan *c, int c
 
 /* Pop the oldest still-waiting entry of queue qn of the channel at ci.
  * Returns 0 (none; nothing pushed), 1 (a suspension: its stride values
- * pushed) or 2 (a fiber record, *rp: its thread pushed). */
+ * pushed) or 2 (a fiber record, *rp; nothing pushed). */
 static int pop_entry(lua_State *L, struct sched *s, struct chan *c, int ci, int qn,
 		     struct frec **rp)
 {
 	struct queue *q = &c->q[qn];
+#ifdef FL_FREC
+	while (q->rn > 0) {
+		unsigned j = q->rh;
+		q->rh = (j + 1) % FL_RING;
+		q->rn--;
+		if (RING_LIVE(s, q->ring[j])) {
+			*rp = &s->frecs[q->ring[j].idx];
+			return 2;
+		}
+	}
+#endif
 	if (q->h > q->t)
 		return 0;
 	lua_getiuservalue(L, ci, UV_GETQ + qn);
@@ -205,12 +246,12 @@ static int pop_entry(lua_State *L, struct sched *s, struct chan *c, int ci, int 
 #ifdef FL_FREC
 		if (t == LUA_TTHREAD) {
 			struct frec *r = live_frec(L, s, qi + 1, q, h);
+			lua_settop(L, qi);
 			if (r) {
 				*rp = r;
 				kind = 2;
 				break;
 			}
-			lua_settop(L, qi);
 			continue;
 		}
 #else
@@ -258,11 +299,10 @@ static int try_put(lua_State *L, struct sched *s, struct chan *c, int ci, int vi
 {
 	struct frec *r = NULL;
 	switch (pop_entry(L, s, c, ci, 0, &r)) {
-	case 2:                                         /* thread */
+	case 2:
 #ifdef FL_FREC
-		fl_frec_wake(L, UP_SCHED, r, lua_gettop(L), vi);
+		fl_frec_wake(L, UP_SCHED, r, vi);
 #endif
-		lua_pop(L, 1);
 		return 1;
 	case 1: {                                       /* s, tok */
 		int sp = lua_gettop(L) - 1;
@@ -282,19 +322,18 @@ static int try_put(lua_State *L, struct sched *s, struct chan *c, int ci, int vi
 	return 0;
 }
 
-/* A putter's entry was popped (kind 1: s, tok, v; kind 2: thread, record
- * r): complete it - the put is done - leaving only its value. */
+/* A putter's entry was popped (kind 1: s, tok, v; kind 2: record r):
+ * complete it - the put is done - leaving only its value. */
 static void release_putter(lua_State *L, int kind, struct frec *r)
 {
-	int top = lua_gettop(L);
-	if (kind == 2) {                        /* thread */
+	if (kind == 2) {
 #ifdef FL_FREC
 		lua_xmove(r->co, L, 1);         /* the value, on top of its stack */
-		fl_frec_wake(L, UP_SCHED, r, top, 0);
+		fl_frec_wake(L, UP_SCHED, r, 0);
 #endif
-		lua_remove(L, top);
 		return;
 	}
+	int top = lua_gettop(L);
 	complete(L, top - 2, 0);
 	lua_remove(L, top - 2);
 	lua_remove(L, top - 2);

@@ -249,10 +249,7 @@ static void finish(lua_State *L, int si, int kt, int fi, lua_State *co, int st)
 	lua_pushboolean(L, 1);
 	fl_setk(L, fi, kt, K_DEAD);
 #ifdef FL_FREC
-	fl_getk(L, fi, kt, K_CO);
-	if (lua_tothread(L, -1) == co)
-		fl_frec_release(L, si, lua_gettop(L), co);
-	lua_pop(L, 1);
+	fl_frec_release(L, si, co);
 #else
 	fl_fast_susp_drop(L, si, fi);
 #endif

@@ -1,39 +1,37 @@
 /*
  * lfrec.c - fiber records (Lua 5.4): the state of the fast paths of
  * ch:get/ch:put and sleep in C structs, so that a channel hand-off reads
- * no Lua table field (doc/decisions.md, "Hot paths in C").
+ * no Lua table field (doc/decisions.md, "Fiber records").
  *
- * A coroutine running a fiber that blocked in a fast path has a record
- * (struct frec) in its scheduler's array s->frecs; the coroutine's extra
- * space (lua_getextraspace) holds the record's index, and the record
- * holds the coroutine back (r->co), which validates the index - a
- * coroutine the runtime did not bind (a nested coroutine, whose extra
- * space is a copy of the main thread's) has no record.  The ephemeron
- * table UV_FRECS maps the coroutine to its fiber, for as long as the
- * coroutine lives; the fiber is unbound (and the record freed) when it
- * finishes.
- *
- * The coroutine itself is what queues hold:
- *   - a channel queue entry (co, gen[, value]) is live while the record
- *     waits in block gen (gen is unique in the scheduler);
+ * A coroutine running a fiber of a scope that blocked in a fast path has
+ * a record (struct frec) in its scheduler's array s->frecs; the
+ * coroutine's extra space (lua_getextraspace) holds the record's index,
+ * and the record holds the coroutine back (r->co), which validates the
+ * index - a coroutine the runtime did not bind (a nested coroutine, whose
+ * extra space is a copy of the main thread's) has no record.  UV_FIBERS
+ * holds the fiber (and through fiber.co its coroutine) at the record's
+ * index from the fiber's first fast block until it finishes, or until
+ * sched:clear() (fibers.run's teardown) drops every record: a bound
+ * fiber stays alive that long, as a blocked fiber is kept by its scope's
+ * cancel queue anyway.  So queues may name a record by its index:
+ *   - a channel queue entry is the record index and the slot of the
+ *     entry, or the coroutine (lchan.c); it is live while the record
+ *     waits there (r->wq, r->wpos);
  *   - the scope's cancel queue entry (co, CANCEL) is live while the
  *     record waits and r->reg_q is that queue; it stays registered
  *     between blocks (one entry per fiber however often it blocks);
  *   - a sleep's timer task is co: it completes block sleep_gen;
- *   - the run queue task co resumes the fiber with the r->nv values that
- *     the completion pushed onto co's stack (token, values...).
+ *   - a completed record is queued in the run queue as a light userdata
+ *     holding its index (fl_frec_task), and resumed with the r->nv values
+ *     that the completion pushed onto co's stack (token, values...).
  * Completing a record is Susp:complete for it: it stops waiting, the
- * token and values go onto the coroutine's stack and the coroutine is
+ * token and values go onto the coroutine's stack and the record is
  * queued; nothing runs synchronously.
  *
  * r->ok_epoch == s->epoch says the fiber's scope was ok when last
  * checked and nothing that could change that happened since: the
- * epoch is bumped (fl_frec_invalidate, scope.lua/exec.lua) whenever a
- * scope turns not ok or a fiber changes scope.
- *
- * Records whose coroutine was collected while bound (a fiber abandoned
- * blocked, e.g. with its scheduler's scopes dropped) are found by a
- * sweep over UV_FRECS before the array grows.
+ * epoch is bumped (invalidate, from scope.lua) whenever a scope turns
+ * not ok or a fiber changes scope.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,38 +62,10 @@ static void free_slot(struct sched *s, unsigned i)
 	r->reg_q = NULL;
 	r->next_free = s->free_frec;
 	s->free_frec = i;
-	s->live_frec--;
 }
 
-/* Free the records whose coroutine is no longer a key of UV_FRECS (it
- * was collected while bound). */
-static void sweep(lua_State *L, struct sched *s, int si)
+static unsigned alloc_slot(lua_State *L, struct sched *s)
 {
-	unsigned char *seen = calloc(s->nfrec, 1);
-	if (!seen)
-		return;
-	lua_getiuservalue(L, si, UV_FRECS);
-	lua_pushnil(L);
-	while (lua_next(L, -2)) {
-		lua_pop(L, 1);
-		lua_State *co = lua_tothread(L, -1);
-		struct frec *r = co ? fl_frec_of(s, co) : NULL;
-		if (r)
-			seen[r - s->frecs] = 1;
-	}
-	lua_pop(L, 1);
-	for (unsigned i = 1; i < s->nfrec; i++)
-		if (s->frecs[i].co && !seen[i])
-			free_slot(s, i);
-	free(seen);
-}
-
-static unsigned alloc_slot(lua_State *L, struct sched *s, int si)
-{
-	if (!s->free_frec && s->nfrec >= s->capfrec && s->live_frec >= s->sweep_at) {
-		sweep(L, s, si);
-		s->sweep_at = 2 * s->live_frec + 64;
-	}
 	unsigned i = s->free_frec;
 	if (i) {
 		s->free_frec = s->frecs[i].next_free;
@@ -112,7 +82,6 @@ static unsigned alloc_slot(lua_State *L, struct sched *s, int si)
 		}
 		i = s->nfrec++;
 	}
-	s->live_frec++;
 	memset(&s->frecs[i], 0, sizeof s->frecs[i]);
 	return i;
 }
@@ -123,41 +92,43 @@ struct frec *fl_frec_bind(lua_State *L, int si, int fi)
 	struct frec *r = fl_frec_of(s, L);
 	if (r)
 		return r;
-	unsigned i = alloc_slot(L, s, si);
+	unsigned i = alloc_slot(L, s);
 	r = &s->frecs[i];
 	r->co = L;
 	set_index(L, i);
-	lua_getiuservalue(L, si, UV_FRECS);
-	lua_pushthread(L);
-	lua_pushvalue(L, fi);
-	lua_rawset(L, -3);
 	lua_getiuservalue(L, si, UV_FIBERS);
 	lua_pushvalue(L, fi);
 	lua_rawseti(L, -2, i);
-	lua_pop(L, 2);
+	lua_pop(L, 1);
 	return r;
 }
 
-void fl_frec_release(lua_State *L, int si, int ti, lua_State *co)
+void fl_frec_release(lua_State *L, int si, lua_State *co)
 {
 	struct sched *s = lua_touserdata(L, si);
 	struct frec *r = fl_frec_of(s, co);
 	if (!r)
 		return;
 	unsigned i = (unsigned)(r - s->frecs);
-	lua_getiuservalue(L, si, UV_FRECS);
-	lua_pushvalue(L, ti);
-	lua_pushnil(L);
-	lua_rawset(L, -3);
 	lua_getiuservalue(L, si, UV_FIBERS);
 	lua_pushnil(L);
 	lua_rawseti(L, -2, i);
-	lua_pop(L, 2);
+	lua_pop(L, 1);
 	free_slot(s, i);
 	set_index(co, 0);
 }
 
-void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, int n)
+/* Queue record r (index in s->frecs) for the next turn. */
+static void queue(lua_State *L, struct sched *s, int si, struct frec *r)
+{
+	r->queued = 1;
+	lua_getiuservalue(L, si, s->nextq);
+	lua_pushlightuserdata(L, fl_frec_task(r - s->frecs));
+	lua_rawseti(L, -2, ++s->next_n);
+	lua_pop(L, 1);
+}
+
+void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n)
 {
 	lua_State *co = r->co;
 	r->waiting = 0;
@@ -167,15 +138,10 @@ void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, i
 		lua_pushvalue(L, first + i);
 	lua_xmove(L, co, n);
 	r->nv = n;
-	r->queued = 1;
-	struct sched *s = lua_touserdata(L, si);
-	lua_getiuservalue(L, si, s->nextq);
-	lua_pushvalue(L, ti);
-	lua_rawseti(L, -2, ++s->next_n);
-	lua_pop(L, 1);
+	queue(L, lua_touserdata(L, si), si, r);
 }
 
-void fl_frec_wake(lua_State *L, int si, struct frec *r, int ti, int vi)
+void fl_frec_wake(lua_State *L, int si, struct frec *r, int vi)
 {
 	struct sched *s = lua_touserdata(L, si);
 	lua_State *co = r->co;
@@ -188,23 +154,18 @@ void fl_frec_wake(lua_State *L, int si, struct frec *r, int ti, int vi)
 		lua_xmove(L, co, 1);
 	}
 	r->nv = vi ? 2 : 1;
-	r->queued = 1;
-	lua_getiuservalue(L, si, s->nextq);
-	lua_pushvalue(L, ti);
-	lua_rawseti(L, -2, ++s->next_n);
-	lua_pop(L, 1);
+	queue(L, s, si, r);
 }
 
-void fl_frec_run(lua_State *L, int si, int kt, int ti)
+void fl_frec_run(lua_State *L, int si, int kt, struct frec *r, int timer)
 {
 	struct sched *s = lua_touserdata(L, si);
-	lua_State *co = lua_tothread(L, ti);
-	struct frec *r = fl_frec_of(s, co);
-	if (!r)
-		return;
+	lua_State *co = r->co;
+	if (!co)
+		return;                 /* released since (sched:clear) */
 	if (r->queued) {
 		r->queued = 0;
-	} else if (r->waiting && r->sleep_gen == r->gen) {
+	} else if (timer && r->waiting && r->sleep_gen == r->gen) {
 		/* its sleep's timer fired: complete with token 1, run now */
 		r->waiting = 0;
 		lua_pushinteger(co, 1);
@@ -213,29 +174,25 @@ void fl_frec_run(lua_State *L, int si, int kt, int ti)
 		return;                 /* stale: a timer of a finished wait */
 	}
 	lua_getiuservalue(L, si, UV_FIBERS);
-	int fi = lua_gettop(L);
-	if (lua_rawgeti(L, fi, r - s->frecs) == LUA_TNIL) {
-		lua_getiuservalue(L, si, UV_FRECS);     /* (weak: not yet gone) */
-		lua_pushvalue(L, ti);
-		lua_rawget(L, -2);
-		lua_replace(L, fi + 1);
-		lua_pop(L, 1);
-	}
-	fl_resume_co(L, si, kt, fi + 1, co, r->nv);
+	lua_rawgeti(L, -1, r - s->frecs);
+	fl_resume_co(L, si, kt, lua_gettop(L), co, r->nv);
 	lua_pop(L, 2);
 }
 
-void fl_frec_reset_all(struct sched *s)
+void fl_frec_reset_all(lua_State *L, struct sched *s, int si)
 {
 	for (unsigned i = 1; i < s->nfrec; i++)
-		s->frecs[i].waiting = s->frecs[i].queued = 0;
+		if (s->frecs[i].co)
+			free_slot(s, i);
+	lua_newtable(L);
+	lua_setiuservalue(L, si, UV_FIBERS);
 }
 
 void fl_frec_free_all(struct sched *s)
 {
 	free(s->frecs);
 	s->frecs = NULL;
-	s->nfrec = s->capfrec = s->free_frec = s->live_frec = 0;
+	s->nfrec = s->capfrec = s->free_frec = 0;
 }
 
 #endif

@@ -233,30 +233,39 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 	int q = lua_gettop(L);
 	while (s->cur_i < s->cur_n) {
 		lua_Integer i = ++s->cur_i;
-		lua_rawgeti(L, q, i);
+		int t = lua_rawgeti(L, q, i);
+		if (t == LUA_TLIGHTUSERDATA) {  /* holds nothing: left in its slot */
+			const void *m = lua_touserdata(L, -1);
+			lua_pop(L, 1);
+			if (fl_is_lazy_marker(m)) {     /* a lazy fiber record */
+				s->cur_i += 2;
+				fl_lazy_run(L, 1, kt, q, i, m);
+				continue;
+			}
+#ifdef FL_FREC
+			struct frec *r = fl_frec_at(s, m);      /* a fiber record */
+			if (r) {
+				fl_frec_run(L, 1, kt, r, 0);
+				continue;
+			}
+#endif
+			luaL_error(L, "fibers: corrupt run queue");
+		}
 		lua_pushnil(L);
 		lua_rawseti(L, q, i);
-		int t = lua_type(L, -1);
 		if (t == LUA_TFUNCTION) {
 			lua_call(L, 0, 0);
 			continue;
 		}
 #ifdef FL_FREC
-		if (t == LUA_TTHREAD) {                 /* a fiber record's coroutine */
-			fl_frec_run(L, 1, kt, lua_gettop(L));
+		if (t == LUA_TTHREAD) {                 /* a sleep's timer (lfrec.c) */
+			struct frec *r = fl_frec_of(s, lua_tothread(L, -1));
 			lua_pop(L, 1);
+			if (r)
+				fl_frec_run(L, 1, kt, r, 1);
 			continue;
 		}
 #endif
-		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
-			const void *m = lua_touserdata(L, -1);
-			lua_pop(L, 1);
-			if (!fl_is_lazy_marker(m))
-				luaL_error(L, "fibers: corrupt run queue");
-			s->cur_i += 2;
-			fl_lazy_run(L, 1, kt, q, i, m);
-			continue;
-		}
 		if (t == LUA_TTABLE && lua_getmetatable(L, -1)) {
 			const void *mt = lua_topointer(L, -1);
 			lua_pop(L, 1);
@@ -297,7 +306,8 @@ static void salvage(lua_State *L, struct sched *s)
 	int cur = lua_gettop(L) - 1, nxt = cur + 1;
 	for (lua_Integer k = 1; k <= left; k++) {       /* compact to 1..left */
 		lua_rawgeti(L, cur, s->cur_i + k);
-		if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+		if (lua_type(L, -1) == LUA_TLIGHTUSERDATA
+		    && fl_is_lazy_marker(lua_touserdata(L, -1)))
 			s->next_extra += 2;
 		lua_pushnil(L);
 		lua_rawseti(L, cur, s->cur_i + k);
@@ -408,7 +418,7 @@ static int s_clear(lua_State *L)
 	s->next_extra = 0;
 	s->cur_n = s->cur_i;    /* a turn in progress stops after this task */
 #ifdef FL_FREC
-	fl_frec_reset_all(s);
+	fl_frec_reset_all(L, s, 1);
 #endif
 	return 0;
 }
@@ -490,21 +500,10 @@ static int l_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_POOL);
 	lua_createtable(L, FL_SCACHE, 0);
 	lua_setiuservalue(L, -2, UV_SCACHE);
-	lua_newtable(L);                        /* UV_FRECS: an ephemeron table */
-	lua_createtable(L, 0, 1);
-	lua_pushliteral(L, "k");
-	lua_setfield(L, -2, "__mode");
-	lua_setmetatable(L, -2);
-	lua_setiuservalue(L, -2, UV_FRECS);
-	lua_newtable(L);                        /* UV_FIBERS: weak values */
-	lua_createtable(L, 0, 1);
-	lua_pushliteral(L, "v");
-	lua_setfield(L, -2, "__mode");
-	lua_setmetatable(L, -2);
+	lua_newtable(L);
 	lua_setiuservalue(L, -2, UV_FIBERS);
 #ifdef FL_FREC
 	s->epoch = 1;
-	s->sweep_at = 64;
 #endif
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);

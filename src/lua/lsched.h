@@ -26,14 +26,14 @@
  *   UV_SCACHE      slot -> the reusable fast-path suspension of the fiber
  *                  in struct sched.sc_fiber[slot] (lwait.c fl_fast_susp;
  *                  Lua 5.1-5.3)
- *   UV_FRECS       coroutine -> its fiber, for the coroutines with a fiber
- *                  record (lfrec.c; Lua 5.4): an ephemeron table, which
- *                  keeps the fiber while its coroutine lives
- *   UV_FIBERS      record index -> the same fiber (weak values): the
- *                  lookup when the record's coroutine is resumed
+ *   UV_FIBERS      fiber record index -> its fiber (lfrec.c; Lua 5.4),
+ *                  which keeps the fiber while it is bound
  */
 #ifndef FIBERS_LSCHED_H
 #define FIBERS_LSCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "compat.h"
 
@@ -57,9 +57,8 @@
 #define UV_LAZY      18
 #define UV_SPAWN     19
 #define UV_SCACHE    20
-#define UV_FRECS     21
-#define UV_FIBERS    22
-#define NUV          22
+#define UV_FIBERS    21
+#define NUV          21
 #define FL_POOL_MAX  256
 /* Slots of the fast-path suspension cache (a power of two). */
 #define FL_SCACHE    64
@@ -137,7 +136,7 @@ struct sched {
 	const void *fiber_mt, *susp_mt, *chan_mt, *waitq_mt;
 #ifdef FL_FREC
 	struct frec *frecs;     /* slots 1..nfrec - 1 (0: none) */
-	unsigned nfrec, capfrec, free_frec, live_frec, sweep_at;
+	unsigned nfrec, capfrec, free_frec;
 	unsigned epoch;         /* bumped when a scope turns not ok or a fiber
 				 * changes scope (fl_frec_invalidate) */
 	lua_Integer gen_next;
@@ -300,30 +299,44 @@ static inline struct frec *fl_frec_ready(lua_State *L, struct sched *s)
 	return r && r->ok_epoch == s->epoch ? r : NULL;
 }
 
+/* The run-queue task naming record i: a light userdata whose value is
+ * the index (small, unlike the lazy markers' addresses). */
+static inline void *fl_frec_task(ptrdiff_t i)
+{
+	return (void *)(uintptr_t)i;
+}
+
+/* The record a light userdata run-queue task names, or NULL. */
+static inline struct frec *fl_frec_at(struct sched *s, const void *p)
+{
+	uintptr_t i = (uintptr_t)p;
+	return i > 0 && i < s->nfrec ? &s->frecs[i] : NULL;
+}
+
 /* The record of the running coroutine L, whose fiber is at fi: made
- * (and the fiber recorded in UV_FRECS) if it has none. */
+ * (and the fiber kept in UV_FIBERS) if it has none. */
 struct frec *fl_frec_bind(lua_State *L, int si, int fi);
 
-/* Fiber finished on co (the thread value at ti): free its record. */
-void fl_frec_release(lua_State *L, int si, int ti, lua_State *co);
+/* A fiber finished on co: free its record. */
+void fl_frec_release(lua_State *L, int si, lua_State *co);
 
-/* Complete the waiting record r of the thread at ti with the n values
- * at first.. (token, values...): onto its stack, co queued. */
-void fl_frec_complete(lua_State *L, int si, struct frec *r, int ti, int first, int n);
+/* Complete the waiting record r with the n values at first..
+ * (token, values...): onto its stack, the record queued. */
+void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n);
 
-/* Complete the waiting record r of the thread at ti with token 1 and
- * (vi != 0) the value at vi: a channel hand-off. */
-void fl_frec_wake(lua_State *L, int si, struct frec *r, int ti, int vi);
+/* Complete the waiting record r with token 1 and (vi != 0) the value at
+ * vi: a channel hand-off. */
+void fl_frec_wake(lua_State *L, int si, struct frec *r, int vi);
 
-/* The run-queue task that is the thread at ti (a completed record, or a
- * sleep's timer). */
-void fl_frec_run(lua_State *L, int si, int kt, int ti);
+/* Run record r as a task: queued (completed) - resume it; else, for its
+ * sleep's timer (timer), complete its sleep and resume it now. */
+void fl_frec_run(lua_State *L, int si, int kt, struct frec *r, int timer);
 
 /* Zero the extra space of a coroutine made for a fiber. */
 void fl_frec_clear_space(lua_State *co);
 
-/* sched:clear(): nothing waits or is queued any more. */
-void fl_frec_reset_all(struct sched *s);
+/* sched:clear(): every record is freed (UV_FIBERS emptied). */
+void fl_frec_reset_all(lua_State *L, struct sched *s, int si);
 void fl_frec_free_all(struct sched *s);
 
 /* lfiber.c: resume fiber fi on its coroutine co, whose stack has the

@@ -198,7 +198,7 @@ void fl_complete(lua_State *L, int si, int kt, int s, int nv)
 	if (lua_type(L, s) == LUA_TTHREAD) {
 		struct frec *r = fl_frec_of(lua_touserdata(L, si), lua_tothread(L, s));
 		if (r)
-			fl_frec_complete(L, si, r, s, s + 1, 1 + nv);
+			fl_frec_complete(L, si, r, s + 1, 1 + nv);
 		return;
 	}
 #endif
