@@ -118,14 +118,24 @@ void fl_frec_release(lua_State *L, int si, lua_State *co)
 	set_index(co, 0);
 }
 
-/* Queue record r (index in s->frecs) for the next turn. */
+/* Queue record r for the next turn: it takes the next position of the
+ * queue, whose table slot stays unwritten (struct sched.rr). */
 static void queue(lua_State *L, struct sched *s, int si, struct frec *r)
 {
+	(void)si;
+	struct fl_rqrecs *f = &s->rr[s->nextq - UV_QA];
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 64;
+		void *e = realloc(f->e, cap * sizeof f->e[0]);
+		if (!e)
+			luaL_error(L, "fibers: out of memory");
+		f->e = e;
+		f->cap = cap;
+	}
+	f->e[f->n].pos = ++s->next_n;
+	f->e[f->n].idx = (unsigned)(r - s->frecs);
+	f->n++;
 	r->queued = 1;
-	lua_getiuservalue(L, si, s->nextq);
-	lua_pushlightuserdata(L, fl_frec_task(r - s->frecs));
-	lua_rawseti(L, -2, ++s->next_n);
-	lua_pop(L, 1);
 }
 
 void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n)
@@ -184,12 +194,18 @@ void fl_frec_reset_all(lua_State *L, struct sched *s, int si)
 	for (unsigned i = 1; i < s->nfrec; i++)
 		if (s->frecs[i].co)
 			free_slot(s, i);
+	for (int k = 0; k < 2; k++)
+		s->rr[k].n = s->rr[k].head = 0;
 	lua_newtable(L);
 	lua_setiuservalue(L, si, UV_FIBERS);
 }
 
 void fl_frec_free_all(struct sched *s)
 {
+	for (int k = 0; k < 2; k++) {
+		free(s->rr[k].e);
+		memset(&s->rr[k], 0, sizeof s->rr[k]);
+	}
 	free(s->frecs);
 	s->frecs = NULL;
 	s->nfrec = s->capfrec = s->free_frec = 0;

@@ -231,25 +231,29 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 	int kt = lua_gettop(L);
 	lua_getiuservalue(L, 1, s->curq);
 	int q = lua_gettop(L);
+#ifdef FL_FREC
+	struct fl_rqrecs *rr = &s->rr[s->curq - UV_QA];
+#endif
 	while (s->cur_i < s->cur_n) {
 		lua_Integer i = ++s->cur_i;
-		int t = lua_rawgeti(L, q, i);
-		if (t == LUA_TLIGHTUSERDATA) {  /* holds nothing: left in its slot */
-			const void *m = lua_touserdata(L, -1);
-			lua_pop(L, 1);
-			if (fl_is_lazy_marker(m)) {     /* a lazy fiber record */
-				s->cur_i += 2;
-				fl_lazy_run(L, 1, kt, q, i, m);
-				continue;
-			}
 #ifdef FL_FREC
-			struct frec *r = fl_frec_at(s, m);      /* a fiber record */
-			if (r) {
-				fl_frec_run(L, 1, kt, r, 0);
-				continue;
-			}
+		if (rr->head < rr->n && rr->e[rr->head].pos == i) {
+			struct frec *r = &s->frecs[rr->e[rr->head++].idx];
+			fl_frec_run(L, 1, kt, r, 0);    /* a fiber record */
+			continue;
+		}
 #endif
-			luaL_error(L, "fibers: corrupt run queue");
+		int t = lua_rawgeti(L, q, i);
+		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
+			const void *m = lua_touserdata(L, -1);
+			lua_pushnil(L);
+			lua_rawseti(L, q, i);
+			lua_pop(L, 1);
+			if (!fl_is_lazy_marker(m))
+				luaL_error(L, "fibers: corrupt run queue");
+			s->cur_i += 2;
+			fl_lazy_run(L, 1, kt, q, i, m);
+			continue;
 		}
 		lua_pushnil(L);
 		lua_rawseti(L, q, i);
@@ -289,8 +293,45 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		lua_newtable(L);
 		lua_setiuservalue(L, 1, s->curq);
 	}
+#ifdef FL_FREC
+	rr->n = rr->head = 0;
+	if (rr->cap > FL_QUEUE_KEEP) {
+		free(rr->e);
+		rr->e = NULL;
+		rr->cap = 0;
+	}
+#endif
 	s->cur_i = s->cur_n = 0;
 }
+
+#ifdef FL_FREC
+/* salvage for the queued fiber records: those of the current queue the
+ * turn had not reached (left positions from cur_i + 1) come first, then
+ * those of the next queue, positions renumbered the same way. */
+static void salvage_records(lua_State *L, struct sched *s, lua_Integer left)
+{
+	struct fl_rqrecs *c = &s->rr[s->curq - UV_QA], *x = &s->rr[s->nextq - UV_QA];
+	size_t n = 0;
+	for (size_t k = c->head; k < c->n; k++) {
+		c->e[n] = c->e[k];
+		c->e[n++].pos -= s->cur_i;
+	}
+	if (n + x->n > c->cap) {
+		void *e = realloc(c->e, (n + x->n) * sizeof c->e[0]);
+		if (!e)
+			luaL_error(L, "fibers: out of memory");
+		c->e = e;
+		c->cap = n + x->n;
+	}
+	for (size_t k = 0; k < x->n; k++) {
+		c->e[n] = x->e[k];
+		c->e[n++].pos += left;
+	}
+	c->n = n;
+	c->head = 0;
+	x->n = x->head = 0;
+}
+#endif
 
 /* After a task raised: put the tasks the turn had not reached in front of
  * those already queued for the next turn.  Keeps the stack balanced. */
@@ -304,8 +345,12 @@ static void salvage(lua_State *L, struct sched *s)
 	lua_getiuservalue(L, 1, s->curq);
 	lua_getiuservalue(L, 1, s->nextq);
 	int cur = lua_gettop(L) - 1, nxt = cur + 1;
+#ifdef FL_FREC
+	salvage_records(L, s, left);
+#endif
 	for (lua_Integer k = 1; k <= left; k++) {       /* compact to 1..left */
 		lua_rawgeti(L, cur, s->cur_i + k);
+		/* (a lazy marker, not a stale one in a record's slot) */
 		if (lua_type(L, -1) == LUA_TLIGHTUSERDATA
 		    && fl_is_lazy_marker(lua_touserdata(L, -1)))
 			s->next_extra += 2;

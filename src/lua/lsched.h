@@ -135,6 +135,12 @@ struct sched {
 	 * fetching the user value. */
 	const void *fiber_mt, *susp_mt, *chan_mt, *waitq_mt;
 #ifdef FL_FREC
+	/* The fiber records queued in run queue UV_QA + k, in order: their
+	 * positions in it (slots left unwritten in the table) and indices. */
+	struct fl_rqrecs {
+		struct { lua_Integer pos; unsigned idx; } *e;
+		size_t n, head, cap;
+	} rr[2];
 	struct frec *frecs;     /* slots 1..nfrec - 1 (0: none) */
 	unsigned nfrec, capfrec, free_frec;
 	unsigned epoch;         /* bumped when a scope turns not ok or a fiber
@@ -297,20 +303,6 @@ static inline struct frec *fl_frec_ready(lua_State *L, struct sched *s)
 {
 	struct frec *r = fl_frec_of(s, L);
 	return r && r->ok_epoch == s->epoch ? r : NULL;
-}
-
-/* The run-queue task naming record i: a light userdata whose value is
- * the index (small, unlike the lazy markers' addresses). */
-static inline void *fl_frec_task(ptrdiff_t i)
-{
-	return (void *)(uintptr_t)i;
-}
-
-/* The record a light userdata run-queue task names, or NULL. */
-static inline struct frec *fl_frec_at(struct sched *s, const void *p)
-{
-	uintptr_t i = (uintptr_t)p;
-	return i > 0 && i < s->nfrec ? &s->frecs[i] : NULL;
 }
 
 /* The record of the running coroutine L, whose fiber is at fi: made
