@@ -61,6 +61,7 @@ struct loop {
 	struct poller *p;
 	struct timer_heap timers;
 	double now;
+	int now_stale;          /* now not read this turn (no timer was due) */
 
 	struct fdw *w;          /* wait slots */
 	size_t wslots, wcap, nwait;
@@ -136,8 +137,12 @@ const char *loop_backend(const struct loop *l)
 	return l->ops->name;
 }
 
-double loop_now(const struct loop *l)
+double loop_now(struct loop *l)
 {
+	if (l->now_stale) {
+		l->now = core_monotime();
+		l->now_stale = 0;
+	}
 	return l->now;
 }
 
@@ -430,6 +435,11 @@ int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now)
 		for (int i = 0; i < n; i++)
 			handle_event(l, &l->evs[i]);
 	}
+	/* With no timer there is nothing to compare the clock with: it is
+	 * read when the turn first asks for now (loop_now). */
+	l->now_stale = !have_now && !has_timer;
+	if (l->now_stale)
+		return 0;
 	l->now = have_now ? now : core_monotime();
 	uint64_t h;
 	while (timer_pop_due(&l->timers, l->now, &h))

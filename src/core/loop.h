@@ -45,8 +45,9 @@ void loop_free(struct loop *l);
 /* Name of the poller backend in use ("epoll" or "poll"). */
 const char *loop_backend(const struct loop *l);
 
-/* The cached turn time (seconds, monotonic unless set synthetically). */
-double loop_now(const struct loop *l);
+/* The cached turn time (seconds, monotonic unless set synthetically):
+ * read at the first call in a turn that had no timer to check. */
+double loop_now(struct loop *l);
 
 /* Arm a timer due at `deadline`; 0 and *handle, or errno. */
 int loop_timer_add(struct loop *l, double deadline, uint64_t *handle);

@@ -301,7 +301,7 @@ static int try_put(lua_State *L, struct sched *s, struct chan *c, int ci, int vi
 	switch (pop_entry(L, s, c, ci, 0, &r)) {
 	case 2:
 #ifdef FL_FREC
-		fl_frec_wake(L, UP_SCHED, r, vi);
+		fl_frec_wake(L, s, r, vi);
 #endif
 		return 1;
 	case 1: {                                       /* s, tok */
@@ -324,12 +324,12 @@ static int try_put(lua_State *L, struct sched *s, struct chan *c, int ci, int vi
 
 /* A putter's entry was popped (kind 1: s, tok, v; kind 2: record r):
  * complete it - the put is done - leaving only its value. */
-static void release_putter(lua_State *L, int kind, struct frec *r)
+static void release_putter(lua_State *L, struct sched *s, int kind, struct frec *r)
 {
 	if (kind == 2) {
 #ifdef FL_FREC
 		lua_xmove(r->co, L, 1);         /* the value, on top of its stack */
-		fl_frec_wake(L, UP_SCHED, r, 0);
+		fl_frec_wake(L, s, r, 0);
 #endif
 		return;
 	}
@@ -358,14 +358,14 @@ static int try_get(lua_State *L, struct sched *s, struct chan *c, int ci)
 			c->bh++;
 		}
 		if ((kind = pop_entry(L, s, c, ci, 1, &r))) {
-			release_putter(L, kind, r);     /* its value on top */
+			release_putter(L, s, kind, r);     /* its value on top */
 			lua_rawseti(L, b, ++c->bt);
 		}
 		lua_remove(L, b);
 		return 1;
 	}
 	if ((kind = pop_entry(L, s, c, ci, 1, &r))) {
-		release_putter(L, kind, r);
+		release_putter(L, s, kind, r);
 		return 1;
 	}
 	return 0;

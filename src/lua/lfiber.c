@@ -171,9 +171,8 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 /* A fiber record's resume (lfrec.c): co is suspended in a yield with the
  * values on its stack, its record already updated; without hooks or a
  * nested lazy run, resume_co's checks are not needed. */
-void fl_resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs)
+void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_State *co, int nargs)
 {
-	struct sched *sd = lua_touserdata(L, si);
 	if (lua_status(co) != LUA_YIELD || sd->has_enter || sd->has_leave || sd->lazy) {
 		resume_co(L, si, kt, fi, co, nargs, 1);
 		return;

@@ -120,9 +120,8 @@ void fl_frec_release(lua_State *L, int si, lua_State *co)
 
 /* Queue record r for the next turn: it takes the next position of the
  * queue, whose table slot stays unwritten (struct sched.rr). */
-static void queue(lua_State *L, struct sched *s, int si, struct frec *r)
+static void queue(lua_State *L, struct sched *s, struct frec *r)
 {
-	(void)si;
 	struct fl_rqrecs *f = &s->rr[s->nextq - UV_QA];
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? 2 * f->cap : 64;
@@ -148,12 +147,11 @@ void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n)
 		lua_pushvalue(L, first + i);
 	lua_xmove(L, co, n);
 	r->nv = n;
-	queue(L, lua_touserdata(L, si), si, r);
+	queue(L, lua_touserdata(L, si), r);
 }
 
-void fl_frec_wake(lua_State *L, int si, struct frec *r, int vi)
+void fl_frec_wake(lua_State *L, struct sched *s, struct frec *r, int vi)
 {
-	struct sched *s = lua_touserdata(L, si);
 	lua_State *co = r->co;
 	r->waiting = 0;
 	if (!lua_checkstack(co, 2))
@@ -164,12 +162,11 @@ void fl_frec_wake(lua_State *L, int si, struct frec *r, int vi)
 		lua_xmove(L, co, 1);
 	}
 	r->nv = vi ? 2 : 1;
-	queue(L, s, si, r);
+	queue(L, s, r);
 }
 
-void fl_frec_run(lua_State *L, int si, int kt, struct frec *r, int timer)
+void fl_frec_run(lua_State *L, struct sched *s, int si, int kt, struct frec *r, int timer)
 {
-	struct sched *s = lua_touserdata(L, si);
 	lua_State *co = r->co;
 	if (!co)
 		return;                 /* released since (sched:clear) */
@@ -185,7 +182,7 @@ void fl_frec_run(lua_State *L, int si, int kt, struct frec *r, int timer)
 	}
 	lua_getiuservalue(L, si, UV_FIBERS);
 	lua_rawgeti(L, -1, r - s->frecs);
-	fl_resume_co(L, si, kt, lua_gettop(L), co, r->nv);
+	fl_resume_co(L, s, si, kt, lua_gettop(L), co, r->nv);
 	lua_pop(L, 2);
 }
 

@@ -239,7 +239,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 #ifdef FL_FREC
 		if (rr->head < rr->n && rr->e[rr->head].pos == i) {
 			struct frec *r = &s->frecs[rr->e[rr->head++].idx];
-			fl_frec_run(L, 1, kt, r, 0);    /* a fiber record */
+			fl_frec_run(L, s, 1, kt, r, 0);    /* a fiber record */
 			continue;
 		}
 #endif
@@ -266,7 +266,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			struct frec *r = fl_frec_of(s, lua_tothread(L, -1));
 			lua_pop(L, 1);
 			if (r)
-				fl_frec_run(L, 1, kt, r, 1);
+				fl_frec_run(L, s, 1, kt, r, 1);
 			continue;
 		}
 #endif

@@ -318,11 +318,11 @@ void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n);
 
 /* Complete the waiting record r with token 1 and (vi != 0) the value at
  * vi: a channel hand-off. */
-void fl_frec_wake(lua_State *L, int si, struct frec *r, int vi);
+void fl_frec_wake(lua_State *L, struct sched *s, struct frec *r, int vi);
 
 /* Run record r as a task: queued (completed) - resume it; else, for its
  * sleep's timer (timer), complete its sleep and resume it now. */
-void fl_frec_run(lua_State *L, int si, int kt, struct frec *r, int timer);
+void fl_frec_run(lua_State *L, struct sched *s, int si, int kt, struct frec *r, int timer);
 
 /* Zero the extra space of a coroutine made for a fiber. */
 void fl_frec_clear_space(lua_State *co);
@@ -333,7 +333,7 @@ void fl_frec_free_all(struct sched *s);
 
 /* lfiber.c: resume fiber fi on its coroutine co, whose stack has the
  * nargs resume values on top. */
-void fl_resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs);
+void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_State *co, int nargs);
 #endif
 
 #endif
