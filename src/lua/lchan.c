@@ -645,11 +645,28 @@ static void frec_block(lua_State *L, struct sched *s, struct frec *r, struct cha
 	}
 }
 
-/* Continuation of a blocked ch:put: the resume values (token, values...)
- * are the top r->nv values - above the value if no getter took it. */
+/* Continuation of a blocked ch:get: a hand-off left the value alone on
+ * the stack (r->handoff); anything else, the resume values. */
+static int get_woken_k(lua_State *L, int status, lua_KContext ctx)
+{
+	struct frec *r = fl_frec_of(lua_touserdata(L, UP_SCHED), L);
+	if (r && r->handoff) {
+		r->handoff = 0;
+		return 1;
+	}
+	return woken_k(L, status, ctx);
+}
+
+/* Continuation of a blocked ch:put: done if a getter took the value
+ * (r->handoff); else the resume values (token, values...) are the top
+ * r->nv values, above the value. */
 static int put_woken_k(lua_State *L, int status, lua_KContext ctx)
 {
 	struct frec *r = fl_frec_of(lua_touserdata(L, UP_SCHED), L);
+	if (r && r->handoff) {
+		r->handoff = 0;
+		return 0;
+	}
 	int base = r ? lua_gettop(L) - r->nv : 0;
 	if (base > 0) {
 		lua_rotate(L, 1, -base);        /* the resume values first */
@@ -672,7 +689,7 @@ static int get_method(lua_State *L)
 	if (!(r = ready_to_block(L, s, r)))
 		return general(L, UV_CHAN_GET, 1);
 	frec_block(L, s, r, c, 0);
-	return lua_yieldk(L, 0, 1, woken_k);
+	return lua_yieldk(L, 0, 1, get_woken_k);
 }
 
 /* ch:put(v) on Lua 5.4. */

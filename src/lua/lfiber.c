@@ -157,14 +157,15 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 
 /* Resume fiber fi with the nargs values on top of L's stack (popped),
  * or (onco) already on top of its coroutine's stack. */
-static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco);
+static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco,
+		      int rec);
 
 static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 {
 	lua_State *co = fiber_co(L, si, kt, fi);
 	if (!co || co == L)
 		luaL_error(L, "fibers: resume of a fiber without a suspended coroutine");
-	resume_co(L, si, kt, fi, co, nargs, onco);
+	resume_co(L, si, kt, fi, co, nargs, onco, 0);
 }
 
 #ifdef FL_FREC
@@ -173,8 +174,14 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
  * nested lazy run, resume_co's checks are not needed. */
 void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_State *co, int nargs)
 {
+	int top = lua_gettop(L);
 	if (lua_status(co) != LUA_YIELD || sd->has_enter || sd->has_leave || sd->lazy) {
-		resume_co(L, si, kt, fi, co, nargs, 1);
+		if (!kt) {
+			lua_getiuservalue(L, si, UV_KEYS);
+			kt = top + 1;
+		}
+		resume_co(L, si, kt, fi, co, nargs, 1, 1);
+		lua_settop(L, top);
 		return;
 	}
 	lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
@@ -183,20 +190,34 @@ void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_St
 	int nres = 0;
 	int st = fl_resume(co, L, nargs, &nres);
 	lua_setiuservalue(L, si, UV_CUR);
+	if (st == LUA_YIELD) {
+		lua_pop(co, nres);
+		return;
+	}
+	if (!kt) {
+		lua_getiuservalue(L, si, UV_KEYS);
+		kt = lua_gettop(L);
+	}
 	settle(L, si, kt, fi, co, st, nres);
+	lua_settop(L, top);
 }
 #endif
 
-/* resume_on for fiber fi whose coroutine is co. */
-static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco)
+/* resume_on for fiber fi whose coroutine is co; rec: the resume of its
+ * fiber record (fl_resume_co), whose state is already set. */
+static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco,
+		      int rec)
 {
 	struct sched *sd = lua_touserdata(L, si);
 #ifdef FL_FREC
-	struct frec *r = fl_frec_of(sd, co);
+	struct frec *r = rec ? NULL : fl_frec_of(sd, co);
 	if (r) {
 		r->waiting = 0;         /* whatever resumes it ends its block */
+		r->handoff = 0;
 		r->nv = nargs;
 	}
+#else
+	(void)rec;
 #endif
 	if (lua_status(co) == LUA_OK && lua_gettop(co) == (onco ? nargs : 0)) {
 		lua_pop(onco ? co : L, nargs);

@@ -147,21 +147,21 @@ void fl_frec_complete(lua_State *L, int si, struct frec *r, int first, int n)
 		lua_pushvalue(L, first + i);
 	lua_xmove(L, co, n);
 	r->nv = n;
+	r->handoff = 0;
 	queue(L, lua_touserdata(L, si), r);
 }
 
 void fl_frec_wake(lua_State *L, struct sched *s, struct frec *r, int vi)
 {
-	lua_State *co = r->co;
 	r->waiting = 0;
-	if (!lua_checkstack(co, 2))
-		luaL_error(L, "fibers: stack overflow");
-	lua_pushinteger(co, 1);
 	if (vi) {
+		if (!lua_checkstack(r->co, 1))
+			luaL_error(L, "fibers: stack overflow");
 		lua_pushvalue(L, vi);
-		lua_xmove(L, co, 1);
+		lua_xmove(L, r->co, 1);
 	}
-	r->nv = vi ? 2 : 1;
+	r->nv = vi ? 1 : 0;
+	r->handoff = 1;
 	queue(L, s, r);
 }
 
@@ -177,6 +177,7 @@ void fl_frec_run(lua_State *L, struct sched *s, int si, int kt, struct frec *r, 
 		r->waiting = 0;
 		lua_pushinteger(co, 1);
 		r->nv = 1;
+		r->handoff = 0;
 	} else {
 		return;                 /* stale: a timer of a finished wait */
 	}

@@ -227,10 +227,9 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 	s->nextq = s->curq == UV_QA ? UV_QB : UV_QA;
 	s->next_n = 0;
 	s->next_extra = 0;
-	lua_getiuservalue(L, 1, UV_KEYS);
-	int kt = lua_gettop(L);
-	lua_getiuservalue(L, 1, s->curq);
-	int q = lua_gettop(L);
+	/* The keys and the queue table, fetched for the first task that is
+	 * not a fiber record (kt 0 until then). */
+	int base = lua_gettop(L), kt = 0, q = 0;
 #ifdef FL_FREC
 	struct fl_rqrecs *rr = &s->rr[s->curq - UV_QA];
 #endif
@@ -243,6 +242,12 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 			continue;
 		}
 #endif
+		if (!q) {
+			lua_getiuservalue(L, 1, UV_KEYS);
+			kt = base + 1;
+			lua_getiuservalue(L, 1, s->curq);
+			q = base + 2;
+		}
 		int t = lua_rawgeti(L, q, i);
 		if (t == LUA_TLIGHTUSERDATA) {          /* a lazy fiber record */
 			const void *m = lua_touserdata(L, -1);
@@ -287,7 +292,7 @@ static void turn(lua_State *L, struct sched *s, enum loop_wait mode, int have_no
 		lua_insert(L, -2);
 		lua_call(L, 1, 0);
 	}
-	lua_pop(L, 2);
+	lua_settop(L, base);
 	if (s->cur_n > FL_QUEUE_KEEP) {
 		/* a burst grew this queue's array: do not keep it */
 		lua_newtable(L);

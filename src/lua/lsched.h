@@ -108,7 +108,8 @@ struct frec {
 	int nv;                 /* queued: values waiting on co's stack */
 	unsigned char waiting;  /* blocked in a fast path, not completed */
 	unsigned char queued;   /* completed, in the run queue */
-	unsigned char sleeping; /* the block armed a timer (sleep) */
+	unsigned char handoff;  /* completed by a channel hand-off: no token,
+				 * just a get's value on its stack */
 };
 #endif
 
