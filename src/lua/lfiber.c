@@ -172,32 +172,43 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 /* A fiber record's resume (lfrec.c): co is suspended in a yield with the
  * values on its stack, its record already updated; without hooks or a
  * nested lazy run, resume_co's checks are not needed. */
-void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_State *co, int nargs)
+/* Push the fiber of record r and (kt 0) the keys table; returns the
+ * fiber's index, *kt that of the keys. */
+static int push_rec_fiber(lua_State *L, struct sched *sd, int si, int *kt, struct frec *r)
+{
+	if (!*kt) {
+		lua_getiuservalue(L, si, UV_KEYS);
+		*kt = lua_gettop(L);
+	}
+	lua_getiuservalue(L, si, UV_FIBERS);
+	lua_rawgeti(L, -1, r - sd->frecs);
+	lua_remove(L, -2);
+	return lua_gettop(L);
+}
+
+void fl_frec_resume(lua_State *L, struct sched *sd, int si, int kt, struct frec *r)
 {
 	int top = lua_gettop(L);
+	lua_State *co = r->co;
 	if (lua_status(co) != LUA_YIELD || sd->has_enter || sd->has_leave || sd->lazy) {
-		if (!kt) {
-			lua_getiuservalue(L, si, UV_KEYS);
-			kt = top + 1;
-		}
-		resume_co(L, si, kt, fi, co, nargs, 1, 1);
+		int fi = push_rec_fiber(L, sd, si, &kt, r);
+		resume_co(L, si, kt, fi, co, r->nv, 1, 1);
 		lua_settop(L, top);
 		return;
 	}
-	lua_getiuservalue(L, si, UV_CUR);      /* prev, kept until restored */
-	lua_pushvalue(L, fi);
-	lua_setiuservalue(L, si, UV_CUR);
+	/* The running fiber is UV_FIBERS[cur_rec] (fl_push_cur): no Lua
+	 * value is touched to switch to it. */
+	unsigned prev = sd->cur_rec;
+	sd->cur_rec = (unsigned)(r - sd->frecs);
 	int nres = 0;
-	int st = fl_resume(co, L, nargs, &nres);
-	lua_setiuservalue(L, si, UV_CUR);
+	int st = fl_resume(co, L, r->nv, &nres);
+	sd->cur_rec = prev;
 	if (st == LUA_YIELD) {
-		lua_pop(co, nres);
+		if (nres)
+			lua_pop(co, nres);
 		return;
 	}
-	if (!kt) {
-		lua_getiuservalue(L, si, UV_KEYS);
-		kt = lua_gettop(L);
-	}
+	int fi = push_rec_fiber(L, sd, si, &kt, r);
 	settle(L, si, kt, fi, co, st, nres);
 	lua_settop(L, top);
 }
@@ -234,11 +245,18 @@ static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int n
 	lua_setiuservalue(L, si, UV_CUR);
 	int was_lazy = sd->lazy;        /* (a nested run: see fl_lazy_run) */
 	sd->lazy = 0;
+#ifdef FL_FREC
+	unsigned was_rec = sd->cur_rec; /* (the same) */
+	sd->cur_rec = 0;
+#endif
 	if (sd->has_enter && push_handler(L, si, UV_ENTER, fi))
 		lua_call(L, 1, 0);
 	int nres = 0;
 	int st = fl_resume(co, L, nargs, &nres);
 	sd->lazy = was_lazy;
+#ifdef FL_FREC
+	sd->cur_rec = was_rec;
+#endif
 	lua_setiuservalue(L, si, UV_CUR);      /* restore prev */
 	if (sd->has_leave && push_handler(L, si, UV_LEAVE, fi))
 		lua_call(L, 1, 0);
@@ -340,6 +358,20 @@ static void materialise(lua_State *L, int si, int kt, int ci)
 	lua_settop(L, S);
 }
 
+int fl_push_cur(lua_State *L, int si)
+{
+#ifdef FL_FREC
+	struct sched *s = lua_touserdata(L, si);
+	if (s->cur_rec) {
+		lua_getiuservalue(L, si, UV_FIBERS);
+		int t = lua_rawgeti(L, -1, s->cur_rec);
+		lua_remove(L, -2);
+		return t;
+	}
+#endif
+	return lua_getiuservalue(L, si, UV_CUR);
+}
+
 void fl_push_current(lua_State *L, int si)
 {
 	if (((struct sched *)lua_touserdata(L, si))->lazy) {
@@ -347,13 +379,13 @@ void fl_push_current(lua_State *L, int si)
 		materialise(L, si, lua_gettop(L), 0);
 		lua_remove(L, -2);
 	} else {
-		lua_getiuservalue(L, si, UV_CUR);
+		fl_push_cur(L, si);
 	}
 }
 
 int fl_push_ok_scope(lua_State *L, int si, int kt)
 {
-	int t = lua_getiuservalue(L, si, UV_CUR);
+	int t = fl_push_cur(L, si);
 	int sc = lua_gettop(L);
 	if (t == LUA_TTABLE && !((struct sched *)lua_touserdata(L, si))->lazy) {
 		fl_getk(L, sc, kt, K_SCOPE);    /* (a lazy fiber: UV_CUR is it) */
@@ -409,8 +441,15 @@ void fl_lazy_run(lua_State *L, int si, int kt, int q, lua_Integer i, const void 
 		lua_xmove(L, co, 1);
 	}
 	s->lazy = 1;
+#ifdef FL_FREC
+	unsigned was_rec = s->cur_rec;  /* (a nested run) */
+	s->cur_rec = 0;
+#endif
 	int nres = 0;
 	int st = fl_resume(co, L, nargs, &nres);
+#ifdef FL_FREC
+	s->cur_rec = was_rec;
+#endif
 	if (s->lazy) {
 		if (st == LUA_OK && scope_quick_exit(L, kt, S)) {
 			s->lazy = 0;
@@ -645,7 +684,7 @@ static void spawn_core(lua_State *L, int si, int kt, int S, int fn, int with_sco
 	int top = lua_gettop(L);
 	int tv = 0;                             /* the tag to inherit, if any */
 	if (!s->lazy) {                         /* (a lazy fiber has no tag) */
-		if (lua_getiuservalue(L, si, UV_CUR) != LUA_TNIL
+		if (fl_push_cur(L, si) != LUA_TNIL
 		    && fl_getk(L, lua_gettop(L), kt, K_TAG) != LUA_TNIL)
 			tv = lua_gettop(L);
 		else

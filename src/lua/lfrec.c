@@ -181,20 +181,24 @@ void fl_frec_run(lua_State *L, struct sched *s, int si, int kt, struct frec *r, 
 	} else {
 		return;                 /* stale: a timer of a finished wait */
 	}
-	lua_getiuservalue(L, si, UV_FIBERS);
-	lua_rawgeti(L, -1, r - s->frecs);
-	fl_resume_co(L, s, si, kt, lua_gettop(L), co, r->nv);
-	lua_pop(L, 2);
+	fl_frec_resume(L, s, si, kt, r);
 }
 
 void fl_frec_reset_all(lua_State *L, struct sched *s, int si)
 {
+	unsigned cur = s->cur_rec;      /* (called from a fiber: it stays) */
 	for (unsigned i = 1; i < s->nfrec; i++)
-		if (s->frecs[i].co)
+		if (s->frecs[i].co && i != cur)
 			free_slot(s, i);
 	for (int k = 0; k < 2; k++)
 		s->rr[k].n = s->rr[k].head = 0;
 	lua_newtable(L);
+	if (cur) {
+		lua_getiuservalue(L, si, UV_FIBERS);
+		lua_rawgeti(L, -1, cur);
+		lua_rawseti(L, -3, cur);
+		lua_pop(L, 1);
+	}
 	lua_setiuservalue(L, si, UV_FIBERS);
 }
 

@@ -286,7 +286,7 @@ static int perform(lua_State *L)
 {
 	lua_settop(L, 1);
 	struct sched *s = lua_touserdata(L, UP_SCHED);
-	if (lua_getiuservalue(L, UP_SCHED, UV_CUR) == LUA_TNIL)
+	if (fl_push_cur(L, UP_SCHED) == LUA_TNIL)
 		return luaL_error(L, "fibers.perform: must be called from inside a fiber");
 	if (!is_op(L, 1))
 		return luaL_error(L, "perform: expected op, got %s", luaL_typename(L, 1));

@@ -143,6 +143,8 @@ struct sched {
 		size_t n, head, cap;
 	} rr[2];
 	struct frec *frecs;     /* slots 1..nfrec - 1 (0: none) */
+	unsigned cur_rec;       /* the running fiber is UV_FIBERS[cur_rec]
+				 * (resumed by its record; UV_CUR not set) */
 	unsigned nfrec, capfrec, free_frec;
 	unsigned epoch;         /* bumped when a scope turns not ok or a fiber
 				 * changes scope (fl_frec_invalidate) */
@@ -177,6 +179,11 @@ void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n);
 /* Push the running fiber (nil outside fibers), making the table of a
  * running lazy fiber first. */
 void fl_push_current(lua_State *L, int si);
+
+/* Push UV_CUR as it stands - the running fiber, the scope of a running
+ * lazy fiber, or nil - also for a fiber resumed by its record (Lua 5.4:
+ * struct sched.cur_rec); returns its type. */
+int fl_push_cur(lua_State *L, int si);
 
 /* Push the running fiber's scope and return 1 if there is one and it is
  * ok (no _status); else push nothing and return 0.  A lazy fiber's table
@@ -332,9 +339,9 @@ void fl_frec_clear_space(lua_State *co);
 void fl_frec_reset_all(lua_State *L, struct sched *s, int si);
 void fl_frec_free_all(struct sched *s);
 
-/* lfiber.c: resume fiber fi on its coroutine co, whose stack has the
- * nargs resume values on top. */
-void fl_resume_co(lua_State *L, struct sched *sd, int si, int kt, int fi, lua_State *co, int nargs);
+/* lfiber.c: resume the fiber of record r (kt: the keys table's index, or
+ * 0 if not fetched): its coroutine has the r->nv resume values on top. */
+void fl_frec_resume(lua_State *L, struct sched *sd, int si, int kt, struct frec *r);
 #endif
 
 #endif
