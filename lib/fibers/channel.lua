@@ -23,7 +23,8 @@
 -- (src/lua/lchan.c); a channel is a userdata whose methods are this
 -- module's.  Leaves are built with op._prim (no closures).  ch:put/ch:get
 -- take a C fast path for a fiber of a scope that is ok (try, else block
--- in C and yield); anything else goes through the general perform.
+-- in C and yield; on Lua 5.4 the blocked fiber is a C fiber record,
+-- src/lua/lfrec.c); anything else goes through the general perform.
 -- Must not: resume anyone synchronously, or know about scopes beyond
 -- the waitq protocol of fibers.op.
 local op = require 'fibers.op'

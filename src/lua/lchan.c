@@ -7,10 +7,19 @@
  * A channel is a full userdata (struct chan) with four user values: the
  * buffer (values in slots bh..bt, nil allowed), the get queue (entries of
  * two slots: suspension, token), the put queue (three slots: suspension,
- * token, value) and the channel's get op, built once by channel.lua.  Queues keep entries in slots h..t and are
- * compacted - entries whose suspension stopped waiting dropped - whenever
- * they span `lim` slots, so losing registrations never pile up
- * (library.md §0.8).
+ * token, value) and the channel's get op, built once by channel.lua.
+ * Queues keep entries in slots h..t and are compacted - entries whose
+ * suspension stopped waiting dropped - whenever they span `lim` slots, so
+ * losing registrations never pile up (library.md §0.8).  A channel is
+ * recognised by its size and first word (check_chan), not its metatable.
+ *
+ * Lua 5.4 (FL_FREC): a fiber blocked in ch:get/ch:put is a fiber record
+ * (lfrec.c).  Its entry is (index, block number) in the queue's C ring,
+ * which holds up to FL_RING entries older than any in the table, or - when
+ * the table part is not empty or the ring is full - its coroutine in the
+ * entry's first slot (live while r->wq, r->wpos name that slot).  A
+ * blocked put keeps its value on its own stack, where the getter takes it
+ * (release_putter).  Completing a record is fl_frec_wake/fl_frec_complete.
  *
  * Suspensions are fibers.op's tables { fiber, waiting, cleanups } with
  * its Susp metatable; completing one here is exactly Susp:complete:
@@ -19,8 +28,9 @@
  * suspension that is still waiting.
  *
  * ch:get()/ch:put(v) for a fiber of a scope that is ok: try, else
- * register a suspension in the channel queue and in the scope's cancel
- * wait queue (lwait.c) and yield (get_step/put_step).  On Lua 5.3+ they
+ * register a suspension (5.4: the fiber record) in the channel queue and
+ * in the scope's cancel wait queue (lwait.c) and yield (get_step/put_step;
+ * 5.4: get_method/put_method with ready_to_block).  On Lua 5.3+ they
  * are the C methods get_method/put_method (a continuation raises on
  * cancellation; anything else calls the general Lua form, a perform);
  * on older Luas the C halves get(ch)/put(ch, v) return 1 (done; get adds

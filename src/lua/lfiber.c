@@ -588,6 +588,8 @@ void fl_fiber_resume(lua_State *L, int si, int kt, int fi, int first, int n)
 			luaL_error(L, "fibers: fiber resumed twice before it ran");
 		r->waiting = 0;         /* its fast-path block is over */
 	}
+#else
+	fl_fast_susp_disarm(L, si, fi);
 #endif
 	if (co && co != L && lua_status(co) == LUA_YIELD && n < 1000000
 	    && lua_checkstack(co, n + LUA_MINSTACK)) {

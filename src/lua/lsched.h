@@ -221,6 +221,11 @@ int fl_fast_susp(lua_State *L, int si, int f);
  * one (the next push may trim it). */
 void fl_fast_susp_drop(lua_State *L, int si, int fi);
 
+/* lwait.c: fiber fi is resumed by something else than its cached
+ * fast-path suspension: that suspension stops waiting (its block is
+ * over; its queue entries become stale). */
+void fl_fast_susp_disarm(lua_State *L, int si, int fi);
+
 /* lwait.c: Susp:complete for the waiting suspension at s, token at s + 1
  * and nv values after it; leaves the stack as it was. */
 void fl_complete(lua_State *L, int si, int kt, int s, int nv);

@@ -21,6 +21,11 @@
  * least 32): memory stays proportional to live waiters.  An entry that
  * leaves clears its suspension's x[4].  wake completes every
  * still-waiting entry in FIFO order and empties the queue.
+ *
+ * Lua 5.4: an entry may also be a fiber record's coroutine (lfrec.c),
+ * registered with CANCEL in its scope's cancel queue: live while the
+ * record waits and names this queue (r->reg_q), kept at the tail trim
+ * while it names it, and it stops naming it when the entry leaves.
  */
 #include <stdint.h>
 #include <string.h>
@@ -91,21 +96,42 @@ int fl_fast_susp(lua_State *L, int si, int f)
 	return lua_gettop(L);
 }
 
-void fl_fast_susp_drop(lua_State *L, int si, int fi)
+/* If fiber fi has a suspension in the cache: push the cache and it and
+ * return its slot + 1; else push nothing and return 0. */
+static unsigned push_cached(lua_State *L, int si, int fi)
 {
 	struct sched *sd = lua_touserdata(L, si);
 	const void *p = lua_topointer(L, fi);
 	unsigned slot = scache_slot(p);
 	if (sd->sc_fiber[slot] != p)
-		return;
-	sd->sc_fiber[slot] = NULL;
+		return 0;
 	lua_getiuservalue(L, si, UV_SCACHE);
 	lua_rawgeti(L, -1, slot + 1);
+	return slot + 1;
+}
+
+void fl_fast_susp_drop(lua_State *L, int si, int fi)
+{
+	unsigned k = push_cached(L, si, fi);
+	if (!k)
+		return;
+	((struct sched *)lua_touserdata(L, si))->sc_fiber[k - 1] = NULL;
 	unregister(L, lua_gettop(L));
 	lua_pop(L, 1);
 	lua_pushnil(L);
-	lua_rawseti(L, -2, slot + 1);
+	lua_rawseti(L, -2, k);
 	lua_pop(L, 1);
+}
+
+void fl_fast_susp_disarm(lua_State *L, int si, int fi)
+{
+	if (!push_cached(L, si, fi))
+		return;
+	if (susp_flag(L, lua_gettop(L), 2)) {
+		lua_pushboolean(L, 0);
+		lua_rawseti(L, -2, 2);
+	}
+	lua_pop(L, 2);
 }
 
 /* x[k] of the suspension at idx as a boolean (false if not a table). */

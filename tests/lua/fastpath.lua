@@ -513,4 +513,130 @@ do
   t.is(table.concat(out, " "), "B=timeout D=timeout A=go C=go E=go", "wake completes live entries in FIFO order")
 end
 
+---------------------------------------------------------------------------
+-- fiber records (src/lua/lfrec.c, Lua 5.4; the same behaviour elsewhere):
+-- FIFO across the channel's C ring (8 waiters) and its table, with choice
+-- waiters between; cancelled waiters skipped; a blocked put's value is
+-- taken from the putter or not at all; scheduled(); a fiber that already
+-- blocked (its scope check cached) still raises once its scope is
+-- cancelled, even on a ready channel; a raw resume ends a block
+res = t.pack(fibers.run(function()
+  local out = {}
+  local ch = chan.new()
+  local got = {}
+  for i = 1, 12 do
+    if i == 5 or i == 10 then
+      fibers.spawn(function()
+        local v = fibers.perform(op.choice(ch:get_op(), op.never()))
+        got[#got + 1] = i .. "c=" .. tostring(v)
+      end)
+    else
+      fibers.spawn(function() local v = ch:get(); got[#got + 1] = i .. "=" .. tostring(v) end)
+    end
+  end
+  sleep.sleep(0.001)
+  for v = 1, 12 do ch:put(v) end
+  sleep.sleep(0.001)
+  out[1] = table.concat(got, " ")
+  -- waiters cancelled while in the ring or the table are skipped
+  got = {}
+  local st = fibers.run_scope(function(s)
+    for i = 1, 10 do s:spawn(function() local v = ch:get(); got[#got + 1] = "x" .. i .. "=" .. tostring(v) end) end
+    sleep.sleep(0.001)
+    s:cancel("gone")
+  end)
+  for i = 1, 3 do fibers.spawn(function() local v = ch:get(); got[#got + 1] = "y" .. i .. "=" .. tostring(v) end) end
+  sleep.sleep(0.001)
+  ch:put("p"); ch:put(nil); ch:put("r")
+  sleep.sleep(0.001)
+  out[2] = st .. " " .. table.concat(got, " ")
+  -- a blocked put cancelled: its value is never delivered
+  local st2 = fibers.run_scope(function(s)
+    s:spawn(function() ch:put("lost") end)
+    sleep.sleep(0.001)
+    s:cancel("bye")
+  end)
+  fibers.spawn(function() ch:put("kept") end)
+  sleep.sleep(0.001)
+  out[3] = st2 .. " " .. tostring(ch:get())
+  -- a woken fiber is scheduled() until it runs
+  local f
+  fibers.spawn(function() f = runtime.current_fiber(); ch:get() end)
+  sleep.sleep(0.001)
+  ch:put(1)
+  out[4] = f:scheduled()
+  sleep.sleep(0.001)
+  out[5] = f:scheduled()
+  -- a fiber whose scope turns not ok raises on its next ch:get/ch:put,
+  -- ready or not, and its ok scope check is not kept from before
+  local buf = chan.new(4)
+  local log = {}
+  local st3, err3 = fibers.run_scope(function(s)
+    s:spawn(function()
+      ch:get()                      -- blocks: binds its record
+      log[#log + 1] = "got"
+      buf:put(1)
+      log[#log + 1] = "put"
+      s:cancel("stop")
+      local ok, e = pcall(function() return buf:get() end)   -- a value is ready
+      log[#log + 1] = tostring(ok) .. ":" .. tostring(scope.is_cancelled(e))
+      local ok2 = pcall(function() buf:put(2) end)
+      log[#log + 1] = tostring(ok2)
+    end)
+    sleep.sleep(0.001)
+    ch:put("go")
+  end)
+  out[6] = st3 .. " " .. tostring(err3) .. " " .. table.concat(log, " ") .. " " .. buf:buffered()
+  -- a raw resume of a fiber blocked in ch:get ends that block: the next
+  -- put goes to the next waiter
+  local g
+  local raised
+  runtime.spawn_raw(function() end)
+  fibers.spawn(function()
+    g = runtime.current_fiber()
+    local ok, e = pcall(function() return ch:get() end)
+    raised = not ok and tostring(e):match("unexpected wake%-up") ~= nil
+  end)
+  sleep.sleep(0.001)
+  g:resume("bogus")
+  sleep.sleep(0.001)
+  local after
+  fibers.spawn(function() after = ch:get() end)
+  sleep.sleep(0.001)
+  ch:put("next")
+  sleep.sleep(0.001)
+  out[7] = tostring(raised) .. " " .. tostring(after)
+  return unpack(out, 1, 7)
+end))
+t.is_deeply(res, { n = 7,
+  "1=1 2=2 3=3 4=4 5c=5 6=6 7=7 8=8 9=9 10c=10 11=11 12=12",
+  "cancelled y1=p y2=nil y3=r",
+  "cancelled kept",
+  true, false,
+  "cancelled stop got put false:true false 1",
+  "true next" },
+  "fiber records: FIFO over ring and table, cancelled waiters skipped, put values, scheduled, scope checks, raw resume")
+
+-- a task that raises in a turn: the fibers woken by a channel after it
+-- still run, in order, in the next turn (queued records are salvaged)
+do
+  local root = scope.root()
+  local ch = chan.new()
+  local order = {}
+  for i = 1, 3 do root:spawn(function() ch:get(); order[#order + 1] = i end) end
+  sched:run()                                   -- all three block
+  root:spawn(function()
+    sched:schedule(function() error("task boom", 0) end)
+    for i = 1, 3 do ch:put(i) end
+    order[#order + 1] = "p"
+  end)
+  sched:run()                                   -- the putter runs
+  local ok, err = pcall(sched.run, sched)       -- the task raises first
+  local before = table.concat(order, ",")
+  sched:run()                                   -- then the salvaged fibers
+  t.is_deeply({ ok, err, before, table.concat(order, ",") },
+    { false, "task boom", "p", "p,1,2,3" },
+    "fibers woken after a raising task run in the next turn, in order")
+end
+
 t.done()
