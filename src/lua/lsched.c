@@ -554,6 +554,12 @@ static int l_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_FIBERS);
 #ifdef FL_FREC
 	s->epoch = 1;
+	/* Coroutines start with a copy of the main thread's extra space, where
+	 * fiber records keep their index (lfrec.c): zero it, so that none
+	 * starts with a stale or uninitialised one. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	fl_frec_clear_space(lua_tothread(L, -1));
+	lua_pop(L, 1);
 #endif
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);
