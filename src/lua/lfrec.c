@@ -192,6 +192,11 @@ void fl_frec_reset_all(lua_State *L, struct sched *s, int si)
 			free_slot(s, i);
 	for (int k = 0; k < 2; k++)
 		s->rr[k].n = s->rr[k].head = 0;
+	if (!cur) {             /* the array keeps no high-water mark past this */
+		free(s->frecs);
+		s->frecs = NULL;
+		s->nfrec = s->capfrec = s->free_frec = 0;
+	}
 	lua_newtable(L);
 	if (cur) {
 		lua_getiuservalue(L, si, UV_FIBERS);
