@@ -69,6 +69,8 @@ struct queue {
 
 struct chan {
 	const char *magic;              /* &chan_magic: a channel (check_chan) */
+	struct sched *s;                /* the scheduler of the functions here
+					 * (UP_SCHED, which keeps it alive) */
 	double size;                    /* capacity; HUGE_VAL = unbounded */
 	lua_Integer bh, bt;             /* buffer slots bh..bt */
 	struct queue q[2];              /* [0] get (stride 2), [1] put (3) */
@@ -101,6 +103,7 @@ static int c_new(lua_State *L)
 	struct chan *c = lua_newuserdatauv(L, sizeof *c, NCHUV);
 	memset(c, 0, sizeof *c);
 	c->magic = &chan_magic;
+	c->s = lua_touserdata(L, UP_SCHED);
 	c->size = size;
 	c->bh = 1;
 	for (int i = 0; i < 2; i++) {
@@ -689,8 +692,9 @@ static int put_woken_k(lua_State *L, int status, lua_KContext ctx)
 static int get_method(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
-	struct sched *s = lua_touserdata(L, UP_SCHED);
-	lua_settop(L, 1);
+	struct sched *s = c->s;
+	if (lua_gettop(L) != 1)
+		lua_settop(L, 1);
 	struct frec *r = fl_frec_ready(L, s);
 	if (!r && !slow_ok(L))
 		return general(L, UV_CHAN_GET, 1);
@@ -706,8 +710,9 @@ static int get_method(lua_State *L)
 static int put_method(lua_State *L)
 {
 	struct chan *c = check_chan(L, 1);
-	struct sched *s = lua_touserdata(L, UP_SCHED);
-	lua_settop(L, 2);
+	struct sched *s = c->s;
+	if (lua_gettop(L) != 2)
+		lua_settop(L, 2);
 	struct frec *r = fl_frec_ready(L, s);
 	if (!r && !slow_ok(L))
 		return general(L, UV_CHAN_PUT, 2);

@@ -639,4 +639,30 @@ do
     "fibers woken after a raising task run in the next turn, in order")
 end
 
+-- fiber records with resume hooks set (the hooks get the fiber table at
+-- each resume of a blocked fiber), sleeps and channel blocks mixed in one
+-- fiber, and current_fiber() the same table before and after blocking
+res = t.pack(fibers.run(function()
+  local ch = chan.new()
+  local enters, same = 0, true
+  local f
+  fibers.spawn(function()
+    f = runtime.current_fiber()
+    for i = 1, 3 do
+      sleep.sleep(0.0005)
+      ch:put(i)
+      same = same and runtime.current_fiber() == f
+    end
+  end)
+  sleep.sleep(0.0001)
+  runtime.set_resume_hook(function(g) if g == f then enters = enters + 1 end end, nil)
+  local sum = 0
+  for _ = 1, 3 do sum = sum + ch:get() end
+  sleep.sleep(0.002)
+  runtime.set_resume_hook(nil, nil)
+  return sum, same, enters >= 3, f:scheduled()
+end))
+t.is_deeply(res, { n = 4, 6, true, true, false },
+  "blocked fibers resume through the hooks with their table; sleep and channel blocks mix")
+
 t.done()
