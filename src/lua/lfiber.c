@@ -172,43 +172,45 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 /* A fiber record's resume (lfrec.c): co is suspended in a yield with the
  * values on its stack, its record already updated; without hooks or a
  * nested lazy run, resume_co's checks are not needed. */
-/* Push the fiber of record r and (kt 0) the keys table; returns the
- * fiber's index, *kt that of the keys. */
-static int push_rec_fiber(lua_State *L, struct sched *sd, int si, int *kt, struct frec *r)
+/* Push the fiber of record index i and (kt 0) the keys table; returns
+ * the fiber's index, *kt that of the keys. */
+static int push_rec_fiber(lua_State *L, int si, int *kt, unsigned i)
 {
 	if (!*kt) {
 		lua_getiuservalue(L, si, UV_KEYS);
 		*kt = lua_gettop(L);
 	}
 	lua_getiuservalue(L, si, UV_FIBERS);
-	lua_rawgeti(L, -1, r - sd->frecs);
+	lua_rawgeti(L, -1, i);
 	lua_remove(L, -2);
 	return lua_gettop(L);
 }
 
 void fl_frec_resume(lua_State *L, struct sched *sd, int si, int kt, struct frec *r)
 {
-	int top = lua_gettop(L);
+	int top = lua_gettop(L), nv = r->nv;
 	lua_State *co = r->co;
+	/* (the fiber may make records: sd->frecs may move, r with it) */
+	unsigned i = (unsigned)(r - sd->frecs);
 	if (lua_status(co) != LUA_YIELD || sd->has_enter || sd->has_leave || sd->lazy) {
-		int fi = push_rec_fiber(L, sd, si, &kt, r);
-		resume_co(L, si, kt, fi, co, r->nv, 1, 1);
+		int fi = push_rec_fiber(L, si, &kt, i);
+		resume_co(L, si, kt, fi, co, nv, 1, 1);
 		lua_settop(L, top);
 		return;
 	}
 	/* The running fiber is UV_FIBERS[cur_rec] (fl_push_cur): no Lua
 	 * value is touched to switch to it. */
 	unsigned prev = sd->cur_rec;
-	sd->cur_rec = (unsigned)(r - sd->frecs);
+	sd->cur_rec = i;
 	int nres = 0;
-	int st = fl_resume(co, L, r->nv, &nres);
+	int st = fl_resume(co, L, nv, &nres);
 	sd->cur_rec = prev;
 	if (st == LUA_YIELD) {
 		if (nres)
 			lua_pop(co, nres);
 		return;
 	}
-	int fi = push_rec_fiber(L, sd, si, &kt, r);
+	int fi = push_rec_fiber(L, si, &kt, i);
 	settle(L, si, kt, fi, co, st, nres);
 	lua_settop(L, top);
 }

@@ -14,16 +14,19 @@
  * sched:clear() (fibers.run's teardown) drops every record: a bound
  * fiber stays alive that long, as a blocked fiber is kept by its scope's
  * cancel queue anyway.  So queues may name a record by its index:
- *   - a channel queue entry is the record index and the slot of the
- *     entry, or the coroutine (lchan.c); it is live while the record
- *     waits there (r->wq, r->wpos);
+ *   - a channel queue entry is (index, block number r->gen) in the
+ *     queue's C ring, or the coroutine in its table part, live while the
+ *     record waits in that slot (r->wq, r->wpos; lchan.c);
  *   - the scope's cancel queue entry (co, CANCEL) is live while the
  *     record waits and r->reg_q is that queue; it stays registered
  *     between blocks (one entry per fiber however often it blocks);
  *   - a sleep's timer task is co: it completes block sleep_gen;
- *   - a completed record is queued in the run queue as a light userdata
- *     holding its index (fl_frec_task), and resumed with the r->nv values
- *     that the completion pushed onto co's stack (token, values...).
+ *   - a completed record takes the next run-queue position, its table
+ *     slot left unwritten (struct sched.rr), and is resumed with the
+ *     r->nv values that the completion pushed onto co's stack (token,
+ *     values...; a channel hand-off: just a get's value, r->handoff).
+ * s->frecs may move when a record is made (a fiber runs in between):
+ * keep indices, not pointers, across anything that runs Lua code.
  * Completing a record is Susp:complete for it: it stops waiting, the
  * token and values go onto the coroutine's stack and the record is
  * queued; nothing runs synchronously.
