@@ -457,11 +457,9 @@ static int c_block_put(lua_State *L)
  * scope at sc (fibers.op's protocol for scope-aware performs). */
 void fl_cancel_waiter(lua_State *L, int kt, int sc, int s, int keep)
 {
-	if (keep && fl_registered(L, s))
-		return;
 	fl_getk(L, sc, kt, K_CW);
 	struct waitq *q = fl_towaitq(L, -1);
-	if (q) {
+	if (q && !(keep && fl_registered_in(L, s, lua_gettop(L)))) {
 		lua_pushvalue(L, UP_CANCEL);
 		fl_waitq_push(L, q, lua_gettop(L) - 1, s, lua_gettop(L), keep);
 		lua_pop(L, 1);
@@ -590,13 +588,17 @@ static int general(lua_State *L, int uv, int nargs)
 /* Lua 5.4: the fast paths on fiber records (lfrec.c). */
 
 /* No ready record: 1 if the running fiber is one of an ok scope (the
- * table fields read).  Leaves the stack as it was. */
-static int slow_ok(lua_State *L)
+ * table fields read; a record of the running coroutine then caches
+ * that).  Leaves the stack as it was. */
+static int slow_ok(lua_State *L, struct sched *s)
 {
 	int top = lua_gettop(L);
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
 	int ok = fl_push_ok_scope(L, UP_SCHED, top + 1);
 	lua_settop(L, top);
+	struct frec *r = ok ? fl_frec_of(s, L) : NULL;
+	if (r)
+		r->ok_epoch = s->epoch;
 	return ok;
 }
 
@@ -607,8 +609,8 @@ static int slow_ok(lua_State *L)
  * scope was found ok.  Leaves the stack as it was. */
 static struct frec *ready_to_block(lua_State *L, struct sched *s, struct frec *r)
 {
-	if (r && r->reg_q)
-		return r;
+	if (r && r->reg_q && r->reg_epoch == s->epoch)
+		return r;                       /* registered with its scope */
 	int top = lua_gettop(L), kt = top + 1, sc = top + 2, fi = top + 3;
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
 	if (!fl_push_ok_scope(L, UP_SCHED, kt)) {
@@ -631,7 +633,7 @@ static struct frec *ready_to_block(lua_State *L, struct sched *s, struct frec *r
 		fl_waitq_push(L, q, fi + 1, fi + 2, fi + 3, 0);
 		r->reg_q = q;
 	}
-	r->ok_epoch = s->epoch;
+	r->ok_epoch = r->reg_epoch = s->epoch;
 	lua_settop(L, top);
 	return r;
 }
@@ -696,7 +698,7 @@ static int get_method(lua_State *L)
 	if (lua_gettop(L) != 1)
 		lua_settop(L, 1);
 	struct frec *r = fl_frec_ready(L, s);
-	if (!r && !slow_ok(L))
+	if (!r && !slow_ok(L, s))
 		return general(L, UV_CHAN_GET, 1);
 	if (try_get(L, s, c, 1))
 		return 1;
@@ -714,7 +716,7 @@ static int put_method(lua_State *L)
 	if (lua_gettop(L) != 2)
 		lua_settop(L, 2);
 	struct frec *r = fl_frec_ready(L, s);
-	if (!r && !slow_ok(L))
+	if (!r && !slow_ok(L, s))
 		return general(L, UV_CHAN_PUT, 2);
 	if (try_put(L, s, c, 1, 2))
 		return 0;
@@ -847,7 +849,7 @@ static int c_sleep_block(lua_State *L)
 	lua_settop(L, 1);
 	struct sched *s = lua_touserdata(L, UP_SCHED);
 	struct frec *r = fl_frec_ready(L, s);
-	if (!r && !slow_ok(L)) {
+	if (!r && !slow_ok(L, s)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}

@@ -104,6 +104,7 @@ struct frec {
 	const void *wq;         /* the channel queue it waits in (lchan.c) */
 	lua_Integer wpos;       /* and the slot of its entry there */
 	unsigned ok_epoch;      /* == sched.epoch: the fiber's scope is ok */
+	unsigned reg_epoch;     /* == sched.epoch: reg_q is that scope's */
 	unsigned next_free;     /* free list link (a free slot) */
 	int nv;                 /* queued: values waiting on co's stack */
 	unsigned char waiting;  /* blocked in a fast path, not completed */
@@ -242,8 +243,9 @@ struct waitq *fl_towaitq(lua_State *L, int idx);
 void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int keep);
 
 /* lwait.c: true if the fast-path suspension at idx still has its entry
- * in its scope's cancel queue from an earlier block (x[4]). */
-int fl_registered(lua_State *L, int idx);
+ * in the wait queue at qi (its scope's cancel queue) from an earlier
+ * block (x[4] is that queue; a fiber may have moved to another scope). */
+int fl_registered_in(lua_State *L, int idx, int qi);
 
 /* lwait.c: waitq, waitq_push, waitq_wake, waitq_len for sched:_fast(). */
 extern const luaL_Reg fl_wait_funcs[];
@@ -265,7 +267,8 @@ int fl_chan_try_get(lua_State *L, int ci);
  * of the scope at sc (fibers.op's protocol for scope-aware performs);
  * CANCEL is upvalue 3 of the calling closure (a sched:_fast() one).
  * keep: s comes from fl_fast_susp - nothing to do if it is still
- * registered (fl_registered), else it is marked so (fl_waitq_push). */
+ * registered in that queue (fl_registered_in), else it is marked so
+ * (fl_waitq_push). */
 void fl_cancel_waiter(lua_State *L, int kt, int sc, int s, int keep);
 
 /* lchan.c: true if the value at idx is a channel. */

@@ -7,9 +7,10 @@
  * fl_complete is Susp:complete - clear `waiting`, then resume the fiber
  * with (token, values...), which only schedules it.  The C fast paths
  * (ch:get/ch:put, sleep) reuse one suspension per fiber (fl_fast_susp,
- * kept in a small cache keyed by the fiber); its x[4] = true says its
- * (suspension, CANCEL) entry is in the scope's cancel queue, where it
- * stays between blocks.
+ * kept in a small cache keyed by the fiber; Lua 5.1-5.3 and LuaJIT); its
+ * x[4] is the cancel queue (of the fiber's scope) where its (suspension,
+ * CANCEL) entry is, and stays between blocks: a fiber that moved to
+ * another scope registers again.
  *
  * A wait queue (op._waitq: scope cancel/fault/idle waiters, cond,
  * waitgroup) is a userdata (struct waitq) whose user value holds the
@@ -19,7 +20,7 @@
  * fiber's next block until the fiber finishes) and from the whole queue
  * when a push finds n >= lim, lim then becoming twice the live size (at
  * least 32): memory stays proportional to live waiters.  An entry that
- * leaves clears its suspension's x[4].  wake completes every
+ * leaves a queue clears its suspension's x[4] if it names that queue.  wake completes every
  * still-waiting entry in FIFO order and empties the queue.
  *
  * Lua 5.4: an entry may also be a fiber record's coroutine (lfrec.c),
@@ -145,19 +146,34 @@ static int susp_flag(lua_State *L, int idx, int k)
 	return v;
 }
 
-/* True if the suspension at idx is a fast-path one registered in this
- * queue (x[4]): its entry stays for its fiber's next block. */
-static int registered(lua_State *L, int idx)
+/* True if the suspension at idx is a fast-path one registered in the
+ * wait queue at qi (x[4] is that queue): its entry there stays for its
+ * fiber's next block. */
+static int registered_in(lua_State *L, int idx, int qi)
 {
-	return susp_flag(L, idx, 4);
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return 0;
+	lua_rawgeti(L, idx, 4);
+	int v = lua_rawequal(L, -1, qi);
+	lua_pop(L, 1);
+	return v;
 }
 
-/* An entry (suspension at idx) leaves a wait queue: if it was a fast-path
- * suspension's registration in its scope's cancel queue (x[4]), forget
- * that, so its next block registers again. */
+/* The fast-path suspension at idx is no longer registered anywhere (it
+ * left the cache): its next block, if any, registers again. */
 static void unregister(lua_State *L, int idx)
 {
-	if (registered(L, idx)) {
+	if (susp_flag(L, idx, 4)) {
+		lua_pushnil(L);
+		lua_rawseti(L, idx, 4);
+	}
+}
+
+/* An entry (suspension at idx) leaves the wait queue at qi: if it was a
+ * fast-path suspension's registration there (x[4]), forget that. */
+static void unregister_from(lua_State *L, int idx, int qi)
+{
+	if (registered_in(L, idx, qi)) {
 		lua_pushnil(L);
 		lua_rawseti(L, idx, 4);
 	}
@@ -176,7 +192,7 @@ static struct frec *entry_frec(lua_State *L, int idx)
 /* Wait queue q's entry at idx: 1 if it must stay at a tail trim (its
  * suspension waits, or it is a fast-path registration kept between
  * blocks), 0 if not. */
-static int entry_kept(lua_State *L, int idx, const struct waitq *q)
+static int entry_kept(lua_State *L, int idx, const struct waitq *q, int qi)
 {
 #ifdef FL_FREC
 	if (lua_type(L, idx) == LUA_TTHREAD) {
@@ -185,7 +201,7 @@ static int entry_kept(lua_State *L, int idx, const struct waitq *q)
 	}
 #endif
 	(void)q;
-	return fl_waiting(L, idx) || registered(L, idx);
+	return fl_waiting(L, idx) || registered_in(L, idx, qi);
 }
 
 /* Wait queue q's entry at idx: 1 if it is live (its suspension waits). */
@@ -201,8 +217,9 @@ static int entry_live(lua_State *L, int idx, const struct waitq *q)
 	return fl_waiting(L, idx);
 }
 
-/* The entry at idx leaves wait queue q: it is no longer a registration. */
-static void entry_leaves(lua_State *L, int idx, const struct waitq *q)
+/* The entry at idx leaves wait queue q (at qi): it is no longer a
+ * registration there. */
+static void entry_leaves(lua_State *L, int idx, const struct waitq *q, int qi)
 {
 #ifdef FL_FREC
 	if (lua_type(L, idx) == LUA_TTHREAD) {
@@ -213,7 +230,7 @@ static void entry_leaves(lua_State *L, int idx, const struct waitq *q)
 	}
 #endif
 	(void)q;
-	unregister(L, idx);
+	unregister_from(L, idx, qi);
 }
 
 /* Susp:complete for the waiting suspension at s with the token at s + 1
@@ -257,11 +274,12 @@ int fl_waiting(lua_State *L, int idx)
 	return susp_flag(L, idx, 2);
 }
 
-/* Append (suspension at s, token at tok) to the wait queue q at qi. */
-int fl_registered(lua_State *L, int idx)
+int fl_registered_in(lua_State *L, int idx, int qi)
 {
-	return registered(L, idx);
+	return registered_in(L, idx, qi);
 }
+
+/* Append (suspension at s, token at tok) to the wait queue q at qi. */
 
 void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int keep)
 {
@@ -275,7 +293,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int ke
 	 * (one per fiber; compaction drops it while idle). */
 	while (n > 0) {
 		lua_rawgeti(L, e, n - 1);
-		int live = entry_kept(L, lua_gettop(L), q);
+		int live = entry_kept(L, lua_gettop(L), q, qi);
 		lua_pop(L, 1);
 		if (live)
 			break;
@@ -295,7 +313,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int ke
 				lua_rawseti(L, e, j + 2);
 				j += 2;
 			} else {
-				entry_leaves(L, lua_gettop(L), q);
+				entry_leaves(L, lua_gettop(L), q, qi);
 				lua_pop(L, 1);
 			}
 		}
@@ -313,7 +331,7 @@ void fl_waitq_push(lua_State *L, struct waitq *q, int qi, int s, int tok, int ke
 	q->n = n + 2;
 	lua_pop(L, 1);
 	if (keep) {
-		lua_pushboolean(L, 1);
+		lua_pushvalue(L, qi);           /* x[4]: registered there */
 		lua_rawseti(L, s, 4);
 	}
 }
@@ -366,7 +384,7 @@ static int w_wake(lua_State *L)
 		lua_pushnil(L);
 		lua_rawseti(L, e, i + 1);
 		int live = entry_live(L, s, q);
-		entry_leaves(L, s, q);
+		entry_leaves(L, s, q, 1);
 		if (live) {
 			for (int k = 0; k < nv; k++)
 				lua_pushvalue(L, 2 + k);

@@ -665,4 +665,31 @@ end))
 t.is_deeply(res, { n = 4, 6, true, true, false },
   "blocked fibers resume through the hooks with their table; sleep and channel blocks mix")
 
+-- a fiber whose record is registered with one scope, then runs another
+-- scope's finaliser (run_finalisers moves it there): a block in the
+-- finaliser registers with that scope, whose cancellation wakes it
+res = t.pack(fibers.run(function()
+  local ch = chan.new()
+  local out = {}
+  local C
+  fibers.spawn(function()
+    while not out.blocked do sleep.sleep(0.001) end
+    sleep.sleep(0.002)
+    C:cancel("stop C")
+  end)
+  fibers.run_scope(function(p)
+    p:spawn(function() ch:put(0) end)
+    ch:get()                            -- a fast block in p first
+    C = p:child()
+    C:finally(function()
+      out.blocked = true
+      local ok, e = pcall(function() return ch:get() end)
+      out[1], out[2] = ok, scope.is_cancelled(e)
+    end)
+  end)
+  return out[1], out[2]
+end))
+t.is_deeply(res, { n = 2, false, true },
+  "a fast block in another scope's finaliser is woken by that scope's cancellation")
+
 t.done()
