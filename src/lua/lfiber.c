@@ -155,11 +155,11 @@ static void resume_with(lua_State *L, int si, int kt, int fi, int nargs)
 	resume_on(L, si, kt, fi, nargs, 0);
 }
 
-/* Resume fiber fi with the nargs values on top of L's stack (popped),
- * or (onco) already on top of its coroutine's stack. */
 static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco,
 		      int rec);
 
+/* Resume fiber fi with the nargs values on top of L's stack (popped),
+ * or (onco) already on top of its coroutine's stack. */
 static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 {
 	lua_State *co = fiber_co(L, si, kt, fi);
@@ -169,9 +169,6 @@ static void resume_on(lua_State *L, int si, int kt, int fi, int nargs, int onco)
 }
 
 #ifdef FL_FREC
-/* A fiber record's resume (lfrec.c): co is suspended in a yield with the
- * values on its stack, its record already updated; without hooks or a
- * nested lazy run, resume_co's checks are not needed. */
 /* Push the fiber of record index i and (kt 0) the keys table; returns
  * the fiber's index, *kt that of the keys. */
 static int push_rec_fiber(lua_State *L, int si, int *kt, unsigned i)
@@ -186,6 +183,9 @@ static int push_rec_fiber(lua_State *L, int si, int *kt, unsigned i)
 	return lua_gettop(L);
 }
 
+/* A fiber record's resume (lfrec.c): co is suspended in a yield with the
+ * values on its stack, its record already updated; without hooks or a
+ * nested lazy run, resume_co's work is not needed. */
 void fl_frec_resume(lua_State *L, struct sched *sd, int si, int kt, struct frec *r)
 {
 	int top = lua_gettop(L), nv = r->nv;
@@ -217,7 +217,7 @@ void fl_frec_resume(lua_State *L, struct sched *sd, int si, int kt, struct frec 
 #endif
 
 /* resume_on for fiber fi whose coroutine is co; rec: the resume of its
- * fiber record (fl_resume_co), whose state is already set. */
+ * fiber record (fl_frec_resume), whose state is already set. */
 static void resume_co(lua_State *L, int si, int kt, int fi, lua_State *co, int nargs, int onco,
 		      int rec)
 {
