@@ -909,8 +909,6 @@ static int c_set_channel_class(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	lua_settop(L, 3);
-	struct sched *s = lua_touserdata(L, UP_SCHED);
-	s->chan_mt = lua_topointer(L, 1);
 	lua_setiuservalue(L, UP_SCHED, UV_CHAN_PUT);
 	lua_setiuservalue(L, UP_SCHED, UV_CHAN_GET);
 	lua_setiuservalue(L, UP_SCHED, UV_CHAN_MT);

@@ -548,11 +548,9 @@ static int l_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_KEYS);
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, UV_POOL);
-	lua_createtable(L, FL_SCACHE, 0);
-	lua_setiuservalue(L, -2, UV_SCACHE);
+#ifdef FL_FREC
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, UV_FIBERS);
-#ifdef FL_FREC
 	s->epoch = 1;
 	/* Coroutines start with a copy of the main thread's extra space, where
 	 * fiber records keep their index (lfrec.c): zero it, so that none
@@ -560,6 +558,9 @@ static int l_new(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 	fl_frec_clear_space(lua_tothread(L, -1));
 	lua_pop(L, 1);
+#else
+	lua_createtable(L, FL_SCACHE, 0);
+	lua_setiuservalue(L, -2, UV_SCACHE);
 #endif
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_setmetatable(L, -2);

@@ -126,16 +126,18 @@ struct sched {
 	int has_enter, has_leave;       /* UV_ENTER / UV_LEAVE set */
 	int lazy;               /* a lazy fiber runs: UV_CUR is its scope */
 	unsigned rng;           /* xorshift state: choice start arms (lperform.c) */
+#ifndef FL_FREC
 	/* fl_fast_susp's direct-mapped cache: the fiber (lua_topointer) whose
 	 * suspension is in UV_SCACHE[slot + 1]; anchored there through the
 	 * suspension's x[1], so a pointer seen here is that fiber's. */
 	const void *sc_fiber[FL_SCACHE];
+#endif
 	lua_Integer next_extra; /* next-turn queue slots that are not tasks
 				 * (the 2 extra slots of each lazy record) */
-	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT,
-	 * UV_CHAN_MT, UV_WAITQ_MT (anchored there): identity checks without
-	 * fetching the user value. */
-	const void *fiber_mt, *susp_mt, *chan_mt, *waitq_mt;
+	/* lua_topointer of the metatables in UV_FIBER_MT, UV_SUSP_MT and
+	 * UV_WAITQ_MT (anchored there): identity checks without fetching the
+	 * user value (channels are checked by size and first word). */
+	const void *fiber_mt, *susp_mt, *waitq_mt;
 #ifdef FL_FREC
 	/* The fiber records queued in run queue UV_QA + k, in order: their
 	 * positions in it (slots left unwritten in the table) and indices. */

@@ -59,13 +59,17 @@ int fl_new_susp(lua_State *L, int si, int f)
 	return new_susp(L, si, f, 2);
 }
 
+static int susp_flag(lua_State *L, int idx, int k);
+
+#ifndef FL_FREC
+/* The fast-path suspension cache (Lua 5.1-5.3, LuaJIT; 5.4 has fiber
+ * records instead, lfrec.c). */
 static unsigned scache_slot(const void *p)
 {
 	uintptr_t x = (uintptr_t)p;
 	return (unsigned)((x >> 4) ^ (x >> 10)) & (FL_SCACHE - 1);
 }
 
-static int susp_flag(lua_State *L, int idx, int k);
 static void unregister(lua_State *L, int idx);
 
 int fl_fast_susp(lua_State *L, int si, int f)
@@ -134,6 +138,7 @@ void fl_fast_susp_disarm(lua_State *L, int si, int fi)
 	}
 	lua_pop(L, 2);
 }
+#endif
 
 /* x[k] of the suspension at idx as a boolean (false if not a table). */
 static int susp_flag(lua_State *L, int idx, int k)
@@ -159,6 +164,7 @@ static int registered_in(lua_State *L, int idx, int qi)
 	return v;
 }
 
+#ifndef FL_FREC
 /* The fast-path suspension at idx is no longer registered anywhere (it
  * left the cache): its next block, if any, registers again. */
 static void unregister(lua_State *L, int idx)
@@ -168,6 +174,7 @@ static void unregister(lua_State *L, int idx)
 		lua_rawseti(L, idx, 4);
 	}
 }
+#endif
 
 /* An entry (suspension at idx) leaves the wait queue at qi: if it was a
  * fast-path suspension's registration there (x[4]), forget that. */
