@@ -53,11 +53,20 @@ local function block_dt(s, tok, o)
 end
 
 -- An op ready dt seconds after it is performed.  (op._prim1's table,
--- built here: one call less on a hot path.)
+-- built here: one call less on a hot path.)  Interned by dt: ops are
+-- immutable (library.md §4), so sleep_op(5) may return the op it made
+-- before, and a select loop with a fixed timeout allocates none; the
+-- table's values are weak, so it keeps no op alive (doc/decisions.md,
+-- "Hash-consed ops").
 local Op, PRIM = op.Op, op._PRIM
+local interned = setmetatable({}, { __mode = "v" })
 function M.sleep_op(dt)
+  local o = interned[dt]
+  if o then return o end
   if type(dt) ~= "number" or dt ~= dt then check(dt, "sleep_op", "duration") end
-  return setmetatable({ k = PRIM, try = try_dt, block = block_dt, a = dt }, Op)
+  o = setmetatable({ k = PRIM, try = try_dt, block = block_dt, a = dt }, Op)
+  interned[dt] = o
+  return o
 end
 
 local function perform(o)

@@ -587,18 +587,36 @@ static int general(lua_State *L, int uv, int nargs)
 #ifdef FL_FREC
 /* Lua 5.4: the fast paths on fiber records (lfrec.c). */
 
+struct frec *fl_frec_note_ok(lua_State *L, struct sched *s)
+{
+	struct frec *r = fl_frec_of(s, L);
+	if (!r && !s->lazy) {
+		int top = lua_gettop(L);
+		if (fl_push_cur(L, UP_SCHED) == LUA_TTABLE) {
+			lua_getiuservalue(L, UP_SCHED, UV_KEYS);
+			fl_getk(L, top + 1, top + 2, K_CO);
+			if (lua_tothread(L, -1) == L)
+				r = fl_frec_bind(L, UP_SCHED, top + 1);
+		}
+		lua_settop(L, top);
+	}
+	if (r)
+		r->ok_epoch = s->epoch;
+	return r;
+}
+
 /* No ready record: 1 if the running fiber is one of an ok scope (the
- * table fields read; a record of the running coroutine then caches
- * that).  Leaves the stack as it was. */
+ * table fields read; the record of the running coroutine, bound now if
+ * it has none, then caches that: fl_frec_note_ok).  Leaves the stack as
+ * it was. */
 static int slow_ok(lua_State *L, struct sched *s)
 {
 	int top = lua_gettop(L);
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
 	int ok = fl_push_ok_scope(L, UP_SCHED, top + 1);
 	lua_settop(L, top);
-	struct frec *r = ok ? fl_frec_of(s, L) : NULL;
-	if (r)
-		r->ok_epoch = s->epoch;
+	if (ok)
+		fl_frec_note_ok(L, s);
 	return ok;
 }
 

@@ -15,13 +15,18 @@
  * What may block (wraps, the block halves, the general form) is called
  * with a continuation.
  *
+ * On Lua 5.4 a fiber whose record says its scope is still ok (lfrec.c,
+ * ok_epoch) is not checked again; its scope is fetched only to block.
+ *
  * op.choice is C too (every version): two primitive arms make a flat
- * choice here, the rest is the Lua form.
+ * choice here, hash-consed in a small cache (see choice_slot); the rest
+ * is the Lua form.
  *
  * The closures made here have the upvalues of every sched:_fast()
  * function (1 the scheduler - lchan.c's helpers read it -, 2 Susp, 3
- * CANCEL), then 4 Op, 5 the general (Lua) form, and for perform 6
- * op.lua's TASK_ERR token.
+ * CANCEL), then 4 Op, 5 the general (Lua) form; for choice 6 the keys
+ * table (UV_KEYS) and 7 its cache; for perform 6 op.lua's TASK_ERR
+ * token and 7 the keys table.
  */
 #include "lbind.h"
 #include "lsched.h"
@@ -43,6 +48,9 @@ int fl_sleep_try_dt(lua_State *L)
 #define UP_GENERAL lua_upvalueindex(5)
 #define UP_CANCEL  lua_upvalueindex(3)
 #define UP_TASKERR lua_upvalueindex(6)
+#define UP_CKEYS   lua_upvalueindex(6)  /* choice: the keys table */
+#define UP_CCACHE  lua_upvalueindex(7)  /* choice: its cache (below) */
+#define UP_PKEYS   lua_upvalueindex(7)  /* perform: the keys table */
 
 enum { PRIM = 1, CHOICE = 2 };          /* op.lua's kinds (op.k) */
 
@@ -64,31 +72,66 @@ static int is_prim(lua_State *L, int kt, int idx)
 	return ok;
 }
 
+/* The choice cache: the two-primitive-arm choices made last, hash-consed
+ * (ops are immutable, library.md §4, so choice(a, b) may return the
+ * choice it made before for the same a and b).  Direct-mapped by the
+ * arms' addresses: slot i holds a, b, choice at 3i+1..3i+3 of a table
+ * with weak values, so it keeps nothing alive and stays CHOICE_SLOTS
+ * entries at most.  A select loop - perform(choice(ch:get_op(),
+ * sleep_op(t))), whose arms are themselves kept (the channel's get op,
+ * sleep.lua's interned sleep ops) - then allocates nothing. */
+#define CHOICE_SLOTS 64
+
+static int choice_slot(lua_State *L)
+{
+	uintptr_t a = (uintptr_t)lua_topointer(L, 1), b = (uintptr_t)lua_topointer(L, 2);
+	uintptr_t h = (a >> 4) * 31u + (b >> 4);
+	return (int)((h ^ (h >> 7)) % CHOICE_SLOTS) * 3;
+}
+
+/* Push the cached choice of the arms at 1 and 2 and return 1, or 0. */
+static int cached_choice(lua_State *L, int slot)
+{
+	lua_rawgeti(L, UP_CCACHE, slot + 1);
+	lua_rawgeti(L, UP_CCACHE, slot + 2);
+	int hit = lua_rawequal(L, -2, 1) && lua_rawequal(L, -1, 2);
+	lua_pop(L, 2);
+	if (hit && lua_rawgeti(L, UP_CCACHE, slot + 3) == LUA_TTABLE)
+		return 1;
+	if (hit)
+		lua_pop(L, 1);
+	return 0;
+}
+
 /* choice(...): op.choice.  Two primitive arms make a flat choice
- * { a, b, k = CHOICE, flat = true } here; the rest is the Lua form. */
+ * { a, b, k = CHOICE, flat = true } here (or find it in the cache); the
+ * rest is the Lua form. */
 static int choice(lua_State *L)
 {
-	int n = lua_gettop(L);
+	int n = lua_gettop(L), slot = 0;
+	/* (a hit needs no check: the cache holds primitive ops only) */
+	if (n == 2 && cached_choice(L, slot = choice_slot(L)))
+		return 1;
 	for (int i = 1; i <= n; i++)
 		if (!is_op(L, i))
 			return luaL_error(L, "choice: expected op, got %s", luaL_typename(L, i));
-	if (n == 2) {
-		lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 3 */
-		if (is_prim(L, 3, 1) && is_prim(L, 3, 2)) {
-			lua_createtable(L, 2, 2);
-			lua_pushvalue(L, 1);
-			lua_rawseti(L, 4, 1);
-			lua_pushvalue(L, 2);
-			lua_rawseti(L, 4, 2);
-			lua_pushinteger(L, CHOICE);
-			fl_setk(L, 4, 3, K_K);
-			lua_pushboolean(L, 1);
-			fl_setk(L, 4, 3, K_FLAT);
-			lua_pushvalue(L, UP_OP);
-			lua_setmetatable(L, 4);
-			return 1;
+	if (n == 2 && is_prim(L, UP_CKEYS, 1) && is_prim(L, UP_CKEYS, 2)) {
+		lua_createtable(L, 2, 2);
+		lua_pushvalue(L, 1);
+		lua_rawseti(L, 3, 1);
+		lua_pushvalue(L, 2);
+		lua_rawseti(L, 3, 2);
+		lua_pushinteger(L, CHOICE);
+		fl_setk(L, 3, UP_CKEYS, K_K);
+		lua_pushboolean(L, 1);
+		fl_setk(L, 3, UP_CKEYS, K_FLAT);
+		lua_pushvalue(L, UP_OP);
+		lua_setmetatable(L, 3);
+		for (int i = 1; i <= 3; i++) {
+			lua_pushvalue(L, i);
+			lua_rawseti(L, UP_CCACHE, slot + i);
 		}
-		lua_settop(L, 2);
+		return 1;
 	}
 	lua_pushvalue(L, UP_GENERAL);
 	lua_insert(L, 1);
@@ -105,7 +148,15 @@ int fl_make_choice(lua_State *L)
 		lua_pushvalue(L, lua_upvalueindex(i));
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
-	lua_pushcclosure(L, choice, 5);
+	lua_getiuservalue(L, lua_upvalueindex(1), UV_KEYS);
+	/* the choice cache: its array part, sized here, is never resized
+	 * (only its slots are written) */
+	lua_createtable(L, 3 * CHOICE_SLOTS, 0);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "v");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_pushcclosure(L, choice, 7);
 	return 1;
 }
 
@@ -244,11 +295,17 @@ static int woken_k(lua_State *L, int status, lua_KContext flat)
 /* Nothing was ready: one suspension registered with the op (flat: with
  * every arm, in order, until one completes it) and, still waiting, in
  * the scope's cancel queue; then yield (woken_k continues).  Slots: 1 op,
- * 2 keys, 3 scope.  The fiber parks in this C frame: no Lua block frame
- * and no coroutine.yield frame above it (parked fibers stay small). */
+ * 2 keys, 3 scope (nil: fetched here).  The fiber parks in this C
+ * frame: no Lua block frame and no coroutine.yield frame above it
+ * (parked fibers stay small). */
 static int block(lua_State *L, int flat)
 {
 	lua_settop(L, 3);
+	if (lua_isnil(L, 3)) {  /* a ready record: the scope not fetched yet */
+		lua_settop(L, 2);
+		if (!fl_push_ok_scope(L, UP_SCHED, 2))
+			return general(L);
+	}
 	fl_push_current(L, UP_SCHED);           /* 4: the fiber (made if lazy) */
 	fl_new_susp(L, UP_SCHED, 4);            /* 5 */
 	lua_replace(L, 4);                      /* 4: the suspension */
@@ -286,14 +343,27 @@ static int perform(lua_State *L)
 {
 	lua_settop(L, 1);
 	struct sched *s = lua_touserdata(L, UP_SCHED);
-	if (fl_push_cur(L, UP_SCHED) == LUA_TNIL)
+#ifdef FL_FREC
+	/* a record whose scope check holds: a fiber of an ok scope */
+	int ready = fl_frec_ready(L, s) != NULL;
+#else
+	int ready = 0;
+#endif
+	if (!ready && fl_push_cur(L, UP_SCHED) == LUA_TNIL)
 		return luaL_error(L, "fibers.perform: must be called from inside a fiber");
 	if (!is_op(L, 1))
 		return luaL_error(L, "perform: expected op, got %s", luaL_typename(L, 1));
 	lua_settop(L, 1);
-	lua_getiuservalue(L, UP_SCHED, UV_KEYS);        /* 2 */
-	if (!fl_push_ok_scope(L, UP_SCHED, 2))          /* 3: the scope */
-		return general(L);
+	lua_pushvalue(L, UP_PKEYS);                     /* 2 */
+	if (ready) {
+		lua_pushnil(L);         /* 3: the scope, fetched if it blocks */
+	} else {
+		if (!fl_push_ok_scope(L, UP_SCHED, 2))  /* 3: the scope */
+			return general(L);
+#ifdef FL_FREC
+		fl_frec_note_ok(L, s);  /* (the next perform needs no check) */
+#endif
+	}
 	int k = fl_getk(L, 1, 2, K_K) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
 	lua_pop(L, 1);
 	if (k == PRIM) {
@@ -326,7 +396,8 @@ int fl_make_perform(lua_State *L)
 		lua_pushvalue(L, lua_upvalueindex(i));
 	for (int i = 1; i <= 3; i++)
 		lua_pushvalue(L, i);
-	lua_pushcclosure(L, perform, 6);
+	lua_getiuservalue(L, lua_upvalueindex(1), UV_KEYS);
+	lua_pushcclosure(L, perform, 7);
 	return 1;
 }
 

@@ -323,6 +323,12 @@ static inline struct frec *fl_frec_ready(lua_State *L, struct sched *s)
 	return r && r->ok_epoch == s->epoch ? r : NULL;
 }
 
+/* lchan.c: the running fiber's scope was just found ok: the running
+ * coroutine's record caches that (ok_epoch), bound now if the coroutine
+ * is its fiber's own and has none (not for a lazy fiber's first run).
+ * Returns the record or NULL.  For sched:_fast() closures. */
+struct frec *fl_frec_note_ok(lua_State *L, struct sched *s);
+
 /* The record of the running coroutine L, whose fiber is at fi: made
  * (and the fiber kept in UV_FIBERS) if it has none. */
 struct frec *fl_frec_bind(lua_State *L, int si, int fi);

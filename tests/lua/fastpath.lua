@@ -692,4 +692,86 @@ end))
 t.is_deeply(res, { n = 2, false, true },
   "a fast block in another scope's finaliser is woken by that scope's cancellation")
 
+
+---------------------------------------------------------------------------
+-- choice and sleep_op values are hash-consed (ops are immutable): the
+-- same two primitive arms give the same choice, sleep_op(dt) the same op;
+-- neither keeps anything alive, and colliding cache slots stay correct
+res = t.pack(fibers.run(function()
+  local out = {}
+  local ch = chan.new(math.huge)
+  local g, s1 = ch:get_op(), sleep.sleep_op(1)
+  out[1] = rawequal(op.choice(g, s1), op.choice(g, s1))
+  out[2] = rawequal(sleep.sleep_op(1), s1) and not rawequal(sleep.sleep_op(2), s1)
+  out[3] = rawequal(op.choice(s1, g), op.choice(g, s1))   -- order matters
+  -- non-ops still raise, also for arms that were cached
+  out[4] = select(2, pcall(op.choice, "a", "b"))
+  out[5] = select(2, pcall(op.choice, g, "b"))
+  out[6] = select(2, pcall(sleep.sleep_op, 0 / 0))
+  out[7] = select(2, pcall(sleep.sleep_op, "1"))
+  -- 200 channels, each raced against the same timeout: every perform
+  -- gets its own channel's value whatever slot its choice lands in
+  local chans, sum = {}, 0
+  for i = 1, 200 do chans[i] = chan.new(1); chans[i]:put(i) end
+  for i = 1, 200 do sum = sum + fibers.perform(op.choice(chans[i]:get_op(), s1)) end
+  out[8] = sum
+  -- a cached choice performed again after its channel emptied blocks,
+  -- and its sleep arm wins
+  ch:put("v")
+  local c = op.choice(ch:get_op(), sleep.sleep_op(0.005))
+  out[9] = fibers.perform(c)
+  out[10] = fibers.perform(op.choice(ch:get_op():wrap(function() return "got" end),
+                                     sleep.sleep_op(0.005):wrap(function() return "slept" end)))
+  out[11] = fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(0.005))) -- nil: the sleep
+  -- the caches hold their ops weakly
+  local weak = setmetatable({}, { __mode = "k" })
+  do
+    local lone = chan.new()
+    weak[lone] = true
+    weak[op.choice(lone:get_op(), sleep.sleep_op(12345.5))] = true
+  end
+  collectgarbage(); collectgarbage()
+  out[12] = next(weak) == nil
+  return unpack(out, 1, 12)
+end))
+t.is(res[1], true, "choice(a, b) of the same primitive arms is the same op")
+t.is(res[2], true, "sleep_op(dt) is the same op for the same dt only")
+t.is(res[3], false, "choice(b, a) is not choice(a, b)")
+t.like(res[4], "choice: expected op, got string", "choice of non-ops raises")
+t.like(res[5], "choice: expected op, got string", "choice of a cached arm and a non-op raises")
+t.like(res[6], "sleep_op: duration is NaN", "sleep_op(NaN) raises")
+t.like(res[7], "sleep_op: expected number, got string", "sleep_op of a string raises")
+t.is(res[8], 20100, "200 choices over one timeout each get their own channel's value")
+t.is_deeply({ res[9], res[10], res[11] }, { "v", "slept" },
+  "a performed-again choice blocks when its channel is empty and its sleep wins")
+t.is(res[12], true, "the choice and sleep_op caches keep nothing alive")
+
+-- a fiber that never blocked has its scope check cached by its first
+-- ready get or perform: a later cancel of its scope still raises at the
+-- next one, on a ready channel, and a blocked perform is woken by it
+res = t.pack(fibers.run(function()
+  local out = {}
+  local ch = chan.new(math.huge)
+  for i = 1, 10 do ch:put(i) end
+  local st, err = fibers.run_scope(function(s)
+    out[1] = ch:get() + fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(1)))
+    s:cancel("stop")
+    out[2] = pcall(fibers.perform, op.choice(ch:get_op(), sleep.sleep_op(1)))
+    out[3] = pcall(ch.get, ch)
+  end)
+  out[4] = st
+  out[5] = ch:buffered()
+  local e = chan.new()
+  local st2 = fibers.run_scope(function(s)
+    out[6] = fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(1)))
+    s:spawn(function() sleep.sleep(0.002); s:cancel("late") end)
+    fibers.perform(op.choice(e:get_op(), sleep.sleep_op(10)))
+    out[7] = "not reached"
+  end)
+  out[8] = st2
+  return unpack(out, 1, 8)
+end))
+t.is_deeply(res, { n = 8, 3, false, false, "cancelled", 8, 3, nil, "cancelled" },
+  "a scope check cached by ready gets and performs still sees a cancel; a blocked perform is woken")
+
 t.done()
