@@ -92,6 +92,12 @@ local live = {}        -- pid -> Command (running, not yet reaped)
 local nlive = 0
 local sigchld = { fd = nil, h = nil } -- self-pipe wait (SIGCHLD backend / orphans)
 local BACKEND = P.backend()
+-- Overlapped spawns (src/core/proc.c, PROC_ASYNC): spawning returns once
+-- the child exists, not once it has exec'd, so the parent's work overlaps
+-- the child's setup; a failure before exec arrives with its exit status.
+-- FIBERS_SPAWN=vfork selects the vfork mode (the tests run both).
+local ASYNC = os.getenv("FIBERS_SPAWN") ~= "vfork"
+local ESRCH = 3 -- (Linux)
 
 local function status_string(kind, code)
   if kind == "exited" then return "exited " .. code end
@@ -99,10 +105,10 @@ local function status_string(kind, code)
   return "signalled " .. code .. (name and (" (SIG" .. name .. ")") or "")
 end
 
-local function dispatch(pid, kind, code)
+local function dispatch(pid, kind, code, err)
   local cmd = live[pid]
   if cmd then
-    cmd:_exited(kind, code)
+    cmd:_exited(kind, code, err)
   elseif host.on_orphan then
     local ok, err = pcall(host.on_orphan, pid, status_string(kind, code))
     if not ok then io.stderr:write("fibers.exec: on_orphan: ", tostring(err), "\n") end
@@ -111,9 +117,9 @@ end
 
 local function reap_all()
   while true do
-    local pid, kind, code = P.wait_any()
+    local pid, kind, code, err = P.wait_any()
     if not pid then break end
-    dispatch(pid, kind, code)
+    dispatch(pid, kind, code, err)
   end
 end
 
@@ -146,9 +152,9 @@ end
 local function pidfd_run(t)
   local c = t.c
   while not c._done do
-    local pid, kind, code = P.wait_any()
+    local pid, kind, code, err = P.wait_any()
     if not pid then break end
-    dispatch(pid, kind, code)
+    dispatch(pid, kind, code, err)
   end
 end
 
@@ -351,8 +357,9 @@ function Command:_finish(st, code, sig, err)
   maybe_release(self)
 end
 
--- Called by the reaper with the decoded wait status.
-function Command:_exited(kind, code)
+-- Called by the reaper with the decoded wait status (and, for a child
+-- that failed before exec in an overlapped spawn, "<step>: <strerror>").
+function Command:_exited(kind, code, err)
   local pid = self._pid
   if live[pid] == self then
     live[pid] = nil
@@ -365,7 +372,7 @@ function Command:_exited(kind, code)
     sched():forget_fd(fd) -- drops the wait if it has not fired
     P.close(fd)
   end
-  if kind == "exited" then self:_finish("exited", code, nil, nil)
+  if kind == "exited" then self:_finish("exited", code, nil, err)
   else self:_finish("signalled", nil, code, nil) end
 end
 
@@ -394,6 +401,7 @@ function Command:_start()
     argv = self._argv, cwd = self._cwd, env = build_env(self),
     uid = self._uid, gid = self._gid, groups = self._groups, umask = self._umask,
     rlimits = self._rlimits or host.defaults.rlimits, pidfd = BACKEND == "pidfd",
+    async = ASYNC,
   }
   local parent_fds, child_fds, mine = {}, {}, {}
   local fail
@@ -491,8 +499,14 @@ function Command:kill(sig)
     return false, "command not started"
   end
   if self._done then return true end
-  local ok, err
-  if self._pgid then ok, err = P.killpg(self._pgid, n)
+  local ok, err, errno
+  if self._pgid then
+    ok, err, errno = P.killpg(self._pgid, n)
+    -- an overlapped spawn's setsid child may not have made its group yet:
+    -- then the child is the whole group
+    if not ok and errno == ESRCH and not self._done then
+      ok, err = P.send_signal(self._pid, self._pidfd or false, n)
+    end
   else ok, err = P.send_signal(self._pid, self._pidfd or false, n) end
   if not ok then return nil, err end
   return true

@@ -4,20 +4,24 @@
  *
  * Mechanism: clone(CLONE_VM | CLONE_VFORK) on a private stack, like glibc's
  * posix_spawn (no page-table copy, so spawning cost does not grow with the
- * parent's heap), with CLONE_PIDFD for a race-free pidfd.  PROC_FORK selects
- * a plain fork() for tests and exotic hosts.  The child reports the failing
- * setup step and its errno: with fork through an O_CLOEXEC pipe (EOF means
- * exec succeeded); with CLONE_VM it stores them in the parent's memory
- * instead, which the parent reads once clone returns - CLONE_VFORK
- * guarantees the child has exec'd or exited by then (as glibc's posix_spawn
- * does), and it saves four syscalls per spawn.
+ * parent's heap), with CLONE_PIDFD for a race-free pidfd.  PROC_ASYNC (the
+ * overlapped mode, what fibers.exec uses) drops CLONE_VFORK: the parent
+ * goes on while the child sets up, the kernel clearing the spawn block's
+ * ctid (CLONE_CHILD_CLEARTID) once the child has exec'd or exited
+ * (doc/decisions.md, "Overlapped spawns").  PROC_FORK selects a plain
+ * fork() for tests and exotic hosts.  The child reports the failing setup
+ * step and its errno: with fork through an O_CLOEXEC pipe (EOF means exec
+ * succeeded); with CLONE_VM it stores them in its spawn block, which the
+ * parent reads once clone returns - CLONE_VFORK guarantees the child has
+ * exec'd or exited by then - or, overlapped, once the child is reaped.
  *
  * Rules for the child code (it shares the parent's memory): no malloc, no
- * stdio, no locks, no glibc credential wrappers (setuid() & co broadcast to
- * the parent's other threads through shared TLS, so raw syscalls are used);
- * it ends in execve or _exit.  All signals are blocked in the parent across
- * clone; the child resets every disposition to SIG_DFL before unblocking, so
- * no parent handler ever runs on the child's stack.
+ * stdio, no locks, no libc calls at all where raw system calls exist
+ * (csys(): overlapped, the child runs on the parent's thread pointer, so
+ * errno and every glibc thread state are the parent's); it reads only its
+ * spawn block and ends in execve or exit.  All signals are blocked in the
+ * parent across clone; the child resets every disposition to SIG_DFL
+ * before unblocking, so no parent handler ever runs on the child's stack.
  */
 #include "config.h"
 
@@ -26,6 +30,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +71,18 @@ struct child_report {
 	int err;
 };
 
+/* What the child reads: everything it needs, in memory nobody else
+ * writes or frees while it runs (struct spawn_block). */
 struct child_ctx {
 	const struct proc_spec *spec;
 	char *const *envp;
-	const char *path;
+	/* execve candidates, in order (the PATH search done in the parent);
+	 * none: fail with exec_err */
+	char *const *cands;
+	int exec_err;
 	pid_t parent;
 	int errfd;              /* fork mode: the report pipe; else -1 */
-	struct child_report rep; /* CLONE_VM mode: the report itself */
+	struct child_report rep; /* CLONE_VM modes: the report itself */
 };
 
 static const char *const step_names[PROC_STEP_MAX] = {
@@ -101,40 +111,103 @@ const char *proc_step_name(int step)
 	return step_names[step];
 }
 
+/*
+ * System calls from the child: csys() returns the result or -errno and
+ * writes no errno.  In the overlapped mode (PROC_ASYNC) the child runs
+ * while the parent goes on, on the parent's thread pointer: errno - like
+ * every glibc wrapper's thread state - is the parent's, so the child makes
+ * raw system calls only (x86-64 and AArch64; elsewhere PROC_ASYNC falls
+ * back to the vfork mode, where the parent is suspended and glibc's
+ * syscall() is safe).  No child function calls into libc at all in that
+ * mode: the PATH search and every copy are done by the parent.
+ */
+#if defined(__linux__) && defined(__x86_64__)
+#define PROC_RAW 1
+static inline __attribute__((always_inline)) long csys(long n, long a, long b, long c, long d,
+							long e, long f)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#elif defined(__linux__) && defined(__aarch64__)
+#define PROC_RAW 1
+static inline __attribute__((always_inline)) long csys(long n, long a, long b, long c, long d,
+							long e, long f)
+{
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+	register long x5 __asm__("x5") = f;
+	__asm__ volatile("svc 0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+			 : "memory", "cc");
+	return x0;
+}
+#else
+static long csys(long n, long a, long b, long c, long d, long e, long f)
+{
+	long r = syscall(n, a, b, c, d, e, f);
+	return r == -1 ? -errno : r;
+}
+#endif
+#define CSYS(n, a, b, c) csys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define CSYS5(n, a, b, c, d, e) csys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+CHILD_FN void child_exit(void)
+{
+	for (;;)
+		CSYS(SYS_exit_group, 127, 0, 0);
+}
+
 CHILD_FN void child_fail(struct child_ctx *c, int step, int err)
 {
 	struct child_report r = { step, err };
 	if (c->errfd < 0) {
-		c->rep = r; /* shared memory: the parent is suspended until we exit */
-		_exit(127);
+		/* shared memory: read by the parent once the child is gone */
+		c->rep.step = r.step;
+		c->rep.err = r.err;
+		child_exit();
 	}
-	ssize_t n;
+	long n;
 	do
-		n = write(c->errfd, &r, sizeof r);
-	while (n < 0 && errno == EINTR);
-	_exit(127);
+		n = CSYS(SYS_write, c->errfd, &r, sizeof r);
+	while (n == -EINTR);
+	child_exit();
 }
 
-/* Move fd to a number >= 3 (keeping it open-on-exec-safe); -1 on error. */
+/* Move fd to a number >= 3 (close-on-exec); -errno on error. */
 CHILD_FN int child_lift(int fd)
 {
-	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return (int)CSYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
 }
 
 CHILD_FN void child_stdio(struct child_ctx *c)
 {
 	const struct proc_spec *s = c->spec;
 	int src[3], devnull = -1;
+	long r;
 	for (int i = 0; i < 3; i++) {
 		src[i] = -1;
 		switch (s->stdio[i].kind) {
 		case PROC_STDIO_NULL:
 			if (devnull < 0) {
-				devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+				devnull = (int)CSYS5(SYS_openat, AT_FDCWD, "/dev/null",
+						     O_RDWR | O_CLOEXEC, 0, 0);
 				if (devnull < 0)
-					child_fail(c, PROC_STEP_DEVNULL, errno);
+					child_fail(c, PROC_STEP_DEVNULL, -devnull);
 				if (devnull < 3 && (devnull = child_lift(devnull)) < 0)
-					child_fail(c, PROC_STEP_DEVNULL, errno);
+					child_fail(c, PROC_STEP_DEVNULL, -devnull);
 			}
 			src[i] = devnull;
 			break;
@@ -143,7 +216,7 @@ CHILD_FN void child_stdio(struct child_ctx *c)
 			/* a low fd that is not its own target would be clobbered */
 			if (src[i] >= 0 && src[i] < 3 && src[i] != i &&
 			    (src[i] = child_lift(src[i])) < 0)
-				child_fail(c, PROC_STEP_STDIO, errno);
+				child_fail(c, PROC_STEP_STDIO, -src[i]);
 			break;
 		default:
 			break;
@@ -152,15 +225,15 @@ CHILD_FN void child_stdio(struct child_ctx *c)
 	for (int i = 0; i < 3; i++) {
 		if (src[i] < 0)
 			continue;
-		if (src[i] == i) {
-			if (fcntl(i, F_SETFD, 0) < 0)
-				child_fail(c, PROC_STEP_STDIO, errno);
-		} else if (dup2(src[i], i) < 0) {
-			child_fail(c, PROC_STEP_STDIO, errno);
-		}
+		if (src[i] == i)
+			r = CSYS(SYS_fcntl, i, F_SETFD, 0);
+		else
+			r = CSYS(SYS_dup3, src[i], i, 0);
+		if (r < 0)
+			child_fail(c, PROC_STEP_STDIO, (int)-r);
 	}
-	if (s->stdio[2].kind == PROC_STDIO_STDOUT && dup2(1, 2) < 0)
-		child_fail(c, PROC_STEP_STDIO, errno);
+	if (s->stdio[2].kind == PROC_STDIO_STDOUT && (r = CSYS(SYS_dup3, 1, 2, 0)) < 0)
+		child_fail(c, PROC_STEP_STDIO, (int)-r);
 }
 
 /* Close every fd >= 3 except keep (the error pipe, close-on-exec). */
@@ -170,18 +243,19 @@ CHILD_FN void child_close_fds(struct child_ctx *c, int keep)
 	if (c->spec->flags & PROC_FDWALK) {
 		/* fall through to the /proc walk */
 	} else if (keep < 3) {
-		if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
+		if (CSYS(SYS_close_range, 3u, ~0u, 0u) == 0)
 			return;
-	} else if (syscall(SYS_close_range, 3u, (unsigned)keep - 1u, 0u) == 0 &&
-		   syscall(SYS_close_range, (unsigned)keep + 1u, ~0u, 0u) == 0) {
+	} else if (CSYS(SYS_close_range, 3u, (unsigned)keep - 1u, 0u) == 0 &&
+		   CSYS(SYS_close_range, (unsigned)keep + 1u, ~0u, 0u) == 0) {
 		return;
 	}
 #endif
-	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = (int)CSYS5(SYS_openat, AT_FDCWD, "/proc/self/fd",
+			     O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
 	if (dfd >= 0) {
 		char buf[2048];
 		long n;
-		while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+		while ((n = CSYS(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
 			for (long off = 0; off < n;) {
 				struct {
 					unsigned long long ino;
@@ -198,73 +272,45 @@ CHILD_FN void child_close_fds(struct child_ctx *c, int keep)
 						fd = fd * 10 + (*p - '0');
 				}
 				if (ok && fd >= 3 && fd != keep && fd != dfd)
-					close(fd);
+					CSYS(SYS_close, fd, 0, 0);
 				off += d->reclen;
 			}
 		}
-		close(dfd);
+		CSYS(SYS_close, dfd, 0, 0);
 		if (n == 0)
 			return;
 	}
-	struct rlimit rl;
+	struct { unsigned long long cur, max; } rl; /* the kernel's rlimit64 */
 	long max = 65536;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < (rlim_t)max)
-		max = (long)rl.rlim_cur;
+	if (CSYS5(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, &rl, 0) == 0 &&
+	    rl.cur != (unsigned long long)RLIM_INFINITY && rl.cur < (unsigned long long)max)
+		max = (long)rl.cur;
 	for (long fd = 3; fd < max; fd++)
 		if (fd != keep)
-			close((int)fd);
+			CSYS(SYS_close, fd, 0, 0);
 }
 
+/* execve each candidate in turn (the parent's PATH search, as execvp:
+ * EACCES is remembered, "not there" errors go on to the next one). */
 CHILD_FN void child_exec(struct child_ctx *c)
 {
-	const struct proc_spec *s = c->spec;
-	const char *file = s->file;
-	if (file[0] == '\0')
-		child_fail(c, PROC_STEP_EXEC, ENOENT);
-	if (strchr(file, '/')) {
-		execve(file, s->argv, c->envp);
-		child_fail(c, PROC_STEP_EXEC, errno);
-	}
-	size_t flen = strlen(file);
-	if (flen > NAME_MAX)
-		child_fail(c, PROC_STEP_EXEC, ENAMETOOLONG);
-	char buf[PATH_MAX + NAME_MAX + 2];
-	int eacces = 0, last = ENOENT;
-	const char *p = c->path;
-	for (;;) {
-		const char *end = strchr(p, ':');
-		size_t dlen = end ? (size_t)(end - p) : strlen(p);
-		if (dlen == 0) {
-			buf[0] = '.';
-			dlen = 1;
-		} else if (dlen <= PATH_MAX) {
-			memcpy(buf, p, dlen);
-		} else {
-			dlen = 0;
-		}
-		if (dlen) {
-			buf[dlen] = '/';
-			memcpy(buf + dlen + 1, file, flen + 1);
-			execve(buf, s->argv, c->envp);
-			last = errno;
-			if (last == EACCES)
-				eacces = 1;
-			else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
-				 last != ENODEV && last != ETIMEDOUT && last != ELOOP &&
-				 last != ENAMETOOLONG)
-				child_fail(c, PROC_STEP_EXEC, last);
-		}
-		if (!end)
-			break;
-		p = end + 1;
+	int eacces = 0, last = c->exec_err;
+	for (char *const *p = c->cands; *p; p++) {
+		last = (int)-CSYS(SYS_execve, *p, c->spec->argv, c->envp);
+		if (last == EACCES)
+			eacces = 1;
+		else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
+			 last != ENODEV && last != ETIMEDOUT && last != ELOOP &&
+			 last != ENAMETOOLONG)
+			child_fail(c, PROC_STEP_EXEC, last);
 	}
 	child_fail(c, PROC_STEP_EXEC, eacces ? EACCES : last);
 }
 
 #if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__) || defined(__i386__))
-/* The kernel's struct sigaction, for the signals glibc reserves (32, 33):
- * its wrapper refuses them, yet an ignored disposition survives exec. */
+/* The kernel's struct sigaction: read and reset with rt_sigaction
+ * directly, also for the signals glibc reserves (32, 33), whose ignored
+ * disposition would survive exec. */
 struct ksigaction {
 	void *handler;
 	unsigned long flags;
@@ -277,6 +323,21 @@ struct ksigaction {
 /* Reset one disposition to SIG_DFL; 0 or an errno. */
 CHILD_FN int child_sigdfl(int sig)
 {
+#ifdef HAVE_KSIGACTION
+	struct ksigaction k;
+	for (size_t i = 0; i < sizeof k / sizeof(long); i++)
+		((long *)&k)[i] = 0;
+	long r = CSYS5(SYS_rt_sigaction, sig, 0, &k, sizeof(unsigned long), 0);
+	if (r < 0)
+		return sig >= 32 && sig < 35 ? 0 : (int)-r;
+	if (k.handler == (void *)SIG_DFL)
+		return 0;
+	for (size_t i = 0; i < sizeof k / sizeof(long); i++)
+		((long *)&k)[i] = 0;
+	k.handler = (void *)SIG_DFL;
+	r = CSYS5(SYS_rt_sigaction, sig, &k, 0, sizeof(unsigned long), 0);
+	return r < 0 ? (int)-r : 0;
+#else
 	struct sigaction sa;
 	if (sigaction(sig, NULL, &sa) == 0) {
 		if (sa.sa_handler == SIG_DFL)
@@ -285,24 +346,15 @@ CHILD_FN int child_sigdfl(int sig)
 		sa.sa_handler = SIG_DFL;
 		return sigaction(sig, &sa, NULL) == 0 ? 0 : errno;
 	}
-#ifdef HAVE_KSIGACTION
-	struct ksigaction k;
-	memset(&k, 0, sizeof k);
-	if (syscall(SYS_rt_sigaction, sig, NULL, &k, sizeof(unsigned long)) == 0 &&
-	    k.handler != (void *)SIG_DFL) {
-		memset(&k, 0, sizeof k);
-		k.handler = (void *)SIG_DFL;
-		if (syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(unsigned long)) < 0)
-			return errno;
-	}
-#endif
 	return 0;
+#endif
 }
 
 CHILD_FN int child_main(void *arg)
 {
 	struct child_ctx *c = arg;
 	const struct proc_spec *s = c->spec;
+	long r;
 
 	/* dispositions first, while every signal is still blocked */
 	for (int sig = 1; sig < NSIG; sig++) {
@@ -313,37 +365,41 @@ CHILD_FN int child_main(void *arg)
 			child_fail(c, PROC_STEP_SIGNALS, err);
 	}
 	if (s->flags & PROC_SETSID) {
-		if (setsid() < 0)
-			child_fail(c, PROC_STEP_SETSID, errno);
-	} else if ((s->flags & PROC_NEWPGRP) && setpgid(0, 0) < 0) {
-		child_fail(c, PROC_STEP_SETPGID, errno);
+		if ((r = CSYS(SYS_setsid, 0, 0, 0)) < 0)
+			child_fail(c, PROC_STEP_SETSID, (int)-r);
+	} else if ((s->flags & PROC_NEWPGRP) && (r = CSYS(SYS_setpgid, 0, 0, 0)) < 0) {
+		child_fail(c, PROC_STEP_SETPGID, (int)-r);
 	}
 	child_stdio(c);
-	if (s->cwd && chdir(s->cwd) < 0)
-		child_fail(c, PROC_STEP_CHDIR, errno);
-	for (size_t i = 0; i < s->nrlimits; i++)
-		if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0)
-			child_fail(c, PROC_STEP_RLIMIT, errno);
+	if (s->cwd && (r = CSYS(SYS_chdir, s->cwd, 0, 0)) < 0)
+		child_fail(c, PROC_STEP_CHDIR, (int)-r);
+	for (size_t i = 0; i < s->nrlimits; i++) {
+		struct { unsigned long long cur, max; } rl = { /* the kernel's rlimit64 */
+			s->rlimits[i].lim.rlim_cur == RLIM_INFINITY ? ~0ull : s->rlimits[i].lim.rlim_cur,
+			s->rlimits[i].lim.rlim_max == RLIM_INFINITY ? ~0ull : s->rlimits[i].lim.rlim_max,
+		};
+		if ((r = CSYS5(SYS_prlimit64, 0, s->rlimits[i].resource, &rl, 0, 0)) < 0)
+			child_fail(c, PROC_STEP_RLIMIT, (int)-r);
+	}
 	if (s->set_umask)
-		umask(s->umask);
-	if (s->set_groups && syscall(NR_SETGROUPS, s->ngroups, s->groups) < 0)
-		child_fail(c, PROC_STEP_SETGROUPS, errno);
-	if (s->set_gid && syscall(NR_SETGID, s->gid) < 0)
-		child_fail(c, PROC_STEP_SETGID, errno);
-	if (s->set_uid && syscall(NR_SETUID, s->uid) < 0)
-		child_fail(c, PROC_STEP_SETUID, errno);
+		CSYS(SYS_umask, s->umask, 0, 0);
+	if (s->set_groups && (r = CSYS(NR_SETGROUPS, s->ngroups, s->groups, 0)) < 0)
+		child_fail(c, PROC_STEP_SETGROUPS, (int)-r);
+	if (s->set_gid && (r = CSYS(NR_SETGID, s->gid, 0, 0)) < 0)
+		child_fail(c, PROC_STEP_SETGID, (int)-r);
+	if (s->set_uid && (r = CSYS(NR_SETUID, s->uid, 0, 0)) < 0)
+		child_fail(c, PROC_STEP_SETUID, (int)-r);
 	if (s->flags & PROC_PDEATHSIG) {
 		/* after the uid change, which clears the death signal */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-			child_fail(c, PROC_STEP_PDEATHSIG, errno);
-		if (getppid() != c->parent)
+		if ((r = CSYS5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0)
+			child_fail(c, PROC_STEP_PDEATHSIG, (int)-r);
+		if (CSYS(SYS_getppid, 0, 0, 0) != c->parent)
 			child_fail(c, PROC_STEP_GETPPID, ESRCH);
 	}
 	child_close_fds(c, c->errfd);
-	sigset_t none;
-	sigemptyset(&none);
-	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		child_fail(c, PROC_STEP_SIGNALS, errno);
+	unsigned long none = 0;
+	if ((r = CSYS5(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof none, 0)) < 0)
+		child_fail(c, PROC_STEP_SIGNALS, (int)-r);
 	child_exec(c);
 	return 127;
 }
@@ -379,7 +435,257 @@ static const char *env_path(char *const *envp)
 	return "/usr/local/bin:/usr/bin:/bin";
 }
 
-/* The clone stack, one per thread, kept for reuse (spawn is synchronous). */
+/*
+ * The spawn block: one allocation holding the child's context, a copy of
+ * the spec (every string, array, group and rlimit it points at), the
+ * environment and the execve candidates.  In the vfork and fork modes it
+ * is freed when proc_spawn returns; in the overlapped mode (PROC_ASYNC) it
+ * lives until the child has left the parent's memory - the kernel clears
+ * `ctid` (CLONE_CHILD_CLEARTID) when the child execs or exits - and, if
+ * the child reported a failure, until that report is taken
+ * (proc_take_report, after the child was reaped).
+ */
+struct spawn_block {
+	struct spawn_block *next;
+	int ctid;               /* != 0 while the child may run in our memory */
+	pid_t pid;
+	void *stack;            /* its clone stack (a pooled mapping) */
+	struct child_ctx ctx;
+	struct proc_spec spec;
+	max_align_t data[];
+};
+
+/* Lay out src's copy into the block at base (NULL: only measure);
+ * returns the bytes used after the header. */
+struct layout {
+	char *base;             /* NULL while measuring */
+	size_t used;
+};
+
+static void *lay(struct layout *l, const void *src, size_t n)
+{
+	size_t at = (l->used + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	l->used = at + n;
+	if (!l->base)
+		return NULL;
+	void *p = l->base + at;
+	if (src && n)
+		memcpy(p, src, n);
+	return p;
+}
+
+static char *lay_str(struct layout *l, const char *s)
+{
+	return s ? lay(l, s, strlen(s) + 1) : NULL;
+}
+
+static char **lay_strv(struct layout *l, char *const *v)
+{
+	size_t n = 0;
+	while (v[n])
+		n++;
+	char **out = lay(l, NULL, (n + 1) * sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		char *p = lay_str(l, v[i]);
+		if (out)
+			out[i] = p;
+	}
+	if (out)
+		out[n] = NULL;
+	return out;
+}
+
+/* The execve candidates of file on path (as execvp searches it). */
+static char **lay_cands(struct layout *l, const char *file, const char *path, int *err)
+{
+	*err = ENOENT;
+	if (file[0] == '\0') {
+		char **out = lay(l, NULL, sizeof(char *));
+		if (out)
+			out[0] = NULL;
+		return out;
+	}
+	if (strchr(file, '/')) {
+		char **out = lay(l, NULL, 2 * sizeof(char *));
+		char *f = lay_str(l, file);
+		if (out) {
+			out[0] = f;
+			out[1] = NULL;
+		}
+		return out;
+	}
+	size_t flen = strlen(file), n = 1;
+	if (flen > NAME_MAX) {
+		*err = ENAMETOOLONG;
+		path = "";
+		n = 0;
+	} else {
+		for (const char *p = path; *p; p++)
+			n += *p == ':';
+	}
+	char **out = lay(l, NULL, (n + 1) * sizeof(char *));
+	size_t k = 0;
+	for (const char *p = path; n > 0;) {
+		const char *end = strchr(p, ':');
+		size_t dlen = end ? (size_t)(end - p) : strlen(p);
+		if (dlen <= PATH_MAX) {
+			char *c = lay(l, NULL, (dlen ? dlen : 1) + 1 + flen + 1);
+			if (c) {
+				if (dlen)
+					memcpy(c, p, dlen);
+				else
+					c[0] = '.';
+				size_t d = dlen ? dlen : 1;
+				c[d] = '/';
+				memcpy(c + d + 1, file, flen + 1);
+				out[k] = c;
+			}
+			k++;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (out)
+		out[k] = NULL;
+	return out;
+}
+
+/* Copy spec into a new block (NULL: out of memory). */
+static struct spawn_block *block_new(const struct proc_spec *spec)
+{
+	static char *const no_env[] = { NULL };
+	char *const *envp = spec->envp ? spec->envp : environ ? environ : no_env;
+	const char *path = spec->path ? spec->path : env_path(envp);
+	struct layout l = { NULL, 0 };
+	for (int pass = 0; pass < 2; pass++) {
+		struct spawn_block *b = NULL;
+		if (pass) {
+			b = malloc(sizeof *b + l.used);
+			if (!b)
+				return NULL;
+			memset(b, 0, sizeof *b);
+			l.base = (char *)b->data;
+			l.used = 0;
+		}
+		struct proc_spec s = *spec;
+		s.file = lay_str(&l, spec->file);
+		s.argv = lay_strv(&l, spec->argv);
+		char **env = lay_strv(&l, envp);
+		s.envp = env;
+		s.path = NULL;
+		s.cwd = lay_str(&l, spec->cwd);
+		s.groups = lay(&l, spec->groups, spec->ngroups * sizeof(gid_t));
+		s.rlimits = lay(&l, spec->rlimits, spec->nrlimits * sizeof(struct proc_rlimit));
+		int err;
+		char **cands = lay_cands(&l, spec->file, path, &err);
+		if (pass) {
+			b->spec = s;
+			b->ctx.spec = &b->spec;
+			b->ctx.envp = env;
+			b->ctx.cands = cands;
+			b->ctx.exec_err = err;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+/* Overlapped spawns whose block is still held, and a pool of clone
+ * stacks (each CHILD_STACK_SIZE); guarded for hosts with threads. */
+static pthread_mutex_t blocks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct spawn_block *blocks;
+static size_t nblocks;
+#define STACK_POOL 16
+static void *stack_pool[STACK_POOL];
+static int nstack_pool;
+/* Blocks kept only for a failure report nobody took (a host that reaps
+ * pids itself): the oldest are dropped past this many. */
+#define MAX_REPORTS 64
+
+static int block_gone(struct spawn_block *b)
+{
+	return __atomic_load_n(&b->ctid, __ATOMIC_ACQUIRE) == 0;
+}
+
+static void *stack_get(void)
+{
+	void *st = NULL;
+	pthread_mutex_lock(&blocks_mu);
+	if (nstack_pool > 0)
+		st = stack_pool[--nstack_pool];
+	pthread_mutex_unlock(&blocks_mu);
+	if (st)
+		return st;
+	st = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	return st == MAP_FAILED ? NULL : st;
+}
+
+/* (blocks_mu held) */
+static void block_free_locked(struct spawn_block *b)
+{
+	if (b->stack) {
+		if (nstack_pool < STACK_POOL)
+			stack_pool[nstack_pool++] = b->stack;
+		else
+			munmap(b->stack, CHILD_STACK_SIZE);
+	}
+	free(b);
+}
+
+/* Free the blocks whose child is gone and has nothing to report; past
+ * MAX_REPORTS unreported failures, the oldest too.  (blocks_mu held) */
+static void sweep_locked(void)
+{
+	size_t reports = 0;
+	for (struct spawn_block **pp = &blocks; *pp;) {
+		struct spawn_block *b = *pp;
+		if (block_gone(b) && (b->ctx.rep.step == PROC_STEP_NONE || ++reports > MAX_REPORTS)) {
+			*pp = b->next;
+			nblocks--;
+			block_free_locked(b);
+		} else {
+			pp = &b->next;
+		}
+	}
+}
+
+int proc_take_report(pid_t pid, int *step, int *err)
+{
+	int found = 0;
+	pthread_mutex_lock(&blocks_mu);
+	for (struct spawn_block **pp = &blocks; *pp; pp = &(*pp)->next) {
+		struct spawn_block *b = *pp;
+		if (b->pid != pid || !block_gone(b))
+			continue;
+		volatile struct child_report *vr = &b->ctx.rep;
+		if (vr->step != PROC_STEP_NONE) {
+			found = 1;
+			if (step)
+				*step = vr->step;
+			if (err)
+				*err = vr->err;
+		}
+		*pp = b->next;
+		nblocks--;
+		block_free_locked(b);
+		break;
+	}
+	pthread_mutex_unlock(&blocks_mu);
+	return found;
+}
+
+size_t proc_blocks_held(void)
+{
+	pthread_mutex_lock(&blocks_mu);
+	sweep_locked();
+	size_t n = nblocks;
+	pthread_mutex_unlock(&blocks_mu);
+	return n;
+}
+
+/* The vfork mode's clone stack, one per thread, kept for reuse. */
 static __thread void *child_stack;
 
 static int do_clone(struct child_ctx *c, int want_pidfd, int *pidfd)
@@ -404,13 +710,45 @@ static int do_clone(struct child_ctx *c, int want_pidfd, int *pidfd)
 	return pid >= 0 ? pid : -errno;
 }
 
+/* The overlapped clone (PROC_ASYNC): CLONE_VM without CLONE_VFORK, the
+ * kernel clearing b->ctid when the child leaves our memory.  Returns the
+ * pid, -errno, or 0 when this kernel or emulator refuses the flags (the
+ * caller falls back to do_clone). */
+static int async_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
+{
+#ifdef PROC_RAW
+	static int refused;
+	if (__atomic_load_n(&refused, __ATOMIC_RELAXED))
+		return 0;
+	b->stack = stack_get();
+	if (!b->stack)
+		return -ENOMEM;
+	char *top = (char *)b->stack + CHILD_STACK_SIZE;
+	int flags = CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD | (want_pidfd ? CLONE_PIDFD : 0);
+	b->ctid = -1;
+	pid_t pid = clone(child_main, top, flags, &b->ctx, pidfd, NULL, &b->ctid);
+	if (pid >= 0)
+		return pid;
+	int err = errno;
+	b->ctid = 0;
+	if (err == EINVAL || err == ENOSYS) {
+		__atomic_store_n(&refused, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	return -err;
+#else
+	(void)b;
+	(void)want_pidfd;
+	(void)pidfd;
+	return 0;
+#endif
+}
+
 /* Start a child; see proc.h for the result conventions. */
 int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 {
-	struct child_ctx c;
 	int ep[2], err = 0, pidfd = -1;
 	int want_pidfd = (spec->flags & PROC_PIDFD) != 0;
-
 	int use_pipe = (spec->flags & PROC_FORK) != 0;
 
 	res->pid = 0;
@@ -420,39 +758,53 @@ int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 	res->status = 0;
 	if (!spec->file || !spec->argv || !spec->argv[0])
 		return EINVAL;
+	struct spawn_block *b = block_new(spec);
+	if (!b)
+		return ENOMEM;
 	ep[0] = ep[1] = -1;
-	if (use_pipe && pipe2(ep, O_CLOEXEC) < 0)
-		return errno;
+	if (use_pipe && pipe2(ep, O_CLOEXEC) < 0) {
+		err = errno;
+		free(b);
+		return err;
+	}
 	if (use_pipe && ep[1] < 3) { /* the child dup2s onto 0..2: keep the pipe above */
 		int fd = fcntl(ep[1], F_DUPFD_CLOEXEC, 3);
 		err = errno;
 		close(ep[1]);
 		if (fd < 0) {
 			close(ep[0]);
+			free(b);
 			return err;
 		}
 		ep[1] = fd;
 	}
-	c.spec = spec;
-	c.envp = spec->envp ? spec->envp : environ;
-	c.path = spec->path ? spec->path : env_path(c.envp);
-	c.parent = self_pid();
-	c.errfd = ep[1];
-	c.rep.step = PROC_STEP_NONE;
-	c.rep.err = 0;
+	struct child_ctx *c = &b->ctx;
+	c->parent = self_pid();
+	c->errfd = ep[1];
+	c->rep.step = PROC_STEP_NONE;
+	c->rep.err = 0;
 
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid_t pid;
+	pid_t pid = 0;
+	int async = 0;
 	if (spec->flags & PROC_FORK) {
 		pid = fork();
 		if (pid == 0)
-			child_main(&c);
+			child_main(c);
 		if (pid < 0)
 			pid = -errno;
 	} else {
-		pid = do_clone(&c, want_pidfd, &pidfd);
+		if (spec->flags & PROC_ASYNC) {
+			pthread_mutex_lock(&blocks_mu);
+			sweep_locked();
+			pthread_mutex_unlock(&blocks_mu);
+			pid = async_clone(b, want_pidfd, &pidfd);
+			async = pid > 0;
+		}
+		if (pid == 0)
+			pid = do_clone(c, want_pidfd, &pidfd);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (use_pipe)
@@ -460,11 +812,31 @@ int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 	if (pid < 0) {
 		if (use_pipe)
 			close(ep[0]);
+		pthread_mutex_lock(&blocks_mu);
+		block_free_locked(b);
+		pthread_mutex_unlock(&blocks_mu);
 		return -pid;
+	}
+	res->pid = pid;
+	if (async) {
+		/* The child runs on: its block stays until it is gone.  Make its
+		 * process group here too (as shells do), so that the group can
+		 * be signalled at once; the child's own setpgid is then a no-op
+		 * (and this one fails harmlessly once it has exec'd). */
+		if ((spec->flags & (PROC_NEWPGRP | PROC_SETSID)) == PROC_NEWPGRP)
+			setpgid(pid, pid);
+		b->pid = pid;
+		pthread_mutex_lock(&blocks_mu);
+		b->next = blocks;
+		blocks = b;
+		nblocks++;
+		pthread_mutex_unlock(&blocks_mu);
+		res->pidfd = pidfd;
+		return 0;
 	}
 
 	/* written by the CLONE_VM child behind the compiler's back */
-	volatile struct child_report *vr = &c.rep;
+	volatile struct child_report *vr = &c->rep;
 	struct child_report rep = { vr->step, vr->err };
 	int failed = rep.step != PROC_STEP_NONE;
 	if (use_pipe) {
@@ -475,7 +847,9 @@ int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 		close(ep[0]);
 		failed = n == (ssize_t)sizeof rep;
 	}
-	res->pid = pid;
+	pthread_mutex_lock(&blocks_mu);
+	block_free_locked(b);
+	pthread_mutex_unlock(&blocks_mu);
 	if (failed) {
 		int st = 0;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

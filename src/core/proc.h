@@ -7,9 +7,10 @@
  * backend choice pidfd / SIGCHLD (proc_pidfd.c); a SIGCHLD self-pipe for
  * hosts without a signal layer (proc_sigchld.c); signal and rlimit names
  * (proc_names.c).
- * Must not: keep a table of children (the caller dispatches reaped pids),
- * print, exit, or block except where documented (spawn waits for the child's
- * exec, as vfork does).
+ * Must not: keep a table of children (the caller dispatches reaped pids;
+ * overlapped spawns keep only the memory their child still reads, and its
+ * failure report), print, exit, or block except where documented (spawn
+ * waits for the child's exec, as vfork does, unless PROC_ASYNC).
  */
 #ifndef FIBERS_PROC_H
 #define FIBERS_PROC_H
@@ -44,6 +45,12 @@ struct proc_rlimit {
 #define PROC_FORK 0x10u     /* use fork() instead of clone(CLONE_VM|CLONE_VFORK) */
 #define PROC_FDWALK 0x20u   /* close fds by walking /proc/self/fd, as where
 			     * close_range is missing (tests the fallback) */
+#define PROC_ASYNC 0x40u    /* overlapped: return once the child exists, not
+			     * once it has exec'd (CLONE_VM without
+			     * CLONE_VFORK, raw system calls in the child;
+			     * x86-64 and AArch64, else the vfork mode).  A
+			     * failure in the child is then reported after it
+			     * is reaped: proc_take_report */
 
 struct proc_spec {
 	const char *file;    /* program; searched on `path` unless it has a '/' */
@@ -93,11 +100,20 @@ struct proc_result {
 
 /* Start a child.  Returns 0 with res->pid set when a child was created; if
  * its setup failed before exec, res->child_step/child_errno say why and the
- * child has already been reaped (it exited with 127).  Returns an errno for
- * failures in the parent (no child then, res->pid == 0). */
+ * child has already been reaped (it exited with 127) - except with
+ * PROC_ASYNC, where it exits with 127 and proc_take_report says why.
+ * Returns an errno for failures in the parent (no child then,
+ * res->pid == 0). */
 int proc_spawn(const struct proc_spec *spec, struct proc_result *res);
 /* Name of a child step ("chdir", "setuid", "exec", ...). */
 const char *proc_step_name(int step);
+/* After reaping pid: 1 with *step and *err (either may be NULL) if it was an
+ * overlapped spawn (PROC_ASYNC) whose child failed before exec, else 0.
+ * Releases what the spawn kept for that child. */
+int proc_take_report(pid_t pid, int *step, int *err);
+/* Overlapped spawns whose memory is still kept: children not yet past
+ * exec, and failure reports not yet taken (for tests). */
+size_t proc_blocks_held(void);
 
 /* Exit backends. */
 enum proc_backend { PROC_BACKEND_PIDFD = 1, PROC_BACKEND_SIGCHLD = 2 };

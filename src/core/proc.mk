@@ -12,5 +12,5 @@ tests_unit_proc_reap_t_LDADD = libfiberscore.la
 TESTS += tests/unit/proc.t tests/unit/proc_reap.t
 
 ## Lua tests of fibers.exec: pidfd backend, then the SIGCHLD backend
-TESTS += tests/lua/exec.lua tests/lua/exec_sigchld.sh
-EXTRA_DIST += tests/lua/exec.lua tests/lua/exec_sigchld.sh
+TESTS += tests/lua/exec.lua tests/lua/exec_sigchld.sh tests/lua/exec_vfork.sh
+EXTRA_DIST += tests/lua/exec.lua tests/lua/exec_sigchld.sh tests/lua/exec_vfork.sh

@@ -130,8 +130,8 @@ static size_t get_rlimits(lua_State *L, int t, struct proc_rlimit *out)
 }
 
 /* proc.spawn{ file, argv, env?, path?, cwd?, stdin?, stdout?, stderr?,
- *   pgroup?, setsid?, pdeathsig?, pidfd?, fork?, uid?, gid?, groups?, umask?,
- *   rlimits? } -> pid, pidfd|false
+ *   pgroup?, setsid?, pdeathsig?, pidfd?, fork?, async?, uid?, gid?, groups?,
+ *   umask?, rlimits? } -> pid, pidfd|false
  *   | nil, "<step>: <strerror>", errno, "child", status-kind, code
  *   | nil, strerror, errno (failure in the parent) */
 static int l_spawn(lua_State *L)
@@ -177,6 +177,8 @@ static int l_spawn(lua_State *L)
 		s.flags |= PROC_PIDFD;
 	if (opt_bool(L, 1, "fork", 0))
 		s.flags |= PROC_FORK;
+	if (opt_bool(L, 1, "async", 0))
+		s.flags |= PROC_ASYNC;
 	lua_getfield(L, 1, "uid");
 	if (!lua_isnil(L, -1)) {
 		s.set_uid = 1;
@@ -231,7 +233,9 @@ static int l_spawn(lua_State *L)
 	return 2;
 }
 
-/* proc.wait_any() -> pid, "exited"|"signalled", code | nil when none left */
+/* proc.wait_any() -> pid, "exited"|"signalled", code[, err] | nil when none
+ * left; err ("<step>: <strerror>") when an overlapped spawn's child
+ * failed before exec (it exited with 127). */
 static int l_wait_any(lua_State *L)
 {
 	for (;;) {
@@ -244,10 +248,14 @@ static int l_wait_any(lua_State *L)
 		int code, kind = proc_decode_status(st, &code);
 		if (kind == 0)
 			continue; /* stopped/continued: not an exit */
+		int step, err;
 		lua_pushinteger(L, pid);
 		lua_pushstring(L, kind == 1 ? "exited" : "signalled");
 		lua_pushinteger(L, code);
-		return 3;
+		if (!proc_take_report(pid, &step, &err))
+			return 3;
+		lua_pushfstring(L, "%s: %s", proc_step_name(step), strerror(err));
+		return 4;
 	}
 }
 

@@ -3,7 +3,8 @@
 -- grandchildren, scope cancellation), timeouts, concurrency, child setup
 -- failures, credentials, the host hook, bounded memory, and no zombies or
 -- leaked fds afterwards.  Runs on whichever exit backend is selected
--- (tests/lua/exec_sigchld.sh runs it again with FIBERS_PROC=sigchld).
+-- (tests/lua/exec_sigchld.sh runs it again with FIBERS_PROC=sigchld, and
+-- tests/lua/exec_vfork.sh with the vfork spawn mode, FIBERS_SPAWN=vfork).
 local t = require 'tap'
 local fx = require 'fixture'
 local fibers = require 'fibers'
@@ -255,6 +256,18 @@ fibers.run(function(main)
   t.is_deeply({ fibers.perform(cmd:shutdown_op(5)) }, { "signalled", nil, 15 },
     "shutdown_op: SIGTERM is enough")
   t.ok(monotime() - t0 < 2, "... without waiting for the grace")
+  -- signalled right after it started (an overlapped spawn's child may not
+  -- have exec'd, nor made its group or session, yet)
+  local early = {}
+  for _, flags in ipairs({ {}, { setsid = true }, { pgroup = false } }) do
+    cmd = exec.command{ "sleep", "30", flags = flags }
+    t0 = monotime()
+    local r = { fibers.perform(cmd:shutdown_op(5)) }
+    early[#early + 1] = tostring(r[1]) .. ":" .. tostring(r[3]) ..
+      (monotime() - t0 < 2 and "" or " (slow)")
+  end
+  t.is(table.concat(early, " "), "signalled:15 signalled:15 signalled:15",
+    "TERM right after the start ends the child: own group, own session, parent's group")
 
   -- scope exit: TERM-ignoring child and a double-forked grandchild -----------
   local pids = {}

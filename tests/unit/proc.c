@@ -2,7 +2,8 @@
  * tests/unit/proc.c - TAP tests of proc_spawn (src/core/proc.c): exit codes,
  * child setup failures with their step and errno, stdio wiring, environment,
  * cwd, process groups and sessions, credentials, umask, rlimits, fd closing,
- * signal mask and dispositions, parent-death signal; clone and fork modes.
+ * signal mask and dispositions, parent-death signal; clone, fork and
+ * overlapped modes.
  */
 #include "config.h"
 
@@ -297,11 +298,66 @@ static void test_names(void)
 	is_int(proc_rlimit_resource("bogus"), -1, "rlimit unknown");
 }
 
+/* Overlapped spawns (PROC_ASYNC): proc_spawn returns while the child may
+ * still be setting up; its group exists at once, its memory is released
+ * once it has exec'd, and nothing of it is kept once its report is taken. */
+static void test_overlapped(void)
+{
+	struct proc_spec s;
+	struct proc_result r;
+	char *argv[] = { "sleep", "30", NULL };
+	memset(&s, 0, sizeof s);
+	s.file = "sleep";
+	s.argv = argv;
+	s.flags = PROC_NEWPGRP | PROC_ASYNC;
+	is_int(proc_spawn(&s, &r), 0, "overlapped: spawn sleep 30");
+	/* at once: the group is the child's, so the group can be signalled */
+	is_int(proc_killpg(r.pid, SIGTERM), 0, "overlapped: its group exists when spawn returns");
+	int st = t_wait(r.pid);
+	is_int(exit_code(st), -SIGTERM, "overlapped: TERM to the group ends it");
+	is_int(proc_take_report(r.pid, NULL, NULL), 0, "overlapped: no failure report");
+
+	/* 50 at once, then each reaped: no memory kept */
+	pid_t pids[50];
+	char *tv[] = { "true", NULL };
+	s.file = "true";
+	s.argv = tv;
+	int started = 0;
+	for (int i = 0; i < 50; i++)
+		if (proc_spawn(&s, &r) == 0 && r.pid > 0)
+			pids[started++] = r.pid;
+	is_int(started, 50, "overlapped: 50 spawns");
+	int exited0 = 0;
+	for (int i = 0; i < started; i++) {
+		st = t_wait(pids[i]);
+		exited0 += exit_code(st) == 0;
+		proc_take_report(pids[i], NULL, NULL);
+	}
+	is_int(exited0, 50, "overlapped: all 50 exited 0");
+	is_int((int)proc_blocks_held(), 0, "overlapped: nothing kept once they are gone");
+
+	/* a failure report waits for the reap, then is taken once */
+	char *bad[] = { "fibers-no-such-program", NULL };
+	s.file = bad[0];
+	s.argv = bad;
+	is_int(proc_spawn(&s, &r), 0, "overlapped: spawn of a missing program returns a child");
+	st = t_wait(r.pid);
+	is_int(exit_code(st), 127, "overlapped: it exits 127");
+	is_int((int)proc_blocks_held(), 1, "overlapped: its report is kept until taken");
+	int step = 0, err = 0;
+	ok(proc_take_report(r.pid, &step, &err) && step == PROC_STEP_EXEC && err == ENOENT,
+	   "overlapped: the report says exec, ENOENT");
+	is_int(proc_take_report(r.pid, &step, &err), 0, "overlapped: taken once");
+	is_int((int)proc_blocks_held(), 0, "overlapped: nothing kept after");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	test_modes(PROC_NEWPGRP, "clone");
 	test_modes(PROC_NEWPGRP | PROC_FORK, "fork");
+	test_modes(PROC_NEWPGRP | PROC_ASYNC, "overlapped");
+	test_overlapped();
 	test_stdio();
 	test_env_cwd();
 	test_groups_creds();

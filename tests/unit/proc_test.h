@@ -54,7 +54,12 @@ static inline int t_capture(struct proc_spec *spec, char *out, size_t cap,
 		close(res->pidfd);
 	if (res->child_step != PROC_STEP_NONE)
 		return res->status;
-	return t_wait(res->pid);
+	int st = t_wait(res->pid);
+	/* an overlapped spawn's child reports a failure once reaped */
+	if ((spec->flags & PROC_ASYNC) &&
+	    proc_take_report(res->pid, &res->child_step, &res->child_errno))
+		res->status = st;
+	return st;
 }
 
 #endif
