@@ -717,8 +717,16 @@ static int do_clone(struct child_ctx *c, int want_pidfd, int *pidfd)
 static int async_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 {
 #ifdef PROC_RAW
-	static int refused;
-	if (__atomic_load_n(&refused, __ATOMIC_RELAXED))
+	static int refused = -1;
+	int r = __atomic_load_n(&refused, __ATOMIC_RELAXED);
+	if (r < 0) {
+		/* valgrind runs only vfork-style CLONE_VM children (it aborts
+		 * the process on any other clone); it preloads vgpreload_*.so */
+		const char *pre = getenv("LD_PRELOAD");
+		r = pre && strstr(pre, "vgpreload") != NULL;
+		__atomic_store_n(&refused, r, __ATOMIC_RELAXED);
+	}
+	if (r)
 		return 0;
 	b->stack = stack_get();
 	if (!b->stack)
