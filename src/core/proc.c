@@ -672,6 +672,8 @@ int proc_take_report(pid_t pid, int *step, int *err)
 		block_free_locked(b);
 		break;
 	}
+	if (nblocks)
+		sweep_locked(); /* (a reap is a good moment for the others too) */
 	pthread_mutex_unlock(&blocks_mu);
 	return found;
 }
