@@ -10,7 +10,7 @@ local B = require 'common'
 
 local N = B.n(500)
 local C = 50
-local ROUNDS = 3
+local ROUNDS = 5
 local NMEM = B.n(100000)
 
 local function ref_run()
