@@ -714,8 +714,9 @@ static int do_clone(struct child_ctx *c, int want_pidfd, int *pidfd)
 
 /* The overlapped clone (PROC_ASYNC): CLONE_VM without CLONE_VFORK, the
  * kernel clearing b->ctid when the child leaves our memory.  Returns the
- * pid, -errno, or 0 when this kernel or emulator refuses the flags (the
- * caller falls back to do_clone). */
+ * pid, -errno (EAGAIN, ENOMEM), or 0 when this kernel, a seccomp filter
+ * or an emulator refuses the flags (the caller falls back to do_clone,
+ * now and for every later spawn). */
 static int async_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 {
 #ifdef PROC_RAW
@@ -741,11 +742,12 @@ static int async_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 		return pid;
 	int err = errno;
 	b->ctid = 0;
-	if (err == EINVAL || err == ENOSYS) {
-		__atomic_store_n(&refused, 1, __ATOMIC_RELAXED);
-		return 0;
-	}
-	return -err;
+	if (err == EAGAIN || err == ENOMEM)
+		return -err;    /* out of processes or memory: so would vfork be */
+	/* the flags refused (EINVAL, ENOSYS; EPERM from a seccomp filter):
+	 * the vfork mode from now on */
+	__atomic_store_n(&refused, 1, __ATOMIC_RELAXED);
+	return 0;
 #else
 	(void)b;
 	(void)want_pidfd;

@@ -8,11 +8,19 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 
 #include "proc_test.h"
+
+#ifdef HAVE_LINUX_SECCOMP_H
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#endif
 
 static char *sh_argv[4] = { "sh", "-c", NULL, NULL };
 
@@ -298,6 +306,50 @@ static void test_names(void)
 	is_int(proc_rlimit_resource("bogus"), -1, "rlimit unknown");
 }
 
+#if defined(__x86_64__) && defined(HAVE_LINUX_SECCOMP_H)
+/* Overlapped spawns where a seccomp filter refuses clone without
+ * CLONE_VFORK (EPERM): they fall back to the vfork mode.  In a forked
+ * process, so the filter stays there; its exit code is the failed step. */
+static void test_overlapped_refused(void)
+{
+	pid_t t = fork();
+	if (t == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3),
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+			BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_VFORK, 1, 0),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(10);
+		char *tv[] = { "true", NULL };
+		struct proc_spec s;
+		struct proc_result r;
+		memset(&s, 0, sizeof s);
+		s.file = "true";
+		s.argv = tv;
+		s.flags = PROC_NEWPGRP | PROC_ASYNC;
+		for (int i = 0; i < 2; i++) {
+			if (proc_spawn(&s, &r) != 0 || r.pid <= 0)
+				_exit(11 + i);
+			if (exit_code(t_wait(r.pid)) != 0)
+				_exit(13 + i);
+		}
+		_exit(0);
+	}
+	is_int(exit_code(t_wait(t)), 0,
+	       "overlapped: refused by seccomp (EPERM), spawns fall back to vfork");
+}
+#else
+static void test_overlapped_refused(void)
+{
+}
+#endif
+
 /* Overlapped spawns (PROC_ASYNC): proc_spawn returns while the child may
  * still be setting up; its group exists at once, its memory is released
  * once it has exec'd, and nothing of it is kept once its report is taken. */
@@ -349,6 +401,7 @@ static void test_overlapped(void)
 	   "overlapped: the report says exec, ENOENT");
 	is_int(proc_take_report(r.pid, &step, &err), 0, "overlapped: taken once");
 	is_int((int)proc_blocks_held(), 0, "overlapped: nothing kept after");
+	test_overlapped_refused();
 }
 
 int main(void)
