@@ -388,6 +388,28 @@ static void test_overlapped(void)
 	is_int(exited0, 50, "overlapped: all 50 exited 0");
 	is_int((int)proc_blocks_held(), 0, "overlapped: nothing kept once they are gone");
 
+	/* long-running children: their memory is released once they have
+	 * exec'd, while they still run */
+	char *sv[] = { "sleep", "30", NULL };
+	s.file = "sleep";
+	s.argv = sv;
+	started = 0;
+	for (int i = 0; i < 20; i++)
+		if (proc_spawn(&s, &r) == 0 && r.pid > 0)
+			pids[started++] = r.pid;
+	size_t held = proc_blocks_held();
+	for (int i = 0; i < 500 && held > 0; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		held = proc_blocks_held();
+	}
+	is_int((int)held, 0, "overlapped: 20 running children hold nothing once exec'd");
+	for (int i = 0; i < started; i++) {
+		proc_killpg(pids[i], SIGKILL);
+		t_wait(pids[i]);
+		proc_take_report(pids[i], NULL, NULL);
+	}
+
 	/* a failure report waits for the reap, then is taken once */
 	char *bad[] = { "fibers-no-such-program", NULL };
 	s.file = bad[0];
