@@ -455,16 +455,18 @@ struct spawn_block {
 	max_align_t data[];
 };
 
-/* Lay out src's copy into the block at base (NULL: only measure);
- * returns the bytes used after the header. */
+/* Where block_new lays out the copies: the block's data (base), or
+ * nothing while it measures (base NULL, only `used` grows). */
 struct layout {
-	char *base;             /* NULL while measuring */
+	char *base;
 	size_t used;
 };
 
-static void *lay(struct layout *l, const void *src, size_t n)
+/* Take n bytes aligned to align (a power of two), copying src there if
+ * given; NULL while measuring. */
+static void *lay_at(struct layout *l, const void *src, size_t n, size_t align)
 {
-	size_t at = (l->used + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	size_t at = (l->used + align - 1) & ~(align - 1);
 	l->used = at + n;
 	if (!l->base)
 		return NULL;
@@ -474,9 +476,15 @@ static void *lay(struct layout *l, const void *src, size_t n)
 	return p;
 }
 
+/* Arrays (pointers, gid_t, rlimits) are aligned for any of them. */
+static void *lay(struct layout *l, const void *src, size_t n)
+{
+	return lay_at(l, src, n, sizeof(max_align_t));
+}
+
 static char *lay_str(struct layout *l, const char *s)
 {
-	return s ? lay(l, s, strlen(s) + 1) : NULL;
+	return s ? lay_at(l, s, strlen(s) + 1, 1) : NULL;
 }
 
 static char **lay_strv(struct layout *l, char *const *v)
@@ -529,7 +537,7 @@ static char **lay_cands(struct layout *l, const char *file, const char *path, in
 		const char *end = strchr(p, ':');
 		size_t dlen = end ? (size_t)(end - p) : strlen(p);
 		if (dlen <= PATH_MAX) {
-			char *c = lay(l, NULL, (dlen ? dlen : 1) + 1 + flen + 1);
+			char *c = lay_at(l, NULL, (dlen ? dlen : 1) + 1 + flen + 1, 1);
 			if (c) {
 				if (dlen)
 					memcpy(c, p, dlen);
@@ -622,7 +630,7 @@ static void *stack_get(void)
 	return st == MAP_FAILED ? NULL : st;
 }
 
-/* (blocks_mu held) */
+/* Free b, its stack back to the pool.  (blocks_mu held) */
 static void block_free_locked(struct spawn_block *b)
 {
 	if (b->stack) {
@@ -634,6 +642,15 @@ static void block_free_locked(struct spawn_block *b)
 	free(b);
 }
 
+/* Unlink the held block at *pp and free it.  (blocks_mu held) */
+static void unhold_locked(struct spawn_block **pp)
+{
+	struct spawn_block *b = *pp;
+	*pp = b->next;
+	nblocks--;
+	block_free_locked(b);
+}
+
 /* Free the blocks whose child is gone and has nothing to report; past
  * MAX_REPORTS unreported failures, the oldest too.  (blocks_mu held) */
 static void sweep_locked(void)
@@ -641,13 +658,10 @@ static void sweep_locked(void)
 	size_t reports = 0;
 	for (struct spawn_block **pp = &blocks; *pp;) {
 		struct spawn_block *b = *pp;
-		if (block_gone(b) && (b->ctx.rep.step == PROC_STEP_NONE || ++reports > MAX_REPORTS)) {
-			*pp = b->next;
-			nblocks--;
-			block_free_locked(b);
-		} else {
+		if (block_gone(b) && (b->ctx.rep.step == PROC_STEP_NONE || ++reports > MAX_REPORTS))
+			unhold_locked(pp);
+		else
 			pp = &b->next;
-		}
 	}
 }
 
@@ -667,9 +681,7 @@ int proc_take_report(pid_t pid, int *step, int *err)
 			if (err)
 				*err = vr->err;
 		}
-		*pp = b->next;
-		nblocks--;
-		block_free_locked(b);
+		unhold_locked(pp);
 		break;
 	}
 	if (nblocks)
@@ -687,19 +699,13 @@ size_t proc_blocks_held(void)
 	return n;
 }
 
-/* The vfork mode's clone stack, one per thread, kept for reuse. */
-static __thread void *child_stack;
-
-static int do_clone(struct child_ctx *c, int want_pidfd, int *pidfd)
+/* The vfork mode's clone, on the block's pooled stack. */
+static int do_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 {
-	if (!child_stack) {
-		void *st = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-		if (st == MAP_FAILED)
-			return -errno;
-		child_stack = st;
-	}
-	char *top = (char *)child_stack + CHILD_STACK_SIZE;
+	if (!b->stack && !(b->stack = stack_get()))
+		return -ENOMEM;
+	char *top = (char *)b->stack + CHILD_STACK_SIZE;
+	struct child_ctx *c = &b->ctx;
 	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	pid_t pid = -1;
 	if (want_pidfd) {
@@ -816,7 +822,7 @@ int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 			async = pid > 0;
 		}
 		if (pid == 0)
-			pid = do_clone(c, want_pidfd, &pidfd);
+			pid = do_clone(b, want_pidfd, &pidfd);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (use_pipe)
