@@ -1,4 +1,4 @@
-## bench/bench.mk - `make bench`: the benchmarks of quality.md §2: library
+## bench/bench.mk - `make bench`: the benchmarks of doc/quality.md §2: library
 ## (ping-pong, spawn, parked fibers, timers, choice, 1 ms sleeps, RSS over
 ## 10^7 performs, pipe, spawn_proc) and fibersd rows (bench/daemon.sh).
 ## Not part of `make check`; see bench/run.sh and bench/README.md.  Writes

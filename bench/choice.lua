@@ -1,4 +1,4 @@
--- bench/choice.lua - quality.md §2 "choice": perform(choice(ch:get_op(),
+-- bench/choice.lua - doc/quality.md §2 "choice": perform(choice(ch:get_op(),
 -- sleep_op(1))) with data always ready (a pre-filled channel).
 -- Reference: a plain ready ch:get() on the same kind of channel.
 local fibers = require 'fibers'

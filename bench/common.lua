@@ -1,4 +1,4 @@
--- bench/common.lua - helpers shared by the library benchmarks (quality.md
+-- bench/common.lua - helpers shared by the library benchmarks (doc/quality.md
 -- §2): a fresh wall clock, the one-line report format, memory readings.
 -- Uses only the public API (fibers.alarm.realtime is the public fresh
 -- CLOCK_REALTIME read), so the scripts run under lua5.4 and luajit alike.

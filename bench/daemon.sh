@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench/daemon.sh - the fibersd rows of quality.md §2, measured from outside
+# bench/daemon.sh - the fibersd rows of doc/quality.md §2, measured from outside
 # (NOTIFY_SOCKET datagrams timestamped by `socat -v`, /proc, fibersctl) or
 # from the daemon's own `t` stamps on watch events.  Prints one line per
 # case in the format of the library benchmarks:

@@ -1,6 +1,6 @@
 /*
  * bench/nanosleep.c - the reference for the "1 ms sleeps" benchmark
- * (quality.md §2): N (default 1000) relative clock_nanosleep(1 ms) calls on
+ * (doc/quality.md §2): N (default 1000) relative clock_nanosleep(1 ms) calls on
  * CLOCK_MONOTONIC, printing the mean and p99 oversleep in microseconds as
  * "mean p99" on one line.  Not installed; built by `make bench`.
  */

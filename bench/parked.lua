@@ -1,4 +1,4 @@
--- bench/parked.lua - quality.md §2 "parked": 10^5 fibers each calling
+-- bench/parked.lua - doc/quality.md §2 "parked": 10^5 fibers each calling
 -- cond:wait() directly from its function; bytes per fiber from
 -- collectgarbage('count') deltas.  Reference: bare coroutines parked in
 -- coroutine.yield.

@@ -1,4 +1,4 @@
--- bench/performs.lua - quality.md §2 "10^7 performs in one long-lived
+-- bench/performs.lua - doc/quality.md §2 "10^7 performs in one long-lived
 -- scope": every perform blocks (a put on an unbuffered channel, and on the
 -- other side a get raced against a 10 s sleep, which arms and cancels a
 -- timer each time), all in fibers.run's main scope.  value = VmRSS after

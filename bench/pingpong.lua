@@ -1,4 +1,4 @@
--- bench/pingpong.lua - quality.md §2 "ping-pong": two fibers, one
+-- bench/pingpong.lua - doc/quality.md §2 "ping-pong": two fibers, one
 -- unbuffered channel; one message = one put -> get hand-off.
 -- Reference: a bare coroutine.resume/yield pair in plain Lua.
 local fibers = require 'fibers'

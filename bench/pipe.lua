@@ -1,4 +1,4 @@
--- bench/pipe.lua - pipe throughput through buffered streams (quality.md §2):
+-- bench/pipe.lua - pipe throughput through buffered streams (doc/quality.md §2):
 -- 256 MiB through fibers.io.file.pipe() between two fibers (a writer
 -- fiber writing CHUNK-byte strings, a reader fiber reading up to CHUNK
 -- bytes per read), against `dd if=/dev/zero bs=64k | cat > /dev/null` of

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run.sh - runs the benchmarks of quality.md §2 (library scripts
+# bench/run.sh - runs the benchmarks of doc/quality.md §2 (library scripts
 # bench/*.lua, fibersd rows bench/daemon.sh) and prints their
 # machine-readable lines, then a summary table with the targets, also
 # written as Markdown to bench/results.md.
@@ -45,7 +45,7 @@ for c in $cases; do
 	fi
 done
 
-# Summary: target per case (quality.md §2); "yes" when met.  Printed as
+# Summary: target per case (doc/quality.md §2); "yes" when met.  Printed as
 # text, and as Markdown into $BENCH_RESULTS (default SRCDIR/bench/results.md
 # for a full run; set BENCH_RESULTS=/dev/null to skip).
 load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)

@@ -1,4 +1,4 @@
--- bench/sleep1ms.lua - quality.md §2 "1 ms sleeps, 1000 times": mean and
+-- bench/sleep1ms.lua - doc/quality.md §2 "1 ms sleeps, 1000 times": mean and
 -- p99 oversleep (elapsed - 1 ms, fresh wall-clock reads around each
 -- sleep).  Reference: a C clock_nanosleep loop (bench/nanosleep, whose
 -- output "mean_us p99_us" is passed in NANOSLEEP_REF by bench/run.sh).

@@ -1,4 +1,4 @@
--- bench/spawn.lua - quality.md §2 "spawn": 10^6 fibers that return at once,
+-- bench/spawn.lua - doc/quality.md §2 "spawn": 10^6 fibers that return at once,
 -- then the scope joins.  Reference: coroutine.create + resume of an empty
 -- function.
 local fibers = require 'fibers'

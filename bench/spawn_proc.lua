@@ -1,9 +1,9 @@
--- bench/spawn_proc.lua - quality.md §2 "spawn + reap of `true`, sequential
+-- bench/spawn_proc.lua - doc/quality.md §2 "spawn + reap of `true`, sequential
 -- and 50 concurrent": fibers.exec run_op against a C posix_spawnp + waitpid
 -- loop (bench/spawn_ref.c, path in $SPAWN_REF) measured in the same run.
 -- Rounds alternate reference and library and the best of each is kept, so
 -- a noisy neighbour hurts both sides alike.  Also: Lua memory growth over
--- 10^5 short Commands in one scope (library.md §0.8; make check runs 2000).
+-- 10^5 short Commands in one scope (doc/library.md §0.8; make check runs 2000).
 local fibers = require 'fibers'
 local exec = require 'fibers.exec'
 local B = require 'common'

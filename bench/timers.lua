@@ -1,4 +1,4 @@
--- bench/timers.lua - quality.md §2 "timers": 10^5 fibers sleeping uniform
+-- bench/timers.lua - doc/quality.md §2 "timers": 10^5 fibers sleeping uniform
 -- 0-100 ms; wall time from the first spawn to the scope's join.
 -- Reference: the 0.1 s floor.
 --

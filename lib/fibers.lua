@@ -1,4 +1,4 @@
--- fibers.lua - the facade of the fibers library (library.md §2): the entry
+-- fibers.lua - the facade of the fibers library (doc/library.md §2): the entry
 -- point `run`, scope-aware spawn/perform, the Op builders and the scope
 -- boundaries.  It owns the teardown of §0.10: after main's scope joins, the
 -- root is cancelled ("fibers.run finished") and joined, then every raw fiber,

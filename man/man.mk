@@ -1,6 +1,5 @@
 ## man/man.mk - the manual pages fibersd(8), fibersd.conf(5) and fibers(7)
 ## (fibersctl(1) is listed in src/fibersctl/fibersctl.mk) and their tests.
-## Owner: ship (issue 7).
 dist_man5_MANS = man/fibersd.conf.5
 dist_man7_MANS = man/fibers.7
 dist_man8_MANS = man/fibersd.8

@@ -1,4 +1,4 @@
-## tests/hardening.mk - quality.md §3 hardening targets (issue 9, engineer H11):
+## tests/hardening.mk - doc/quality.md §3 hardening targets:
 ##   make check-valgrind  the C unit tests under valgrind (memcheck, full leak
 ##                        check, any error fails); not in a sanitizer build
 ##   make lint            cppcheck + clang-tidy on src/ with the checked-in
@@ -9,7 +9,7 @@
 ##                        bounded run used before releases and by .ci/run
 ## plus, in a sanitizer build, LeakSanitizer for the C unit tests (.t).
 
-## ---- fault tests (quality.md §3; the item -> test map is doc/faults.md) ----
+## ---- fault tests (doc/quality.md §3; the item -> test map is doc/faults.md) ----
 HARDENING_BATS = tests/bats/090-faults.bats
 TESTS += $(HARDENING_BATS)
 EXTRA_DIST += $(HARDENING_BATS) doc/faults.md

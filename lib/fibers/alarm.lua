@@ -1,5 +1,5 @@
 -- fibers.alarm - wall-clock (epoch) alarms on top of the monotonic
--- scheduler (library.md §10).
+-- scheduler (doc/library.md §10).
 --
 -- Owns: `new{ next_time = fn(last_fired_or_nil, now_epoch) -> epoch|nil,
 -- label? }`, `set_time_source(now_fn)`, `time_changed()`, `realtime`,

@@ -1,4 +1,4 @@
--- fibers.channel - CML/Go channels (library.md §6).
+-- fibers.channel - CML/Go channels (doc/library.md §6).
 --
 -- Owns: `new(buffer_size?)` (0/nil: unbuffered rendezvous; n > 0: bounded
 -- FIFO buffer; math.huge: unbounded), `ch:put_op(v)`, `ch:get_op()`,
@@ -16,7 +16,7 @@
 --   which `suspension:complete` atomically ends.
 --   Stale queue entries (suspensions that lost, were cancelled or timed out)
 --   are skipped when popped and compacted away whenever a queue doubles in
---   size, so losing registrations never pile up (library.md §0.8).
+--   size, so losing registrations never pile up (doc/library.md §0.8).
 --
 -- Layout (hot path): the channel state - buffer and the two FIFO wait
 -- queues - and the try/block halves of put and get live in C

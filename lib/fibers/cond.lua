@@ -1,4 +1,4 @@
--- fibers.cond - a one-shot condition variable (library.md §8).
+-- fibers.cond - a one-shot condition variable (doc/library.md §8).
 --
 -- Owns: `new()`, `c:wait_op()`, `c:wait()`, `c:signal()`.  signal() is
 -- one-shot and idempotent: it wakes every fiber blocked in wait (they resume

@@ -1,4 +1,4 @@
--- fibers.exec - subprocesses bound to scopes (library.md §14, §0.4, §0.5,
+-- fibers.exec - subprocesses bound to scopes (doc/library.md §14, §0.4, §0.5,
 -- §0.8, §0.9).  Also reachable as fibers.io.exec.
 --
 -- Owns: the Command object (fields, setters, lazy start, status), its Ops
@@ -29,7 +29,7 @@
 -- (registered with its first Command, O(1) per scope, reused by the next
 -- ones) and an empty set.
 --
--- Documented behaviour beyond library.md §14:
+-- Documented behaviour beyond doc/library.md §14:
 -- * `exec.command` raises on unknown fields, bad stdio values ("log" is valid
 --   only under a host that set log_line), unknown users/groups/rlimits.
 --   A numeric user without a passwd entry needs an explicit group.

@@ -1,4 +1,4 @@
--- fibers.oneshot - a one-shot notifier of plain thunks (library.md §8).
+-- fibers.oneshot - a one-shot notifier of plain thunks (doc/library.md §8).
 --
 -- Owns: `new(after_cb?)`, `os:add_waiter(thunk) -> cancel_fn`,
 -- `os:signal()`, `os:is_triggered()`.  It is the low-level building block

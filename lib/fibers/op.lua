@@ -1,4 +1,4 @@
--- fibers/op.lua - the Op algebra (library.md §4): first-class events in the
+-- fibers/op.lua - the Op algebra (doc/library.md §4): first-class events in the
 -- Concurrent ML style, and the perform engine that synchronises on them.
 --
 -- Owns: the `Op` metatable and every combinator, suspensions (the handle a
@@ -27,7 +27,7 @@
 -- must not be lost (a value, bytes); `complete` on a finished suspension
 -- raises.  `suspension:add_cleanup(f, a, b)` runs `f(a, b)` in the performing
 -- fiber once it wakes, whichever leaf won: use it to unlink the registration
--- (bounded memory, library.md §0.8).
+-- (bounded memory, doc/library.md §0.8).
 local runtime = require 'fibers.runtime'
 local current_fiber = runtime.current_fiber
 -- Blocking yields the fiber's coroutine directly (= runtime.suspend(noop)
@@ -117,7 +117,7 @@ Task.__name = "fibers.suspension_task"
 -- Resume fiber f with ... right now.  Only used from scheduler context (a
 -- task run by the scheduler, not inside any fiber), so no fiber ever runs
 -- inside another; this is what makes "a sleeper due at t has run when
--- run(t) returns" (library.md §1) hold.
+-- run(t) returns" (doc/library.md §1) hold.
 local run_now = runtime._run_now
 
 -- Run the task: completes the suspension if it is still waiting.  Run by
@@ -625,7 +625,7 @@ local function perform_in(op, sc)
 end
 M._perform_in = perform_in
 
--- Synchronise on op; not scope-aware (library.md §4).
+-- Synchronise on op; not scope-aware (doc/library.md §4).
 function M.perform_raw(op)
   if getmetatable(op) ~= Op then error("perform: expected op, got " .. type(op), 2) end
   return perform_in(op, nil)

@@ -1,5 +1,5 @@
 -- fibers.runtime - fibers (coroutines + a little state) on top of the C
--- scheduler `fibers.core`.sched (library.md §1, §5; the "Runtime contract"
+-- scheduler `fibers.core`.sched (doc/library.md §1, §5; the "Runtime contract"
 -- of the project brief).  This layer knows nothing of Ops or scopes: it
 -- creates fibers, suspends them, and resumes them when somebody calls
 -- fiber:resume(...).  Runs on Lua 5.1-5.4 and LuaJIT (common subset).

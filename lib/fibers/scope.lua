@@ -1,4 +1,4 @@
--- fibers/scope.lua - structured concurrency (library.md §3): the scope tree,
+-- fibers/scope.lua - structured concurrency (doc/library.md §3): the scope tree,
 -- admission, cancellation and faults, the non-interruptible join with LIFO
 -- finalisers, reports, scope boundaries (run_op/run) and the cancellation
 -- sentinel.
@@ -7,9 +7,9 @@
 -- fiber without one belongs to the root.  Nothing here grows per perform:
 -- cancel waiters sit in wait queues that compact lazily (op.lua), finalisers
 -- and commands are keyed sets, and joined children detach from their parent
--- (library.md §0.8).
+-- (doc/library.md §0.8).
 --
--- Exec-layer hooks (engineer H5): `scope:_add_command(cmd)` and
+-- Exec-layer hooks: `scope:_add_command(cmd)` and
 -- `scope:_remove_command(cmd)` maintain the scope's set of live Commands;
 -- `snapshot().commands` lists `cmd:_info()` for each, in insertion order
 -- (`{ pid, argv, state, since, exit }`).  A Command removes itself once

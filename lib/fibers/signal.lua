@@ -1,4 +1,4 @@
--- fibers.signal - POSIX signals as Ops (library.md §13b).
+-- fibers.signal - POSIX signals as Ops (doc/library.md §13b).
 --
 --   signal_op(name_or_number) -> Op   ready when the process receives that
 --                                     signal; yields the signal number

@@ -1,9 +1,9 @@
--- fibers/sleep.lua - sleeping as an Op (library.md §7).
+-- fibers/sleep.lua - sleeping as an Op (doc/library.md §7).
 --
 -- Owns sleep_op/sleep/sleep_until_op/sleep_until.  Deadlines are on the
 -- monotonic clock and computed from a fresh read when the op is performed,
 -- so a long turn never makes a sleep end early.  A sleep that
--- loses a choice cancels its timer (bounded memory, library.md §0.8);
+-- loses a choice cancels its timer (bounded memory, doc/library.md §0.8);
 -- `math.huge` arms no timer at all.
 local runtime = require 'fibers.runtime'
 local op = require 'fibers.op'
@@ -54,7 +54,7 @@ end
 
 -- An op ready dt seconds after it is performed.  (op._prim1's table,
 -- built here: one call less on a hot path.)  Interned by dt: ops are
--- immutable (library.md §4), so sleep_op(5) may return the op it made
+-- immutable (doc/library.md §4), so sleep_op(5) may return the op it made
 -- before, and a select loop with a fixed timeout allocates none; the
 -- table's values are weak, so it keeps no op alive (doc/decisions.md,
 -- "Hash-consed ops").

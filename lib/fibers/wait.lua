@@ -1,4 +1,4 @@
--- fibers.wait - building blocks for new blocking primitives (library.md §9).
+-- fibers.wait - building blocks for new blocking primitives (doc/library.md §9).
 --
 -- Owns two things and nothing else:
 --   * a waitset: tasks parked under keys, FIFO per key, each with a token

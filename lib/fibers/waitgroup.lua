@@ -1,4 +1,4 @@
--- fibers.waitgroup - Go-style wait groups (library.md §8).
+-- fibers.waitgroup - Go-style wait groups (doc/library.md §8).
 --
 -- Owns: `new()`, `wg:add(delta)`, `wg:done()`, `wg:wait_op()`, `wg:wait()`.
 -- wait_op is ready (yielding nothing) while the counter is zero.  When the

@@ -1,4 +1,4 @@
--- fibersd.control - the control socket server (daemon.md §7): accepting
+-- fibersd.control - the control socket server (doc/daemon.md §7): accepting
 -- connections, roles, limits and framing.  The methods themselves live in
 -- control_methods.lua; JSON, peer credentials and the protocol constants
 -- come from C (`_fibersd`.control, src/fibersd/lcontrol.c + protocol.h).

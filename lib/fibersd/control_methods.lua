@@ -1,4 +1,4 @@
--- fibersd.control_methods - the control protocol's methods (daemon.md §7) as a
+-- fibersd.control_methods - the control protocol's methods (doc/daemon.md §7) as a
 -- table: name -> { admin = needs the admin role, fn = handler }.  A handler
 -- gets (conn, id, params) and returns a result table, or nil, code, message
 -- (, ids), or `true` when it replied itself (streams: watch, logs -f).

@@ -3,7 +3,7 @@
 -- (scope:snapshot(), scope.by_id, scope:children(), scope:parent()) and the
 -- supervisor's status API; it never reads private fields and changes nothing.
 --
--- Addresses (daemon.md §7): a task name (`web`), a path of scope names below
+-- Addresses (doc/daemon.md §7): a task name (`web`), a path of scope names below
 -- it (`web/worker`), a numeric scope id (`17`, also `web/17`).  An all-digit
 -- segment is always an id.  Unnamed scopes are transparent in name paths
 -- (a name segment matches the nearest named descendants) and appear by id in

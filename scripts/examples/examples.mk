@@ -1,7 +1,7 @@
 ## scripts/examples/examples.mk - the task scripts people copy from
 ## (installed in $(docdir)/examples) and their tests: every example runs
-## under fibersd in tests/bats/028-examples.bats (H7's first four) and
-## tests/bats/029-examples.bats (the rest).  Owner: ship (issue 7).
+## under fibersd in tests/bats/028-examples.bats (the first four) and
+## tests/bats/029-examples.bats (the rest).
 fibersdexamplesdir = $(docdir)/examples
 dist_fibersdexamples_DATA = scripts/examples/heartbeat.lua scripts/examples/subprocess.lua \
 	scripts/examples/periodic.lua scripts/examples/flaky.lua

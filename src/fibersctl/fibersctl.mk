@@ -1,7 +1,7 @@
 ## fibersctl: the control client (src/fibersctl/), the shared protocol header,
 ## the daemon-side JSON/credentials binding (src/fibersd/lcontrol.c, linked
 ## into fibersd through libfibersdcontrol.la), the bash completion, and the
-## tests of the control layer.  Owner: control (issue 6).
+## tests of the control layer.
 
 bin_PROGRAMS += src/fibersctl/fibersctl
 src_fibersctl_fibersctl_SOURCES = src/fibersctl/fibersctl.h src/fibersctl/fibersctl.c \

@@ -264,7 +264,7 @@ static void perr(struct pctx *c, int line, const char *fmt, ...)
 	lua_rawseti(c->L, c->errs, ++c->nerr);
 }
 
-/* Task names: [A-Za-z0-9_.-]+ (daemon.md §3). */
+/* Task names: [A-Za-z0-9_.-]+ (doc/daemon.md §3). */
 static bool task_name_ok(const char *s, size_t n)
 {
 	if (n == 0 || n >= sizeof ((struct pctx *)0)->task)

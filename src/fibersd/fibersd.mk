@@ -28,7 +28,7 @@ src_fibersd_fibersd_CPPFLAGS = $(AM_CPPFLAGS) $(fibersd_dirs_CPPFLAGS)
 src_fibersd_fibersd_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
 src_fibersd_fibersd_LDADD = libfibersdhost.la $(LUA_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
 
-## The daemon's Lua policy (engineer H7's files are listed here).
+## The daemon's Lua policy, installed under $(pkgdatadir)/lua/fibersd.
 luafibersddir = $(pkgdatadir)/lua/fibersd
 dist_luafibersd_DATA =
 

@@ -1,5 +1,5 @@
 /*
- * journal.c - where fibersd's log records go (daemon.md §6 "Logging").
+ * journal.c - where fibersd's log records go (doc/daemon.md §6 "Logging").
  *
  * To the journal with sd_journal_sendv (fields PRIORITY,
  * SYSLOG_IDENTIFIER=fibersd, FIBERS_TASK, FIBERS_SCOPE, FIBERS_STREAM,

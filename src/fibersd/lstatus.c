@@ -6,7 +6,7 @@
  * made a status table, a snapshot and a node per task, and then walked all
  * of them again to encode: for 1000 tasks most of a request's time.
  *
- * The tree is the one introspect.task_node() describes (daemon.md §7, keys
+ * The tree is the one introspect.task_node() describes (doc/daemon.md §7, keys
  * sorted as json_encode sorts them, so the bytes are the same).  With
  * `brief` (fibersctl asks for it when it renders the table for people) a
  * task node leaves out what that table never shows: `name` (= `path`),

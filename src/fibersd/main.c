@@ -1,5 +1,5 @@
 /*
- * main.c - the fibersd program: command line (daemon.md §1), the one Lua
+ * main.c - the fibersd program: command line (doc/daemon.md §1), the one Lua
  * 5.4 state (with the per-task accounting allocator of task.c), the
  * configuration, package.path built explicitly, and the hand-over to the
  * daemon's Lua policy: require('fibersd.main').run(cfg, opts) under pcall

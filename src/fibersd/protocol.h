@@ -4,7 +4,7 @@
  * and the client (src/fibersctl/).  Plain constants only: no Lua, no
  * jansson, nothing that either side would not want to include.
  *
- * Wire format (daemon.md §7): AF_UNIX stream, newline-delimited compact
+ * Wire format (doc/daemon.md §7): AF_UNIX stream, newline-delimited compact
  * JSON objects.  The server greets first with
  *   {"hello":{"daemon":"fibersd","version":"X.Y.Z","protocol":1,"role":R}}
  * or refuses with {"error":{"code":C,"message":M}} and closes.

@@ -1,6 +1,6 @@
 /*
  * task.c - per-task Lua memory accounting and the runaway guard
- * (daemon.md §3 "Runaway guard", "Memory limit").
+ * (doc/daemon.md §3 "Runaway guard", "Memory limit").
  *
  * Accounting: fibersd's lua_State uses mem_alloc, which puts an 8-byte
  * header in front of every block naming its owner (task id; 0 = the

@@ -1,5 +1,5 @@
 /*
- * lchan.c - the state and hot paths of fibers.channel (library.md §6) in
+ * lchan.c - the state and hot paths of fibers.channel (doc/library.md §6) in
  * C; lib/fibers/channel.lua builds the Ops and documents the semantics.
  * Also the fast half of fibers.sleep.sleep (sleep_block), which shares
  * the suspension and cancel-queue helpers.
@@ -10,7 +10,7 @@
  * token, value) and the channel's get op, built once by channel.lua.
  * Queues keep entries in slots h..t and are compacted - entries whose
  * suspension stopped waiting dropped - whenever they span `lim` slots, so
- * losing registrations never pile up (library.md §0.8).  A channel is
+ * losing registrations never pile up (doc/library.md §0.8).  A channel is
  * recognised by its size and first word (check_chan), not its metatable.
  *
  * Lua 5.4 (FL_FREC): a fiber blocked in ch:get/ch:put is a fiber record

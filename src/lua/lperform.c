@@ -1,5 +1,5 @@
 /*
- * lperform.c - fibers.perform (library.md §2, §4) in C for Lua 5.3+, and
+ * lperform.c - fibers.perform (doc/library.md §2, §4) in C for Lua 5.3+, and
  * op.choice and the C try of sleep_op (every version).
  *
  * The common performs - a primitive op or a flat choice, by a fiber of a
@@ -73,7 +73,7 @@ static int is_prim(lua_State *L, int kt, int idx)
 }
 
 /* The choice cache: the two-primitive-arm choices made last, hash-consed
- * (ops are immutable, library.md §4, so choice(a, b) may return the
+ * (ops are immutable, doc/library.md §4, so choice(a, b) may return the
  * choice it made before for the same a and b).  Direct-mapped by the
  * arms' addresses: slot i holds a, b, choice at 3i+1..3i+3 of a table
  * with weak values, so it keeps nothing alive and stays CHOICE_SLOTS

@@ -1,6 +1,6 @@
 /*
  * lwait.c - suspensions and wait queues in C: the pieces of fibers.op
- * that every blocking primitive touches (library.md §4, §0.8).
+ * that every blocking primitive touches (doc/library.md §4, §0.8).
  *
  * Suspensions stay fibers.op's tables { fiber, waiting, cleanups } with
  * its Susp metatable (UV_SUSP_MT); fl_new_susp builds one and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# 010-cli-config.bats - the fibersd command line (daemon.md §1) and the
+# 010-cli-config.bats - the fibersd command line (doc/daemon.md §1) and the
 # configuration file (§2): help, version, usage errors and their exit
 # codes, --check on good and bad configurations and task scripts, flags
 # overriding the file, package.path independent of the environment and of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# 010-journal.bats - where fibersd's log records go (daemon.md §6): the
+# 010-journal.bats - where fibersd's log records go (doc/daemon.md §6): the
 # journal (sd_journal_send with PRIORITY, SYSLOG_IDENTIFIER, FIBERS_TASK,
 # FIBERS_SCOPE) when stderr is the journal ($JOURNAL_STREAM matches) or
 # log_target = journal; stderr lines with <N> prefixes otherwise, readable

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# 062-control-access.bats - roles on the control socket (daemon.md §7) with
+# 062-control-access.bats - roles on the control socket (doc/daemon.md §7) with
 # numeric groups and setpriv, no real users: a control_group peer may read
 # (status, logs, watch, version) but gets exit 4 on a mutation; an
 # admin_group peer may mutate; a peer in neither group is refused by the

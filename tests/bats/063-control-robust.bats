@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# 063-control-robust.bats - control socket faults (quality.md §3): bad JSON,
+# 063-control-robust.bats - control socket faults (doc/quality.md §3): bad JSON,
 # unknown method, missing params, a 1 MiB line, binary garbage, a client that
 # disconnects mid-request, 200 clients at once (64 served, the rest `busy`),
 # a client that never reads its replies, a stream nobody reads — the daemon

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # 080-install.bats - `make install DESTDIR=...` of this build tree: exactly
-# the layout of daemon.md §9, the installed fibersd runs with the installed
+# the layout of doc/daemon.md §9, the installed fibersd runs with the installed
 # Lua modules (not the source tree's), the units pass `systemd-analyze
 # verify` with their paths pointed into the staged install, an edited
 # config survives a reinstall, and `make uninstall` leaves no file behind.

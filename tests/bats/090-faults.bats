@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# 090-faults.bats - quality.md §3 faults not covered elsewhere (the mapping
+# 090-faults.bats - doc/quality.md §3 faults not covered elsewhere (the mapping
 # of every §3/§4 item to its test is in doc/faults.md): task scripts that
 # fail at compile/load/finaliser time, 100 reloads while tasks run, a stop
 # with TERM-ignoring children and double-forked grandchildren leaving no

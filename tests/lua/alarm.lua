@@ -1,4 +1,4 @@
--- tests/lua/alarm.lua - fibers.alarm (library.md §10) on virtual time: a
+-- tests/lua/alarm.lua - fibers.alarm (doc/library.md §10) on virtual time: a
 -- fake wall clock (set_time_source) and synthetic scheduler turns
 -- (current_scheduler:run(t)).  Firing values, recurrence end, clock steps
 -- with time_changed(), cancel, losing waits, scope/timeout cancellation.

@@ -1,4 +1,4 @@
--- tests/lua/channel.lua - fibers.channel (library.md §6): exact values, FIFO
+-- tests/lua/channel.lua - fibers.channel (doc/library.md §6): exact values, FIFO
 -- orderings, nil values, bounded and unbounded buffers, losing put/get in
 -- a choice, cancellation by a scope and by a timeout, bounded memory.
 local t = require 'tap'

@@ -1,4 +1,4 @@
--- tests/lua/compat.lua - fibers.compat (library.md §15): pack/unpack, and
+-- tests/lua/compat.lua - fibers.compat (doc/library.md §15): pack/unpack, and
 -- pcall/xpcall that let the protected function block (yield) on every Lua
 -- version, including PUC 5.1 where they are coroutine-wrapped: results,
 -- nils and counts, error values (identity), values passed in and out

@@ -1,4 +1,4 @@
--- tests/lua/cond.lua - fibers.cond (library.md §8): one-shot, idempotent
+-- tests/lua/cond.lua - fibers.cond (doc/library.md §8): one-shot, idempotent
 -- signal that wakes every waiter for the next turn; losing waits; scope and
 -- timeout cancellation; bounded memory.
 local t = require 'tap'

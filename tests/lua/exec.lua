@@ -1,4 +1,4 @@
--- tests/lua/exec.lua - fibers.exec (library.md §14): exit statuses, stdio
+-- tests/lua/exec.lua - fibers.exec (doc/library.md §14): exit statuses, stdio
 -- wiring, output ops, shutdown (grace, SIGKILL, process groups and
 -- grandchildren, scope cancellation), timeouts, concurrency, child setup
 -- failures, credentials, the host hook, bounded memory, and no zombies or

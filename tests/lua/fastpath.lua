@@ -1,5 +1,5 @@
 -- tests/lua/fastpath.lua - the C hot paths behind the public API
--- (src/lua/lfiber.c, src/lua/lchan.c; issue 8): ch:put/ch:get and
+-- (src/lua/lfiber.c, src/lua/lchan.c): ch:put/ch:get and
 -- sleep.sleep for fibers of ok scopes, fibers resumed by the C scheduler,
 -- scope fibers whose coroutine is made when they first run and recycled
 -- once they return (Lua 5.4), and the C exit of a returning scope fiber.

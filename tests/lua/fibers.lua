@@ -1,4 +1,4 @@
--- tests/lua/fibers.lua - the facade (library.md §2, §0.2, §0.3, §0.10,
+-- tests/lua/fibers.lua - the facade (doc/library.md §2, §0.2, §0.3, §0.10,
 -- §0.13): run's results/raises/teardown/re-entry, spawn, perform and
 -- try_perform, named_choice performing, run_scope tuples, fail-fast of
 -- siblings, a 10^5-fiber scale run.

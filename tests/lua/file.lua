@@ -1,4 +1,4 @@
--- tests/lua/file.lua - fibers.io.file (library.md §12): open modes and
+-- tests/lua/file.lua - fibers.io.file (doc/library.md §12): open modes and
 -- perms, seek, fdopen, pipes (EPIPE as a value), FIFOs opened
 -- non-blocking, tmpfile (+ rename), mktemp, stdin/stdout of a child.
 local t = require 'tap'

@@ -1,4 +1,4 @@
-## tests/lua/lua-all.mk - portability (library.md §15): the C module built
+## tests/lua/lua-all.mk - portability (doc/library.md §15): the C module built
 ## against every installed Lua, the Lua suite run under each, and the
 ## fallback backends.  The work is done by tests/lua/lua-all.sh.
 ##

@@ -1,4 +1,4 @@
--- tests/lua/oneshot.lua - fibers.oneshot (library.md §8): thunks run once,
+-- tests/lua/oneshot.lua - fibers.oneshot (doc/library.md §8): thunks run once,
 -- in order, then after_cb; cancel functions; late waiters; bounded memory.
 local t = require 'tap'
 local fx = require 'fixture'

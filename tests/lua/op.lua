@@ -1,4 +1,4 @@
--- tests/lua/op.lua - the Op algebra (library.md §4): exact results, wrap
+-- tests/lua/op.lua - the Op algebra (doc/library.md §4): exact results, wrap
 -- order, aborts/nacks before the winner's wrap, or_else, bracket, guards,
 -- suspensions (asynchronous completion, tasks, cleanups).
 local t = require 'tap'

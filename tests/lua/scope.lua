@@ -1,4 +1,4 @@
--- tests/lua/scope.lua - structured concurrency (library.md §3): tree, ids,
+-- tests/lua/scope.lua - structured concurrency (doc/library.md §3): tree, ids,
 -- names, admission, cancellation cascade, faults (primary, extra_errors,
 -- no duplicates), join with LIFO finalisers, reports, boundaries, condition
 -- ops, try/perform, snapshots, defaults, the sentinel, bounded memory.

@@ -1,4 +1,4 @@
--- tests/lua/signal.lua - fibers.signal (library.md §13b) and core.signal:
+-- tests/lua/signal.lua - fibers.signal (doc/library.md §13b) and core.signal:
 -- name lookup, real `kill -INT <self>` turned into a clean cancellation
 -- through fibers.run + scopes, pending and broadcast delivery, losers
 -- cleaned up, both backends (signalfd, FIBERS_SIGNAL=pipe).

@@ -1,4 +1,4 @@
--- tests/lua/sleep.lua - fibers.sleep (library.md §7): deadlines at perform
+-- tests/lua/sleep.lua - fibers.sleep (doc/library.md §7): deadlines at perform
 -- time, virtual-time stepping with current_scheduler:run(t), sleep(0) and
 -- negative durations without yielding, math.huge, NaN, timer cancellation
 -- when a sleep loses a choice, cancellation by the scope.

@@ -1,4 +1,4 @@
--- tests/lua/socket.lua - fibers.io.socket (library.md §13): listen/accept/
+-- tests/lua/socket.lua - fibers.io.socket (doc/library.md §13): listen/accept/
 -- connect on UNIX sockets, 1000 connections through one accept loop, peer
 -- credentials, socket file mode, ephemeral unlink, long paths, errors,
 -- close waking a pending accept, adopting a listening fd.

@@ -1,4 +1,4 @@
--- tests/lua/stream.lua - fibers.io.stream (library.md §11, §0.6): reads
+-- tests/lua/stream.lua - fibers.io.stream (doc/library.md §11, §0.6): reads
 -- across random chunk boundaries, lines longer than the buffer, EOF with
 -- and without a final newline, every read format, short reads, read_all
 -- of 64 MiB, no lost bytes under cancellation (scope, timeout in a choice),

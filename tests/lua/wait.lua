@@ -1,4 +1,4 @@
--- tests/lua/wait.lua - fibers.wait (library.md §9): the waitset (FIFO per
+-- tests/lua/wait.lua - fibers.wait (doc/library.md §9): the waitset (FIFO per
 -- key, O(1) unlink, notify_one/all, sizes, clearing) and waitable (a custom
 -- primitive built from register + step; tokens unlinked on abort).
 local t = require 'tap'

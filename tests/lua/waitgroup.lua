@@ -1,4 +1,4 @@
--- tests/lua/waitgroup.lua - fibers.waitgroup (library.md §8): counter,
+-- tests/lua/waitgroup.lua - fibers.waitgroup (doc/library.md §8): counter,
 -- negative counter error, wait wakes on zero, reuse, cancellation.
 local t = require 'tap'
 local fx = require 'fixture'

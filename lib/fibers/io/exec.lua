@@ -1,2 +1,2 @@
--- fibers.io.exec - the same module as fibers.exec (library.md §0.1).
+-- fibers.io.exec - the same module as fibers.exec (doc/library.md §0.1).
 return require 'fibers.exec'

@@ -1,5 +1,5 @@
 -- fibers.io.file - files, pipes, temporary files and the standard streams
--- as fibers.io.stream Streams (library.md §12).
+-- as fibers.io.stream Streams (doc/library.md §12).
 --
 -- Owns: turning paths and fds into Streams with the right buffering and
 -- blocking mode.  The syscalls are in C (`fibers.core`.file, lfile.c).

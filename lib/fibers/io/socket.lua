@@ -1,4 +1,4 @@
--- fibers.io.socket - UNIX stream sockets (library.md §13): listening
+-- fibers.io.socket - UNIX stream sockets (doc/library.md §13): listening
 -- sockets whose accept is an Op, connecting as an Op, peer credentials.
 --
 -- Owns: the Socket (listener) object and the accept/connect Ops.  Syscalls

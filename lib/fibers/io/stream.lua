@@ -1,5 +1,5 @@
 -- fibers.io.stream - buffered byte streams whose reads and writes are Ops
--- (library.md §11).
+-- (doc/library.md §11).
 --
 -- Owns: the Stream object, every read/write Op, readiness waiting, and the
 -- Lua-level backend contract for in-memory streams.  The buffers and the
@@ -7,7 +7,7 @@
 -- never copies payload bytes in Lua.  Files, pipes and sockets are opened
 -- by fibers.io.file / fibers.io.socket, which wrap fds with `M.from_fd`.
 --
--- No lost bytes (library.md §0.6): a read takes bytes out of the buffer only
+-- No lost bytes (doc/library.md §0.6): a read takes bytes out of the buffer only
 -- in the same step that hands them to the winning perform (in try, or in the
 -- readiness task after checking `suspension:waiting()`); a read that loses
 -- or is cancelled leaves everything in the buffer.  Writes are never torn:
