@@ -202,18 +202,26 @@ function Scope:default(key)
   return nil
 end
 
--- Why admission is refused, or nil when open.
+-- Why spawn/child/run_op are refused, or nil when admission is open.
 function Scope:_refusal()
   local st = self._status
   if st == "failed" then return "scope has failed" end
   if st == "cancelled" then return "scope is cancelled" end
   if self._js then return "scope is joining" end
-  return self._closed
+  if self._closed then return "scope is closed" end
+  return nil
+end
+
+-- Why admission is closed: as _refusal, but a close gives its own reason.
+local function closed_reason(S)
+  local why = S:_refusal()
+  if why == "scope is closed" then return S._closed end
+  return why
 end
 
 -- "open" or "closed", reason.
 function Scope:admission()
-  local why = self:_refusal()
+  local why = closed_reason(self)
   if why then return "closed", why end
   return "open"
 end
@@ -243,10 +251,21 @@ function Scope:child()
   return c
 end
 
--- Close admission (reason default "scope is closed").  No effect after join.
+-- Close admission (reason default "scope is closed").  The first reason
+-- given is kept, even when an earlier close gave none.  No effect after join.
 function Scope:close(reason)
-  if self._js == "joined" or self._closed then return end
-  self._closed = reason or "scope is closed"
+  if self._js == "joined" then return end
+  if self._closed then
+    if reason and self._closedflt then
+      self._closed, self._closedflt = reason, nil
+    end
+    return
+  end
+  if not reason then
+    self._closed, self._closedflt = "scope is closed", true
+  else
+    self._closed = reason
+  end
   admission_closed(self)
 end
 
@@ -452,7 +471,7 @@ local function try_idle(o) return o.a._nf == 0 end
 local function wrap_cancel(S) return "cancelled", S._err end
 local function wrap_fault(S) return "failed", S._err end
 local function wrap_notok(S) return S._status, S._err end
-local function wrap_closed(S) return "closed", S:_refusal() end
+local function wrap_closed(S) return "closed", closed_reason(S) end
 local function wrap_done(S) return S._status or "ok", S._err, S._report end
 
 -- Ready once the scope is cancelled (or failed): "cancelled", reason.

@@ -103,6 +103,54 @@ local function main()
     t.raises(function() file.pipe{ size = -1 } end, "bad size", "negative size raises")
   end
 
+  -- Close is cleanup: it flushes in a cancelled or failed scope, without
+  -- raising the scope's state (buffered data must not be lost).
+  do
+    local p1, p2, p3 = base .. "/fin1.txt", base .. "/fin2.txt", base .. "/fin3.txt"
+    local closed
+    local st, err, rep = fibers.run_scope(function(sc)
+      local f = assert(file.open(p1, "w"))
+      t.is(f:nonblock(), f, "nonblock() on a regular file: no-op, returns the stream")
+      t.is(f:block(), f, "block() on a regular file: no-op, returns the stream")
+      sc:finally(function() closed = t.pack(pcall(f.close, f)) end)
+      f:write_string("important\n")
+      sc:cancel("stop")
+    end)
+    t.is(st, "cancelled", "cancelled scope: status")
+    t.is(err, "stop", "cancelled scope: reason")
+    t.is_deeply(closed, { n = 2, true, true }, "close in a finaliser of a cancelled scope returns true")
+    t.is_deeply(rep.extra_errors, {}, "no secondary error from the finaliser's close")
+    t.is(sh("cat " .. p1), "important", "the buffered data reached the file")
+
+    -- Unwrapped finaliser, closed after catching the cancellation, and a failed scope.
+    local late
+    st, err, rep = fibers.run_scope(function(sc)
+      local f = assert(file.open(p2, "w"))
+      sc:finally(function() f:close() end)
+      f:write_string("unwrapped\n")
+      local g = assert(file.open(p3, "w"))
+      g:write("caught ", 1, "\n")
+      sc:cancel("stop")
+      local ok = pcall(sleep.sleep, 10)
+      late = t.pack(ok, g:close())
+    end)
+    t.is(st, "cancelled", "unwrapped finaliser: status")
+    t.is_deeply(rep.extra_errors, {}, "unwrapped finaliser: no 'finaliser raised cancellation'")
+    t.is(sh("cat " .. p2), "unwrapped", "unwrapped finaliser: data kept")
+    t.is_deeply(late, { n = 2, false, true }, "close after catching the cancellation returns true")
+    t.is(sh("cat " .. p3), "caught 1", "close after catching the cancellation: data kept")
+
+    st, err, rep = fibers.run_scope(function(sc)
+      local f = assert(file.open(p1, "w"))
+      sc:finally(function() closed = t.pack(f:close()) end)
+      f:write_string("failed\n")
+      error("boom", 0)
+    end)
+    t.is(st, "failed", "failed scope: status")
+    t.is_deeply(closed, { n = 1, true }, "close in a finaliser of a failed scope returns true")
+    t.is(sh("cat " .. p1), "failed", "failed scope: data kept")
+  end
+
   -- FIFOs open non-blocking
   do
     local fifo = base .. "/fifo"

@@ -73,6 +73,18 @@ t.is_deeply(run(function(s)
   out[6] = pack(c3:child())
   local c4 = s:child(); c4:close("custom")
   out[7] = pack(c4:spawn(function() end))
+  out[12] = pack(c4:child())
+  out[13] = pack(c4:admission())
+  out[14] = pack(perform_raw(c4:close_op()))
+  s:spawn(function()
+    runtime.current_fiber().scope = c4
+    out[15] = pack(perform_raw(scope.run_op(function() end)))
+    out[15][3] = nil; out[15].n = 2
+  end)
+  sleep.sleep(0.01)
+  local c6 = s:child(); c6:close(); c6:close("no more work"); c6:close("later")
+  out[16] = pack(c6:admission())
+  out[17] = pack(c6:spawn(function() end))
   local c5 = s:child()
   out[8] = pack(c5:status())
   out[9] = pack(c5:admission())
@@ -84,8 +96,11 @@ end), { n = 2, true, {
   { n = 2, false, "scope is closed" }, { n = 2, "closed", "scope is closed" },
   { n = 2, false, "scope is cancelled" }, { n = 2, "cancelled", "scope cancelled" },
   { n = 2, false, "scope has failed" }, { n = 2, nil, "scope has failed" },
-  { n = 2, false, "custom" }, { n = 2, "running", nil }, { n = 1, "open" },
-  { n = 2, false, "scope is joining" }, { n = 2, "ok", nil } } },
+  { n = 2, false, "scope is closed" }, { n = 2, "running", nil }, { n = 1, "open" },
+  { n = 2, false, "scope is joining" }, { n = 2, "ok", nil },
+  { n = 2, nil, "scope is closed" }, { n = 2, "closed", "custom" }, { n = 2, "closed", "custom" },
+  { n = 2, "cancelled", "scope is closed" },
+  { n = 2, "closed", "no more work" }, { n = 2, false, "scope is closed" } } },
   "admission refusals and statuses")
 
 -- cancellation: first reason wins, cascade, cancel waiters, no effect after join

@@ -277,6 +277,26 @@ local function main()
     rs:close()
   end
 
+  -- write(...) / write_op(...) write tostring of any non-nil value
+  do
+    local rs, ws = pipe()
+    local obj = setmetatable({}, { __tostring = function() return "<obj>" end })
+    t.is(ws:write("n=", 123, true, " ", false, " ", obj, "\n"), 22, "write: numbers, booleans, __tostring")
+    t.is(ws:write(true), 4, "write: one boolean")
+    t.is(fibers.perform(ws:write_op(1.5, false)), 8, "write_op: number and boolean")
+    t.is(rs:read(100), "n=123true false <obj>\ntrue1.5false", "written as tostring(v)")
+    local ok, err = pcall(function() ws:write("a", nil, "b") end)
+    t.ok(not ok and err:find("write: argument 2 is nil", 1, true) ~= nil, "write: nil argument raises")
+    t.like(tostring(err), "stream%.lua:%d+: write: argument 2 is nil$", "write: the error names the caller's line")
+    ok, err = pcall(ws.write_op, ws, nil)
+    t.ok(not ok and err:find("write_op: argument 1 is nil", 1, true) ~= nil, "write_op: nil argument raises")
+    t.is(ws:nonblock(), ws, "nonblock() is a no-op returning the stream")
+    t.is(ws:block(), ws, "block() is a no-op returning the stream")
+    t.is(ws:write("still\n"), 6, "the stream still works after block()")
+    t.is(rs:read_line(), "still", "read after block()")
+    ws:close(); rs:close()
+  end
+
   -- merge_lines_op
   do
     local a_r, a_w = pipe()

@@ -395,17 +395,31 @@ function Stream:write_string_op(s)
   return write_op(self, s, write_try)
 end
 
--- Op: write each argument (strings or numbers) -> bytes_written, err|nil.
-function Stream:write_op(...)
+-- The bytes of write(...)/write_op(...): strings as they are, any other
+-- value as tostring(v) (numbers, booleans, values with __tostring); nil is
+-- an error raised at the caller of `name`.
+local function write_args(name, ...)
   local n = select("#", ...)
-  if n == 1 then return self:write_string_op((...)) end
+  if n == 1 then
+    local s = ...
+    if type(s) == "string" then return s end
+    if s == nil then error(name .. ": argument 1 is nil", 3) end
+    return tostring(s)
+  end
   local parts = { ... }
   for i = 1, n do
     local v = parts[i]
-    if type(v) == "number" then parts[i] = tostring(v)
-    elseif type(v) ~= "string" then error("write_op: argument " .. i .. " is not a string", 2) end
+    if type(v) ~= "string" then
+      if v == nil then error(name .. ": argument " .. i .. " is nil", 3) end
+      parts[i] = tostring(v)
+    end
   end
-  return write_op(self, table.concat(parts), write_try)
+  return table.concat(parts)
+end
+
+-- Op: write each argument (see write_args) -> bytes_written, err|nil.
+function Stream:write_op(...)
+  return write_op(self, write_args("write_op", ...), write_try)
 end
 
 -- Op: write out everything pending -> true | nil, err.
@@ -421,7 +435,9 @@ function Stream:read_all() return perform(self:read_all_op()) end
 function Stream:read_exactly(n) return perform(self:read_exactly_op(n)) end
 function Stream:read_string(opts) return perform(self:read_string_op(opts)) end
 function Stream:write_string(s) return perform(self:write_string_op(s)) end
-function Stream:write(...) return perform(self:write_op(...)) end
+function Stream:write(...)
+  return perform(write_op(self, write_args("write", ...), write_try))
+end
 function Stream:flush() return perform(self:flush_output_op()) end
 
 -- read(...) like Lua's file:read: one result per format, nil stops.
@@ -441,7 +457,10 @@ end
 -- Housekeeping
 
 -- Close: flush (waiting if in a fiber), wake blocked performs with
--- "stream is closed", release the fd -> true | nil, err.
+-- "stream is closed", release the fd -> true | nil, err.  Close is
+-- cleanup: its flush is performed raw, without the scope check, so a
+-- stream closed in a finaliser or after a cancellation was caught still
+-- writes out its buffer (as the exit wait of a Command does).
 function Stream:close()
   if self._closed then return true end
   local err, raise
@@ -449,8 +468,8 @@ function Stream:close()
     local _, wl = self._cs:info()
     if wl > 0 or self._pend then
       if runtime.current_fiber() then
-        -- pcall: the fd must be released even if the flush is cancelled.
-        local ok, r, e = ypcall(perform, self:flush_output_op())
+        -- pcall: the fd must be released even if the flush raises.
+        local ok, r, e = ypcall(op.perform_raw, self:flush_output_op())
         if not ok then raise = { r }
         elseif r == nil then err = e end
       else
@@ -545,6 +564,13 @@ function Stream:fileno()
 end
 
 function Stream:is_closed() return self._closed end
+
+-- nonblock(), block() -> the stream.  No-ops, kept for code written for
+-- the older fibers library: every fd stream here is already non-blocking
+-- (regular files are always ready), and block() leaves it so, because a
+-- blocking read or write would stall every fiber of the loop.
+function Stream:nonblock() return self end
+function Stream:block() return self end
 
 -- peer_cred() -> pid, uid, gid | nil, err, errno (UNIX socket streams).
 function Stream:peer_cred()
