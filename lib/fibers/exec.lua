@@ -444,6 +444,13 @@ function Command:_start()
     self:_finish("failed", nil, nil, fail)
     return
   end
+  -- A Stream handed over for output is flushed first, so what the parent
+  -- wrote before the spawn comes before the child's output (as C
+  -- programs fflush before fork).
+  for i = 2, 3 do
+    local m = mode_of(self, STDIO[i])
+    if type(m) == "table" then m:_flush_raw() end
+  end
   if BACKEND == "sigchld" then sigchld_arm(nlive == 0) end
   local pid, pidfd, errno, where, kind, code = P.spawn(spec)
   close_fds(child_fds)
@@ -652,14 +659,16 @@ end
 ------------------------------------------------------------------------------
 -- Streams
 
+-- The parent's stream for a stdio slot: the pipe's end (starting the
+-- command), the Stream given for the slot, or for stderr = "stdout" the
+-- stdout's; nil for inherit, null and log.
 local function stream_of(self, name)
-  local m = self["_" .. name]
-  if m == nil then m = host.defaults[name] end
+  local m = mode_of(self, name)
+  if m == "stdout" and name == "stderr" then return stream_of(self, "stdout") end
+  if type(m) == "table" then return m end
   if m ~= "pipe" then return nil end
   self:_start()
-  local s = self._owned[name]
-  if s and not s:is_closed() then return s end
-  return s
+  return self._owned[name]
 end
 
 function Command:stdin_stream() return stream_of(self, "stdin") end

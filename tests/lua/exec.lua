@@ -130,6 +130,36 @@ fibers.run(function(main)
   local fh = io.open(path); local content = fh:read("*a"); fh:close(); os.remove(path)
   t.is(content, "into-a-stream\n", "stdout to a given Stream")
 
+  -- the *_stream() of a slot given a Stream, or of stderr = "stdout"
+  cmd = exec.command{ "sh", "-c", "echo out; echo err >&2", stdout = "pipe", stderr = "stdout" }
+  o = cmd:stdout_stream()
+  t.ok(o ~= nil and cmd:stderr_stream() == o, "stderr = 'stdout': stderr_stream() is the stdout stream")
+  t.is(o:read_all(), "out\nerr\n", "stderr = 'stdout': both through that stream")
+  o:close()
+  t.is_deeply({ fibers.perform(cmd:run_op()) }, { "exited", 0 }, "stderr = 'stdout': exited 0")
+  do
+    local pr, pw = file.pipe()
+    local fs2 = assert(file.open("/dev/null", "w"))
+    cmd = exec.command{ "cat", stdin = pr, stdout = fs2, stderr = "stdout" }
+    t.is(cmd:stdin_stream(), pr, "stdin_stream() is the Stream given")
+    t.is(cmd:stdout_stream(), fs2, "stdout_stream() is the Stream given")
+    t.is(cmd:stderr_stream(), fs2, "stderr = 'stdout' with a Stream: stderr_stream() is that Stream")
+    cmd = exec.command{ "true", stderr = fs2 }
+    t.is(cmd:stderr_stream(), fs2, "stderr_stream() is the Stream given")
+    t.is(cmd:stdout_stream(), nil, "stdout_stream() is nil when inherited")
+    pr:close(); pw:close(); fs2:close()
+  end
+
+  -- a Stream given for stdout/stderr is flushed before the spawn
+  path = os.tmpname()
+  fs = assert(file.open(path, "w"))
+  fs:write_string("header\n")
+  st = run{ "sh", "-c", "echo child; echo child-err >&2", stdout = fs, stderr = fs }
+  fs:write_string("footer\n")
+  fs:close()
+  fh = io.open(path); content = fh:read("*a"); fh:close(); os.remove(path)
+  t.is(content, "header\nchild\nchild-err\nfooter\n", "buffered writes before the spawn come first")
+
   -- output_op of 10 MiB ---------------------------------------------------------
   out, st, code = fibers.perform(exec.command("head", "-c", "10485760", "/dev/zero"):output_op())
   t.is(#out, 10485760, "output_op of 10 MiB")

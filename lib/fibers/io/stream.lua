@@ -461,23 +461,41 @@ end
 -- cleanup: its flush is performed raw, without the scope check, so a
 -- stream closed in a finaliser or after a cancellation was caught still
 -- writes out its buffer (as the exit wait of a Command does).
+-- Write out what is buffered without the scope check (cleanup): waits in
+-- a fiber (raw perform), else makes one non-blocking attempt.
+-- -> err|nil, raised|nil (a table holding what the perform raised),
+--    left (true when bytes are still buffered).
+local function flush_raw(self)
+  if not self._writable then return nil end
+  local _, wl = self._cs:info()
+  if wl == 0 and not self._pend then return nil end
+  if runtime.current_fiber() then
+    -- pcall: a caller such as close must go on even if the flush raises.
+    local ok, r, e = ypcall(op.perform_raw, self:flush_output_op())
+    if not ok then return nil, { r } end
+    if r == nil then return e end
+    return nil
+  end
+  local ok, e = raw_flush(self)
+  if ok == nil then return e end
+  if ok == false then return nil, nil, true end
+  return nil
+end
+
+-- Internal (fibers.exec): flush before the fd is handed to a child, so
+-- what was written before the spawn comes first -> true | nil, err.
+function Stream:_flush_raw()
+  if self._closed then return true end
+  local err, raise = flush_raw(self)
+  if raise then error(raise[1], 0) end
+  if err ~= nil then return nil, err end
+  return true
+end
+
 function Stream:close()
   if self._closed then return true end
-  local err, raise
-  if self._writable then
-    local _, wl = self._cs:info()
-    if wl > 0 or self._pend then
-      if runtime.current_fiber() then
-        -- pcall: the fd must be released even if the flush raises.
-        local ok, r, e = ypcall(op.perform_raw, self:flush_output_op())
-        if not ok then raise = { r }
-        elseif r == nil then err = e end
-      else
-        local ok, e = raw_flush(self)
-        if ok == nil then err = e elseif ok == false then err = "unflushed data dropped" end
-      end
-    end
-  end
+  local err, raise, left = flush_raw(self)
+  if left then err = "unflushed data dropped" end
   stop_drain(self)
   if err == nil and self._werr then err = self._werr end
   self._closed, self._readable, self._writable = true, false, false
