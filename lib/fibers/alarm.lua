@@ -5,27 +5,32 @@
 -- label? }`, `set_time_source(now_fn)`, `time_changed()`, `realtime`,
 -- `alarm:wait_op()`, `alarm:cancel()`, `alarm:is_active()`.
 --
--- Model: an alarm has one pending firing time `next` (epoch seconds).
--- wait_op is ready when `now_epoch >= next`: it consumes that firing
--- (yields `true, alarm, fired_epoch`); the following one is asked of
--- next_time(fired, now) lazily, at the next wait (or is_active,
+-- Model: an alarm has one pending firing: its time `next` (epoch seconds)
+-- and `due`, the scheduler time (monotonic) at which it
+-- fires.  When a firing is computed - next_time(last, now_epoch) - the
+-- interval next - now_epoch is taken once and due = the monotonic time +
+-- interval, so the alarm fires on time whatever the resolution of the time
+-- source, even with a fake one that never advances.  wait_op is ready when
+-- the scheduler's clock reaches `due`: it consumes that firing (yields
+-- `true, alarm, fired_epoch`, fired_epoch being `next`); the following one
+-- is asked of next_time(fired, now) lazily, at the next wait (or is_active,
 -- next_fire_time, time_changed).  next_time errors are raised in the
 -- waiting fiber (never into the scheduler).  Firings nobody waits for are
--- not queued: a late waiter gets the overdue firing once and the schedule continues from "now"
--- (missed recurrences coalesce).  When next_time returns nil the next wait
--- yields `false, "no_more_recurrences", alarm, last_fired` once, then never.
+-- not queued: a late waiter gets the overdue firing once and the schedule
+-- continues from "now" (missed recurrences coalesce).  When next_time
+-- returns nil the next wait yields `false, "no_more_recurrences", alarm,
+-- last_fired` once, then never.
 -- cancel() (decision, the spec is silent): the next wait yields
 -- `false, "cancelled", alarm, last_fired` once, then never; is_active() is
 -- false after cancel or once there are no more recurrences.
 -- Several fibers waiting on one alarm: each firing wakes one of them.
 --
--- A blocked waiter sleeps on a scheduler timer at the monotonic time that
--- corresponds to `next` (runtime.now() + next - now_epoch); when it fires the
--- wall clock is re-read and, if the firing is not due yet (clock stepped
--- back), the timer is re-armed.  time_changed() recomputes not-yet-due
--- firing times (next_time(last, now)) and re-arms every waiter: call it
--- after a clock step.  Before set_time_source no alarm fires; waiters just
--- stay parked and are armed by set_time_source.
+-- A wall-clock step is not seen by itself (the interval runs on the
+-- monotonic clock): time_changed() recomputes every pending firing -
+-- including one the new wall time already passed, which is not fired with
+-- its old time - as next_time(last, now) and re-arms every waiter.  Call
+-- it after a clock step (fibersd does).  Before set_time_source no alarm
+-- fires; waiters just stay parked and are armed by set_time_source.
 local op = require 'fibers.op'
 local runtime = require 'fibers.runtime'
 local core = require 'fibers.core'
@@ -72,14 +77,32 @@ function Alarm:__tostring()
   return "alarm(" .. tostring(self.label or "?") .. ")"
 end
 
--- Ask the recurrence for the firing after `last` (validating its result).
+local sched = runtime.current_scheduler
+local monotime = runtime.monotime
+
+-- The scheduler time alarms are measured on: a fresh read (never stale,
+-- whatever the length of the turn or the time since the last one), or the
+-- turn time when a caller drives the scheduler with synthetic turns
+-- (sched:run(t)) that are ahead of it.
+local function clock()
+  local a, b = sched:now(), monotime()
+  if a > b then return a end
+  return b
+end
+
+-- Ask the recurrence for the firing after `last` (validating its result)
+-- and fix its scheduler time from the interval to it.
 local function compute(a, now)
   local t = a.next_time(a.last, now)
   if t ~= nil and (type(t) ~= "number" or t ~= t) then
     error("alarm next_time must return a number or nil", 0)
   end
   a.next, a.computed = t, true
-  if t == nil then a.state = "exhausted" end
+  if t == nil then
+    a.state, a.due = "exhausted", nil
+  else
+    a.due = clock() + (t - now)
+  end
 end
 
 -- Non-blocking attempt: ready, ...values.
@@ -90,18 +113,17 @@ local function step(a)
     return true, false, "cancelled", a, a.last
   end
   if st == "done" or not time_source then return false end
-  local now = time_source()
-  if not a.computed then compute(a, now) end
+  if not a.computed then compute(a, time_source()) end
   if a.state == "exhausted" then
     a.state = "done"
     return true, false, "no_more_recurrences", a, a.last
   end
-  local t = a.next
-  if now >= t then
+  if clock() >= a.due then
     -- Consume the firing; the next one is asked for lazily (next wait,
     -- is_active, next_fire_time, time_changed), so an error raised by
     -- next_time surfaces there and never swallows this firing.
-    a.last, a.next, a.computed = t, nil, false
+    local t = a.next
+    a.last, a.next, a.due, a.computed = t, nil, nil, false
     return true, true, a, t
   end
   return false
@@ -109,7 +131,7 @@ end
 
 local function disarm(rec)
   if rec.timer then
-    runtime.current_scheduler:cancel_timer(rec.timer)
+    sched:cancel_timer(rec.timer)
     rec.timer = nil
   end
 end
@@ -142,16 +164,14 @@ arm = function(rec)
   disarm(rec)
   local a = rec.alarm
   if a.state == "done" or (not time_source and a.state ~= "cancelled") then return end
-  local sched = runtime.current_scheduler
-  local delay = 0
+  local due
   if a.state == "active" then
-    local now = time_source()
-    if not a.computed then compute(a, now) end
-    if a.state == "active" then delay = a.next - now end
+    if not a.computed then compute(a, time_source()) end
+    if a.state == "active" then due = a.due end
   end
-  if delay < 0 then delay = 0 end
-  if delay == math.huge then return end
-  rec.timer = sched:schedule_at_time(sched:now() + delay, rec.task)
+  due = due or clock()          -- cancelled or exhausted: tell at once
+  if due == math.huge then return end
+  rec.timer = sched:schedule_at_time(due, rec.task)
 end
 
 -- The Op for the next firing (see the header for the values it yields).
@@ -209,7 +229,8 @@ function Alarm:next_fire_time()
   return self.next
 end
 
--- Recompute pending firing times after a wall-clock step; re-arm waiters.
+-- Recompute every pending firing after a wall-clock step (one already
+-- passed included); re-arm waiters.
 function M.time_changed()
   if not time_source then return end
   local now = time_source()
@@ -217,9 +238,7 @@ function M.time_changed()
   for a in pairs(alarms) do list[#list + 1] = a end
   for i = 1, #list do
     local a = list[i]
-    if a.state == "active" and (not a.computed or now < a.next) then
-      compute(a, now)
-    end
+    if a.state == "active" then compute(a, now) end
     rearm_all(a)
   end
 end

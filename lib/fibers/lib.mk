@@ -17,11 +17,11 @@ TESTS += tests/lua/regress/003-scope-fiber-frames.lua
 ## channel/cond/oneshot/waitgroup/wait/alarm
 dist_luafibers_DATA += lib/fibers/channel.lua lib/fibers/cond.lua \
 	lib/fibers/oneshot.lua lib/fibers/waitgroup.lua lib/fibers/wait.lua \
-	lib/fibers/alarm.lua
+	lib/fibers/alarm.lua lib/fibers/testing.lua
 EXTRA_DIST += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
-	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
+	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua tests/lua/testing.lua
 TESTS += tests/lua/channel.lua tests/lua/cond.lua tests/lua/oneshot.lua \
-	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua
+	tests/lua/waitgroup.lua tests/lua/wait.lua tests/lua/alarm.lua tests/lua/testing.lua
 
 ## runtime + signal
 dist_luafibers_DATA += lib/fibers/runtime.lua lib/fibers/signal.lua

@@ -15,9 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Monotonic clock in seconds (CLOCK_MONOTONIC), a fresh read. */
+/* The scheduler's clock in seconds: a fresh read of CLOCK_MONOTONIC, or
+ * the virtual clock while it is on (see clock.c). */
 double core_monotime(void);
+/* CLOCK_MONOTONIC in seconds, a fresh read, whatever the virtual clock. */
+double core_monotime_real(void);
 /* Wall clock in seconds (CLOCK_REALTIME), a fresh read. */
 double core_realtime(void);
+
+/* The virtual clock: turn it on at `start` seconds, or off (on = 0). */
+void core_vclock_set(int on, double start);
+/* 1 while the virtual clock is on. */
+int core_vclock_on(void);
+/* Move the virtual clock forward to t (never backward). */
+void core_vclock_advance(double t);
 
 #endif

@@ -17,6 +17,11 @@
  * the wait the turn time is read again and every timer with deadline <= now
  * fires.
  *
+ * Virtual clock (clock.c): while it is on, a turn that would block with
+ * timers armed and no fd wait pending does not sleep; the clock jumps to
+ * the earliest deadline instead.  A turn that does wait (for fds, or for a
+ * timer while fd waits are pending) advances it by the real time waited.
+ *
  * Timer slack: Linux lets a sleep run late by the thread's timer slack
  * (50 us by default; epoll_pwait2 uses max(slack, timeout / 1000)).  A
  * scheduler's sleeps are its timers, so loop_new() lowers the slack of the
@@ -406,9 +411,22 @@ int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now)
 	double deadline;
 	int has_timer = timer_next(&l->timers, &deadline) == 0;
 
+	int vwait = 0;          /* virtual clock: advance it by the real wait */
+	double r0 = 0;
+
 	l->nfired = 0;
 	if (have_now || l->nimm > 0)
 		mode = LOOP_NOWAIT;
+	if (mode == LOOP_BLOCK && core_vclock_on()) {
+		if (has_timer && l->nwait == 0) {
+			/* Only a timer can wake us: jump to it. */
+			core_vclock_advance(deadline);
+			mode = LOOP_NOWAIT;
+		} else {
+			vwait = 1;
+			r0 = core_monotime_real();
+		}
+	}
 	if (mode == LOOP_BLOCK) {
 		if (has_timer)
 			timeout_until(deadline, &ts);
@@ -435,6 +453,8 @@ int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now)
 		for (int i = 0; i < n; i++)
 			handle_event(l, &l->evs[i]);
 	}
+	if (vwait)
+		core_vclock_advance(core_monotime() + (core_monotime_real() - r0));
 	/* With no timer there is nothing to compare the clock with: it is
 	 * read when the turn first asks for now (loop_now). */
 	l->now_stale = !have_now && !has_timer;

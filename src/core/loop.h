@@ -45,7 +45,8 @@ void loop_free(struct loop *l);
 /* Name of the poller backend in use ("epoll" or "poll"). */
 const char *loop_backend(const struct loop *l);
 
-/* The cached turn time (seconds, monotonic unless set synthetically):
+/* The cached turn time (seconds, monotonic - or the virtual clock, see
+ * clock.c - unless set synthetically):
  * read at the first call in a turn that had no timer to check. */
 double loop_now(struct loop *l);
 
@@ -73,7 +74,9 @@ size_t loop_fd_count(const struct loop *l);
 
 /* One event step of a turn (see the file comment).  With have_now the
  * turn time is set to `now` instead of a fresh clock read (synthetic time:
- * the wait is then never blocking).  Returns 0, EDEADLK if asked to block
+ * the wait is then never blocking).  With the virtual clock on, a
+ * blocking poll with timers and no fd wait jumps the clock to the next
+ * deadline instead of sleeping.  Returns 0, EDEADLK if asked to block
  * with no timer and no fd wait (nothing could ever wake us), or an OS
  * errno from the poller. */
 int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now);

@@ -104,36 +104,74 @@ collector(b, blog)
 advance(0)
 t.ok(b:is_active(), "active alarm")
 t.is(b:next_fire_time(), 2000, "next firing at 2000")
--- wall clock steps back 500 s (to 1450); the timer fires at the old
--- moment (wall 1500), sees the firing is not due, and re-arms
+-- wall clock steps back 500 s (to 1450) and nobody says so: the interval
+-- (50 s) runs on the monotonic clock, so the firing comes on time
 epoch = epoch - 500
-advance(50)
-t.is(#blog, 0, "no firing when the clock went back (timer re-armed)")
-alarm.time_changed()
-t.is(b:next_fire_time(), 1600, "time_changed recomputes a not-yet-due firing")
-advance(0)
-advance(99)
-t.is(#blog, 0, "not before the recomputed time")
+advance(49)
+t.is(#blog, 0, "an unsignalled clock step: not before the interval")
 advance(1)
-t.is(#blog, 1, "fired at the recomputed time")
-t.is(blog[1] and blog[1][3], 1600, "fired_epoch 1600")
--- wall clock jumps forward 1000 s: time_changed keeps the overdue firing,
--- it fires once, and recurrences continue from now (missed ones coalesce)
+t.is(#blog, 1, "an unsignalled clock step: fired after the interval")
+t.is(blog[1] and blog[1][3], 2000, "with its firing time (2000)")
+t.is(b:next_fire_time(), 1600, "next firing from the wall clock (1500 -> 1600)")
+-- steps signalled with time_changed() recompute the pending firing
+epoch = epoch - 50
+alarm.time_changed()
+t.is(b:next_fire_time(), 1500, "time_changed recomputes a not-yet-due firing")
+advance(0)
+advance(49)
+t.is(#blog, 1, "not before the recomputed time")
+advance(1)
+t.is(#blog, 2, "fired at the recomputed time")
+t.is(blog[2] and blog[2][3], 1500, "fired_epoch 1500")
+t.is(b:next_fire_time(), 1600, "next firing 1600")
+-- wall clock jumps forward 1000 s, past the pending firing (1600):
+-- time_changed recomputes it too, nothing fires at once with the old time
 epoch = epoch + 1000
 alarm.time_changed()
+t.is(b:next_fire_time(), 2600, "time_changed recomputes a firing the new time passed (1600 -> 2600)")
 advance(0)
 advance(0)
-t.is(#blog, 2, "one overdue firing after a forward jump")
-t.is(blog[2] and blog[2][3], 1700, "the overdue firing (1700)")
-t.is(b:next_fire_time(), 2700, "then the next one after now (2700)")
+t.is(#blog, 2, "no firing at once after a forward jump")
+advance(99)
+t.is(#blog, 2, "not before the recomputed time")
+advance(1)
+t.is(#blog, 3, "fired at the recomputed time")
+t.is(blog[3] and blog[3][3], 2600, "fired_epoch 2600")
 
 -- cancel: one waiter gets false, "cancelled", then never
 b:cancel()
 advance(0); advance(0)
-t.is_deeply(blog[3], { n = 4, false, "cancelled", b, 1700 }, "cancel wakes the waiter with false, cancelled")
+t.is_deeply(blog[4], { n = 4, false, "cancelled", b, 2600 }, "cancel wakes the waiter with false, cancelled")
 advance(1000); advance(0)
-t.is(#blog, 3, "nothing after cancel")
+t.is(#blog, 4, "nothing after cancel")
 t.is(b:is_active(), false, "cancelled alarm is inactive")
+
+-- a wall clock that does not advance (a test's fake clock, or a coarse
+-- one between its ticks): the alarm fires once its interval has passed
+-- on the monotonic clock
+do
+  local frozen = alarm.new{ label = "frozen", next_time = function(last, now)
+    if last == nil then return now + 5 end
+    return last + 0.25
+  end }
+  local flog = {}
+  collector(frozen, flog)
+  local e0 = epoch
+  advance(0, 0)
+  advance(0, 4.9)
+  t.is(#flog, 0, "frozen wall clock: not before 5 s of monotonic time")
+  advance(0, 0.1)
+  t.is(#flog, 1, "frozen wall clock: fired after 5 s of monotonic time")
+  t.is_deeply(flog[1], { n = 3, true, frozen, e0 + 5 }, "with its firing time")
+  -- next: e0 + 5.25 computed at wall time e0, so 5.25 s from the firing
+  advance(0, 5.2)
+  t.is(#flog, 1, "the next interval is computed from the wall time")
+  advance(0, 0.05)
+  t.is(#flog, 2, "and fires when it has passed")
+  t.is(flog[2] and flog[2][3], e0 + 5.25, "with its firing time")
+  frozen:cancel()
+  advance(0); advance(0)
+end
 
 -- a wait that loses a choice does not consume a firing, and leaves no timer
 local c = alarm.new{ next_time = function(last, now) return (last or now) + 5 end }

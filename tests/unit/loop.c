@@ -2,7 +2,8 @@
  * tests/unit/loop.c - the event loop on both poller backends: timers with
  * synthetic and real time (never early), fd waits (FIFO per fd, both
  * directions, cancel, forget, re-arming, regular files ready at once),
- * deadlock detection (EDEADLK), fired order, and clear.
+ * deadlock detection (EDEADLK), fired order, clear, and the virtual
+ * clock (jumps with timers only, real waits with fd waits pending).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -179,6 +180,41 @@ static void churn(const struct poller_ops *ops)
 	loop_free(l);
 }
 
+/* The virtual clock: a blocking poll with only timers jumps to the next
+ * deadline at once; with an fd wait pending it really waits, and the
+ * clock advances by the real time waited. */
+static void vclock(const struct poller_ops *ops)
+{
+	const char *b = ops->name;
+	struct loop *l;
+	uint64_t h;
+	int p[2];
+	loop_new(&l, ops);
+	core_vclock_set(1, 0);
+	ok(core_monotime() == 0, "%s: virtual clock starts at 0", b);
+	loop_timer_add(l, 3600, &h);
+	double r0 = core_monotime_real();
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), 0, "%s: blocking poll (timers only)", b);
+	ok(core_monotime_real() - r0 < 1.0, "%s: ... does not sleep", b);
+	is_str(fired_str(l), "t0", "%s: ... fires the timer", b);
+	ok(loop_now(l) == 3600 && core_monotime() == 3600, "%s: ... the clock jumped to 3600", b);
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), EDEADLK, "%s: nothing left: EDEADLK", b);
+	if (pipe(p) != 0)
+		abort();
+	loop_timer_add(l, 3600.05, &h);
+	loop_fd_wait(l, p[0], POLLER_IN, &h);
+	r0 = core_monotime_real();
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), 0, "%s: blocking poll with an fd wait", b);
+	ok(core_monotime_real() - r0 >= 0.05, "%s: ... waits in real time", b);
+	is_str(fired_str(l), "t0", "%s: ... then fires the timer", b);
+	ok(loop_now(l) >= 3600.05 && loop_now(l) < 3610, "%s: ... the clock moved by the real wait", b);
+	core_vclock_set(0, 0);
+	ok(core_monotime() > 0 && core_monotime() != loop_now(l), "%s: real clock again", b);
+	close(p[0]);
+	close(p[1]);
+	loop_free(l);
+}
+
 /* loop_new lowers the default timer slack (50 us) to 1 ns, keeps others. */
 static void slack(void)
 {
@@ -204,6 +240,7 @@ int main(void)
 		timers(all[i]);
 		fdwaits(all[i]);
 		churn(all[i]);
+		vclock(all[i]);
 	}
 	return done_testing();
 }
