@@ -2,7 +2,10 @@
 ## task loading, supervisor, reload, logging; not the control server, which
 ## src/fibersctl/fibersctl.mk lists), the example tasks and their tests.
 dist_luafibersd_DATA += lib/fibersd/init.lua lib/fibersd/main.lua lib/fibersd/task.lua \
-	lib/fibersd/supervisor.lua lib/fibersd/reload.lua lib/fibersd/log.lua lib/fibersd/host.lua
+	lib/fibersd/machine.lua lib/fibersd/supervisor.lua lib/fibersd/reload.lua lib/fibersd/log.lua \
+	lib/fibersd/host.lua
+EXTRA_DIST += tests/lua/fibersd-machine.lua
+TESTS += tests/lua/fibersd-machine.lua
 
 ## The examples people copy from: scripts/examples/examples.mk.
 

@@ -1,10 +1,14 @@
--- fibersd.supervisor - the restart state machine of every task and the API
--- the control server (control.lua) and reload (reload.lua) drive.
+-- fibersd.supervisor - the task records and the API the control server
+-- (control.lua) and reload (reload.lua) drive.
 --
--- Each task record has one supervisor fiber (in the daemon's `supervisor`
--- scope) that runs the task in a fresh child scope of the tasks scope,
--- waits for its outcome and applies the restart policy.  The supervisor is
--- itself a client of scopes and Ops: it never reaches into a task's fibers.
+-- The policy of a task - its states, restarts, backoff, the give-up window,
+-- stop and reload - is the state x event table of fibersd.machine; a task
+-- record is such a machine, and this module is its environment: a run is a
+-- fresh child scope of the tasks scope watched by a monitor fiber (in the
+-- daemon's `supervisor` scope) that turns the run's end into the machine's
+-- exit event; each record has a driver fiber for the backoff timer.  The
+-- supervisor is itself a client of scopes and Ops: it never reaches into a
+-- task's fibers.
 --
 -- States: loading running ready stopping backoff exited failed fatal stopped
 -- disabled.  Cancellation reasons sent by the daemon: stop restart reload
@@ -39,12 +43,13 @@ local cond = require 'fibers.cond'
 local host = require 'fibersd.host'
 local log = require 'fibersd.log'
 local task = require 'fibersd.task'
+local machine = require 'fibersd.machine'
 
 local M = {}
 
 local Sup = {}
 Sup.__index = Sup
-local Rec = {}
+local Rec = setmetatable({}, { __index = machine.Machine })
 Rec.__index = Rec
 
 -- Accounts of running tasks: id -> record (for the doom hook).
@@ -59,8 +64,6 @@ function M.on_doom(id, why)
   end
 end
 
-local ACTIVE = { loading = true, running = true, ready = true, stopping = true }
-
 local function now() return fibers.now() end
 
 -- ---- the supervisor ---------------------------------------------------------
@@ -73,7 +76,47 @@ function M.new(opts)
     watchers = {}, changed = cond.new(), started = now(), nstate = {},
     shutting_down = false,
   }, Sup)
+  sv.env = M.env(sv)
   return sv
+end
+
+-- The machine's env (fibersd.machine) for the records of supervisor sv.
+function M.env(sv)
+  return {
+    clock = now,
+    random = math.random,
+    launch = function(r) return r:launch_run() end,
+    cancel = function(r, reason)
+      if r.scope then r.scope:cancel(reason) end
+      r:poke()
+    end,
+    timer = function(r, t)
+      r.timer_at = t
+      r:poke()
+    end,
+    install = function(r, spec) r:set_version(spec) end,
+    remove = function(r)
+      sv.tasks[r.name] = nil
+      sv._names = nil
+      log.drop(r.name)
+      r.gone = true
+      r:set_state('removed', 'reload')
+      sv.nstate.removed = 0
+      r:poke()
+    end,
+    log = function(r, level, fmt, ...) log.task(r.name, r.name, level, fmt, ...) end,
+    changed = function(r, from, to, reason)
+      local ns = sv.nstate
+      if from ~= to then
+        ns[from] = ns[from] - 1
+        ns[to] = (ns[to] or 0) + 1
+      end
+      sv:emit({ event = 'state', task = r.name, scope = r.name,
+        id = r.scope and r.scope:id() or nil, from = from, to = to,
+        reason = reason, t = r.since, time = log.realtime() })
+    end,
+    shutting_down = function() return sv.shutting_down end,
+  }
 end
 
 -- Sorted task names.
@@ -177,10 +220,7 @@ end
 function Sup:start(name)
   local r, code, msg = lookup(self, name)
   if not r then return nil, code, msg end
-  r.recent, r.delay = {}, nil
-  if ACTIVE[r.state] then return true end
-  r.after, r.want, r.next_start = nil, 'run', nil
-  r:poke()
+  r:event('start')
   return true
 end
 
@@ -204,13 +244,9 @@ end
 -- Add a task record and start its supervisor fiber.  spec = { name, file,
 -- source, hash, chunk|nil, error|nil, policy, params, enabled }.
 function Sup:add(spec)
-  local r = setmetatable({
-    sv = self, name = spec.name, file = spec.file, restarts = 0, recent = {},
-    state = 'loading', since = now(), wake = cond.new(), ready = false,
-  }, Rec)
+  local r = setmetatable({ sv = self, file = spec.file, wake = cond.new(), ready = false }, Rec)
+  machine.init(r, spec.name, spec.policy, self.env, spec.enabled == false and 'disabled' or 'loading')
   r:set_version(spec)
-  r.want = r.enabled and 'run' or 'idle'
-  if not r.enabled then r.state = 'disabled' end
   self.tasks[r.name] = r
   self._names = nil
   self.nstate[r.state] = (self.nstate[r.state] or 0) + 1
@@ -221,6 +257,7 @@ function Sup:add(spec)
   if me then me.tag = nil end
   self.sup_scope:spawn(function() r:main() end)
   if me then me.tag = old end
+  if r.enabled then machine.launch(r) end
   return r
 end
 
@@ -228,14 +265,7 @@ end
 -- the caller cancelling the tasks scope with "shutdown".
 function Sup:shutdown()
   self.shutting_down = true
-  for _, r in pairs(self.tasks) do
-    r.want = 'idle'
-    if not r.scope then
-      if r.state == 'backoff' or r.state == 'loading' then r:set_state('stopped', 'shutdown') end
-      r.next_start = nil
-    end
-    r:poke()
-  end
+  for _, r in pairs(self.tasks) do r:request('shutdown', 'idle') end
 end
 
 -- Number of tasks whose scope has not ended yet (running or stopping).
@@ -262,7 +292,10 @@ function Sup:scopes()
   return out
 end
 
--- ---- one task ---------------------------------------------------------------
+-- ---- one task ----------------------------------------------------------------
+-- A task record is a fibersd.machine (the policy: actions[state][event])
+-- whose env is the daemon: runs are task scopes, the timer is the record's
+-- driver fiber, log lines go to the task's log.
 
 -- Install a (new) version: source, chunk, policy, params.
 function Rec:set_version(spec)
@@ -275,105 +308,46 @@ function Rec:set_version(spec)
   self.public = { name = self.name, file = self.file, params = self.params }
 end
 
--- Wake the supervisor fiber.
+-- Wake the record's driver fiber (the backoff timer changed, or it is gone).
 function Rec:poke()
   local c = self.wake
   self.wake = cond.new()
   c:signal()
 end
 
--- Change state, log at debug and tell the watchers.
-function Rec:set_state(to, reason)
-  local from = self.state
-  if from == to and self.reason == reason then return end
-  local ns = self.sv.nstate
-  if from ~= to then
-    ns[from] = ns[from] - 1
-    ns[to] = (ns[to] or 0) + 1
-  end
-  self.state, self.reason, self.since = to, reason, now()
-  if to ~= 'backoff' then self.next_start = nil end
-  self.sv:emit({ event = 'state', task = self.name, scope = self.name,
-    id = self.scope and self.scope:id() or nil, from = from, to = to,
-    reason = reason, t = self.since, time = log.realtime() })
-end
-
 -- Ask the task to stop with a reason, then do `after` (idle|run|exit|
--- disable|replace) once it has stopped.
+-- disable) once it has stopped.
 function Rec:request(reason, after)
-  self.after = after
-  if self.scope then
-    if not self.intent then
-      self.intent = reason
-      self.scope:cancel(reason)
-    end
-  else
-    self.next_start = nil
-    if after == 'run' or after == 'replace' then
-      self.want = 'run'
-    elseif after == 'disable' then
-      self.want = 'idle'
-      self:set_state('disabled', reason)
-    elseif after == 'exit' then
-      self.want = 'exit'
-    else
-      self.want = 'idle'
-      if self.state == 'backoff' or self.state == 'loading' then self:set_state('stopped', reason) end
-    end
-  end
-  self:poke()
+  self:event('stop', { reason = reason, after = after })
 end
 
 -- Install a changed version (reload): a running task is stopped with reason
 -- "reload" first; then the new version starts (unless the operator stopped
 -- it or it is disabled).
 function Rec:replace(spec)
-  self.recent, self.delay = {}, nil
-  if self.scope then
-    self.pending = spec
-    self:request('reload', 'replace')
-    return
-  end
-  self:set_version(spec)
-  if not self.enabled then
-    self:request('reload', 'disable')
-  elseif not (self.state == 'stopped' and self.reason == 'stop') then
-    self.want, self.next_start = 'run', nil
-    self:poke()
-  end
+  self:event('reload-changed', { spec = spec })
 end
 
--- fibersd.ready() of this task: state ready, logged once per run.
-function Rec:on_ready()
-  if self.ready then return end
-  self.ready = true
-  if self.state == 'running' or self.state == 'loading' then self:set_state('ready') end
-  log.task(self.name, self.name, 'info', 'ready')
-end
+-- fibersd.ready() of this task.
+function Rec:on_ready() self:event('ready') end
 
 -- fibersd.watchdog() of this task: it is alive.
 function Rec:on_watchdog() self.wd_last = now() end
 
--- The supervisor fiber's loop.
+-- The record's driver fiber: fires the backoff timer until the task is gone.
 function Rec:main()
-  while self.want ~= 'exit' do
-    if self.want == 'run' and not self.sv.shutting_down then
-      if self.next_start and now() < self.next_start then
-        if self.state ~= 'backoff' then self:set_state('backoff') end
-        fibers.named_choice({ timer = sleep.sleep_until_op(self.next_start), wake = self.wake:wait_op() })
-      else
-        self.next_start = nil
-        self:run_once()
+  while not self.gone do
+    local t = self.timer_at
+    if t then
+      local which = fibers.named_choice({ timer = sleep.sleep_until_op(t), wake = self.wake:wait_op() })
+      if which == 'timer' and self.timer_at == t then
+        self.timer_at = nil
+        self:event('timer')
       end
     else
       fibers.perform(self.wake:wait_op())
     end
   end
-  self.sv.tasks[self.name] = nil
-  self.sv._names = nil
-  log.drop(self.name)
-  self:set_state('removed', 'reload')
-  self.sv.nstate.removed = 0
 end
 
 local function kill_tree(s, seen)
@@ -393,50 +367,47 @@ local function kill_tree(s, seen)
 end
 M.kill_tree = kill_tree
 
--- Start one run of the task and supervise it to its outcome.
-function Rec:run_once()
+-- env.launch: start one run in a fresh task scope, supervised by a new
+-- monitor fiber.  true | nil, 'compile', message | nil, 'refused', reason.
+function Rec:launch_run()
   local pol = self.policy
   local chunk, err = self.first_chunk, self.compile_error
   self.first_chunk = nil
   if not chunk and not err then
     chunk, err = task.compile(self.source, self.file, task.new_env())
   end
-  if not chunk then
-    self.last_error, self.last_exit = err, 'failed'
-    self.want = 'idle'
-    self:set_state('loading')
-    log.task(self.name, self.name, 'err', '%s', err)
-    self:set_state('failed', 'compile error')
-    return
-  end
+  if not chunk then return nil, 'compile', err end
   local sc, why = self.sv.tasks_scope:child()
-  if not sc then
-    self.want = 'idle'
-    self:set_state('stopped', why)
-    return
-  end
+  if not sc then return nil, 'refused', why end
   pcall(sc.set_name, sc, self.name)
   sc:set_default('shutdown_grace', pol.shutdown_grace)
   task.register(sc, self)
-  local acct = host.task_new(pol.memory_limit or 0)
+  local acct = host.task_new(pol.memory_limit)
   if acct then M.live[acct] = self end
-  self.scope, self.acct, self.ready, self.forced = sc, acct, false, false
-  self.intent, self.after, self.fail_override, self.force_at = nil, nil, nil, nil
+  self.scope, self.acct, self.forced = sc, acct, false
+  self.fail_override, self.force_at = nil, nil
   self.started_at, self.wd_last = now(), now()
-  self:set_state('loading')
   local chunk_done = cond.new()
   local public = self.public
   local me = runtime.current_fiber()
-  local oldtag = me.tag
-  me.tag = acct
+  local oldtag = me and me.tag
+  if me then me.tag = acct end
   sc:spawn(function(s)
     chunk(s, public)
     s:close()
     chunk_done:signal()
   end)
-  me.tag = oldtag
+  if me then me.tag = nil end
+  self.sv.sup_scope:spawn(function() self:monitor(sc, chunk_done) end)
+  if me then me.tag = oldtag end
+  return true
+end
+
+-- Supervise one run to its end; the end is the machine's exit event.
+function Rec:monitor(sc, chunk_done)
+  local pol = self.policy
   runtime.yield() -- the chunk runs its first slice before we go on
-  if self.state == 'loading' then self:set_state('running') end
+  if self.scope == sc and self.state == 'loading' then self:event('loaded') end
 
   local phase, status, perr, report = 'body', nil, nil, nil
   local fail_sent = false
@@ -451,12 +422,9 @@ function Rec:run_once()
       -- a doomed task unwinds like a stopped one (the guard never hits the
       -- library's bookkeeping, task.c); stop_timeout remains the safety net
       -- for finalisers that block (outcome "failed" with the doom reason)
-      self.force_at = self.force_at or now() + (pol.stop_timeout or 10)
+      self.force_at = self.force_at or now() + pol.stop_timeout
     end
-    if self.intent and not self.force_at then
-      self:set_state('stopping', self.intent)
-      self.force_at = now() + (pol.stop_timeout or 10)
-    end
+    if self.intent and not self.force_at then self.force_at = now() + pol.stop_timeout end
     local arms = { wake = self.wake:wait_op() }
     if phase == 'body' then
       arms.done = chunk_done:wait_op()
@@ -464,7 +432,7 @@ function Rec:run_once()
     else
       arms.joined = sc:join_op()
     end
-    local wd = pol.watchdog_sec or 0
+    local wd = pol.watchdog_sec
     if wd > 0 and not self.intent and not self.fail_override then
       arms.wd = sleep.sleep_until_op(self.wd_last + wd)
     end
@@ -477,9 +445,8 @@ function Rec:run_once()
       phase = 'join'
     elseif which == 'notok' then
       phase = 'join'
-      if a == 'cancelled' and not self.intent and self.sv.shutting_down then self.intent = 'shutdown' end
-      if self.state ~= 'stopping' then self:set_state('stopping', self.intent or b) end
-      self.force_at = self.force_at or now() + (pol.stop_timeout or 10)
+      self:event('unwinding', { reason = b })
+      self.force_at = self.force_at or now() + pol.stop_timeout
     elseif which == 'wd' then
       if now() - self.wd_last >= wd then
         self.fail_override, fail_sent = 'watchdog timeout', true
@@ -490,28 +457,24 @@ function Rec:run_once()
       break
     end
   end
-  self:finish(sc, status, perr, report)
+  self:end_run(sc, status, perr, report)
 end
 
--- Map a run's end to a state and decide what comes next.
-function Rec:finish(sc, status, perr, report)
-  local t = now()
-  local dur = t - self.started_at
-  local intent, after = self.intent, self.after
-  self.scope, self.ready = nil, false
+-- Release a run's resources and hand its outcome to the machine.
+function Rec:end_run(sc, status, perr, report)
+  self.scope = nil
   if status == nil then -- forced past stop_timeout
     kill_tree(sc)
     self.abandoned = self.abandoned or setmetatable({}, { __mode = 'k' })
     self.abandoned[sc] = true
     self.forced = true
     if self.acct then M.live[self.acct] = nil end
-    self.last_exit = 'stopped (forced)'
     if self.fail_override then
       log.task(self.name, self.name, 'warning', 'did not unwind after "%s": forced (processes killed, fibers abandoned)',
         self.fail_override)
     else
       log.task(self.name, self.name, 'warning', 'did not stop within %gs: forced (processes killed, fibers abandoned)',
-        self.policy.stop_timeout or 10)
+        self.policy.stop_timeout)
     end
   else
     local doomed = host.task_doomed(self.acct)
@@ -522,97 +485,15 @@ function Rec:finish(sc, status, perr, report)
   end
   self.acct = nil
   self.extra_errors = report and report.extra_errors or {}
-  local outcome, reason
-  if status == nil and self.fail_override then
-    outcome, reason = 'failed', self.fail_override
-  elseif status == nil then
-    outcome, reason = 'stopped', 'forced'
-  elseif self.fail_override then
-    outcome, reason = 'failed', self.fail_override
-  elseif status == 'ok' then
-    outcome, reason = 'exited', nil
+  local forced = status == nil
+  if self.fail_override then
+    self:event('exit-fail', { reason = self.fail_override, forced = forced })
+  elseif forced or status == 'ok' then
+    self:event('exit-ok', { forced = forced })
   elseif status == 'failed' then
-    outcome, reason = 'failed', perr
-  elseif intent then
-    outcome, reason = 'stopped', intent
+    self:event('exit-fail', { reason = perr })
   else
-    outcome, reason = 'exited', perr
-  end
-  if status ~= nil or outcome == 'failed' then
-    self.last_exit = outcome == 'exited' and (reason and ('exited: ' .. tostring(reason)) or 'exited') or outcome
-  end
-  if outcome == 'failed' then
-    self.last_error = tostring(reason)
-    log.task(self.name, self.name, 'err', 'failed: %s', self.last_error)
-  elseif outcome == 'exited' then
-    log.task(self.name, self.name, 'info', 'exited%s', reason and (' (' .. tostring(reason) .. ')') or '')
-  else
-    log.task(self.name, self.name, 'info', 'stopped (%s)', tostring(reason))
-  end
-  self:set_state(outcome, reason)
-
-  if intent or self.sv.shutting_down then
-    self.want = 'idle'
-    if self.sv.shutting_down then return end
-    if after == 'replace' and self.pending then
-      self:set_version(self.pending)
-      self.pending = nil
-      if self.enabled then self.want = 'run' else self:set_state('disabled', intent) end
-    elseif after == 'run' then
-      self.want = 'run'
-    elseif after == 'exit' then
-      self.want = 'exit'
-    elseif after == 'disable' then
-      self:set_state('disabled', intent)
-    end
-    return
-  end
-  local restart = self.policy.restart or 'on-failure'
-  if outcome == 'failed' and restart ~= 'no' then
-    self:schedule_restart(true, dur)
-  elseif outcome == 'exited' and restart == 'always' then
-    self:schedule_restart(false, dur)
-  else
-    self.want = 'idle'
-  end
-end
-
--- Apply backoff and the restart limit after a run of `dur` seconds.
-function Rec:schedule_restart(failure, dur)
-  local pol, t = self.policy, now()
-  local window = pol.restart_window or 60
-  if dur >= window then self.delay, self.recent = nil, {} end
-  local recent = {}
-  for _, ts in ipairs(self.recent) do
-    if t - ts < window then recent[#recent + 1] = ts end
-  end
-  self.recent = recent
-  if #recent >= (pol.restart_limit or 5) then
-    self.want = 'idle'
-    log.task(self.name, self.name, 'err', 'more than %d restarts within %gs: giving up (fatal); last error: %s',
-      pol.restart_limit or 5, window, tostring(self.last_error or 'none'))
-    self:set_state('fatal', self.last_error)
-    return
-  end
-  recent[#recent + 1] = t
-  self.restarts = self.restarts + 1
-  local first = pol.restart_delay or 0.1
-  local maxd = pol.restart_max_delay or 30
-  local base
-  if failure then
-    base = math.min(self.delay or first, maxd)
-    self.delay = math.min(base * 2, maxd)
-  else
-    base = math.min(first, maxd)
-  end
-  local d = base * (0.8 + 0.4 * math.random())
-  self.want = 'run'
-  if d > 0 then
-    self.next_start = t + d
-    log.task(self.name, self.name, 'notice', 'restarting in %.3fs (restart %d)', d, self.restarts)
-    self:set_state('backoff', string.format('%.3f', d))
-  else
-    self.next_start = nil
+    self:event('exit-ok', { reason = perr })
   end
 end
 
