@@ -34,6 +34,11 @@
 --   only under a host that set log_line), unknown users/groups/rlimits.
 --   A numeric user without a passwd entry needs an explicit group.
 --   Supplementary groups default to the user's (getgrouplist) when root.
+-- * cgroup = "/sys/fs/cgroup/.../dir" (a cgroup v2 directory): the child
+--   starts in it (clone3 CLONE_INTO_CGROUP, else it joins before anything
+--   else of its setup) and never runs its program outside; a directory
+--   that cannot be opened fails the Command ("cgroup <path>: <strerror>"),
+--   one that is no cgroup makes the child exit 127 ("cgroup: <strerror>").
 -- * rlimits = { name = n | {soft, hard} | "unlimited" }: a bare n sets the
 --   soft limit (the hard one is raised only when n exceeds it).
 -- * output_op switches an unset/"inherit"/"pipe" stdout to a pipe and raises
@@ -257,13 +262,14 @@ function M.command(...)
     error("exec: env_mode must be 'merge' or 'replace'", 2)
   end
   check_flags(spec.flags); check_grace(spec.shutdown_grace); check_rlimits(spec.rlimits)
+  if spec.cgroup ~= nil and type(spec.cgroup) ~= "string" then error("exec: cgroup must be a string", 2) end
   local uid, gid, groups = resolve_creds(spec)
   return setmetatable({
     _argv = argv, _seq = seq, _scope = scope_mod.current(),
     _stdin = spec.stdin, _stdout = spec.stdout, _stderr = spec.stderr,
     _cwd = spec.cwd, _env = spec.env, _env_mode = spec.env_mode, _flags = spec.flags,
     _grace = spec.shutdown_grace, _uid = uid, _gid = gid, _groups = groups,
-    _umask = resolve_umask(spec.umask), _rlimits = spec.rlimits,
+    _umask = resolve_umask(spec.umask), _rlimits = spec.rlimits, _cgroup = spec.cgroup,
     _state = "pending", _since = monotime(), _owned = {}, _pumps = 0,
   }, Command)
 end
@@ -334,9 +340,19 @@ local function mode_of(cmd, name)
   return v
 end
 
-local function build_env(cmd)
-  return spec_mod.build_env(cmd._env, cmd._env_mode, host)
+-- The Command's env over the host's per-scope defaults (not with "replace").
+local function build_env(cmd, tenv)
+  local env = cmd._env
+  if tenv and cmd._env_mode ~= "replace" then
+    local m = {}
+    for k, v in pairs(tenv) do m[k] = v end
+    for k, v in pairs(env or {}) do m[k] = v end
+    env = m
+  end
+  return spec_mod.build_env(env, cmd._env_mode, host)
 end
+
+local NODEF = {}
 
 local function shutdown_grace(cmd)
   if cmd._grace then return cmd._grace end
@@ -397,15 +413,33 @@ end
 function Command:_start()
   if self._state ~= "pending" then return end
   self._state = "starting"
+  -- the host's defaults for this scope (fibersd: the task's cgroup and
+  -- identity); the Command's own settings win
+  local td = host.task_defaults
+  td = td and td(self._scope) or NODEF
+  local uid, gid, groups = self._uid, self._gid, self._groups
+  if uid == nil and gid == nil and groups == nil then uid, gid, groups = td.uid, td.gid, td.groups end
+  local umask = self._umask
+  if umask == nil then umask = td.umask end
   local spec = {
-    argv = self._argv, cwd = self._cwd, env = build_env(self),
-    uid = self._uid, gid = self._gid, groups = self._groups, umask = self._umask,
+    argv = self._argv, cwd = self._cwd or td.cwd, env = build_env(self, td.env),
+    uid = uid, gid = gid, groups = groups, umask = umask,
     rlimits = self._rlimits or host.defaults.rlimits, pidfd = BACKEND == "pidfd",
-    async = ASYNC,
+    async = ASYNC, cgroup = td.cgroup,
   }
   local parent_fds, child_fds, mine = {}, {}, {}
   local fail
+  if self._cgroup then -- a cgroup v2 directory of the Command's own
+    local fd, e = core.cgroup.open(self._cgroup)
+    if fd then
+      spec.cgroup = fd
+      child_fds[1] = fd -- closed with the child's ends after the spawn
+    else
+      fail = "cgroup " .. self._cgroup .. ": " .. tostring(e)
+    end
+  end
   for i = 1, 3 do
+    if fail then break end
     local name = STDIO[i]
     local m = mode_of(self, name)
     if m == "pipe" or m == "log" then
@@ -738,13 +772,16 @@ end
 
 -- _set_host{ defaults = { stdin, stdout, stderr, shutdown_grace, rlimits },
 --   env = { NAME = value|false }, scrub_env = { NAME... },
+--   task_defaults = function(scope) -> nil | { cgroup = dir fd, cwd, uid,
+--     gid, groups, umask, env = { NAME = value } } (per-scope defaults of
+--     every Command started in scope; its own fields win),
 --   log_line = function(cmd, stream_name, line, scope) end,
 --   on_orphan = function(pid, status_string) end }  (nil resets)
 function M._set_host(h)
   h = h or {}
   host = {
     defaults = h.defaults or {}, env = h.env, scrub_env = h.scrub_env,
-    log_line = h.log_line, on_orphan = h.on_orphan,
+    log_line = h.log_line, on_orphan = h.on_orphan, task_defaults = h.task_defaults,
   }
   if host.on_orphan then
     sigchld_arm()

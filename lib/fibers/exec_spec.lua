@@ -124,7 +124,7 @@ end
 M.FIELDS = {
   stdin = true, stdout = true, stderr = true, cwd = true, env = true, env_mode = true,
   flags = true, shutdown_grace = true, user = true, group = true, groups = true,
-  umask = true, rlimits = true,
+  umask = true, rlimits = true, cgroup = true,
 }
 
 -- The child's environment as a list of "K=V", or nil to inherit ours:

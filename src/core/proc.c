@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,7 @@ struct child_ctx {
 	int exec_err;
 	pid_t parent;
 	int errfd;              /* fork mode: the report pipe; else -1 */
+	int placed;             /* PROC_CGROUP done by clone3(CLONE_INTO_CGROUP) */
 	struct child_report rep; /* CLONE_VM modes: the report itself */
 };
 
@@ -101,6 +103,7 @@ static const char *const step_names[PROC_STEP_MAX] = {
 	[PROC_STEP_GETPPID] = "getppid",
 	[PROC_STEP_CLOSEFDS] = "close_range",
 	[PROC_STEP_EXEC] = "exec",
+	[PROC_STEP_CGROUP] = "cgroup",
 };
 
 /* Name of a child step ("chdir", "setuid", "exec", ...). */
@@ -356,6 +359,17 @@ CHILD_FN int child_main(void *arg)
 	const struct proc_spec *s = c->spec;
 	long r;
 
+	/* into the cgroup before anything else (unless clone3 put us there):
+	 * nothing of the child's runs outside it but these three calls */
+	if ((s->flags & PROC_CGROUP) && !c->placed) {
+		int fd = (int)CSYS5(SYS_openat, s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC, 0, 0);
+		if (fd < 0)
+			child_fail(c, PROC_STEP_CGROUP, -fd);
+		r = CSYS(SYS_write, fd, "0", 1);
+		CSYS(SYS_close, fd, 0, 0);
+		if (r < 0)
+			child_fail(c, PROC_STEP_CGROUP, (int)-r);
+	}
 	/* dispositions first, while every signal is still blocked */
 	for (int sig = 1; sig < NSIG; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
@@ -699,6 +713,93 @@ size_t proc_blocks_held(void)
 	return n;
 }
 
+/*
+ * clone3 with CLONE_INTO_CGROUP (Linux >= 5.7): the child starts in the
+ * cgroup.  clone3 has no libc wrapper that runs a function on a new stack,
+ * so the child's side is assembly: it returns from the system call on the
+ * block's stack with the parent's registers, calls child_main(ctx) and
+ * exits with its result (x86-64; elsewhere the child's write is used).
+ */
+struct clone3_args {
+	unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal;
+	unsigned long long stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#define CLONE3_INTO_CGROUP 0x200000000ULL
+
+static int clone3_used; /* proc_cgroup_clone3 */
+
+int proc_cgroup_clone3(void)
+{
+	return __atomic_load_n(&clone3_used, __ATOMIC_RELAXED);
+}
+
+#if defined(__linux__) && defined(__x86_64__) && defined(SYS_clone3)
+static long clone3_run(struct clone3_args *a, int (*fn)(void *), void *arg)
+{
+	long ret;
+	register long r12 __asm__("r12") = (long)fn;
+	register long r13 __asm__("r13") = (long)arg;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "mov %%r13, %%rdi\n\t"
+			 "call *%%r12\n\t"
+			 "mov %%eax, %%edi\n\t"
+			 "mov %[ex], %%eax\n\t"
+			 "syscall\n\t"
+			 "hlt\n"
+			 "1:"
+			 : "=a"(ret)
+			 : "0"((long)SYS_clone3), "D"(a), "S"(sizeof *a), "r"(r12), "r"(r13),
+			   [ex] "i"(SYS_exit_group)
+			 : "rcx", "r11", "memory", "cc");
+	return ret;
+}
+
+/* clone3 into the spec's cgroup on b's stack with the given clone flags
+ * (CLONE_VM and the mode's others).  The pid, -errno for failures that
+ * any clone would have (EAGAIN, ENOMEM), or 0 when the caller should use
+ * the plain clone and the child's write (no clone3, or the cgroup refused
+ * by this call: the write then reports why). */
+static int clone3_into(struct spawn_block *b, unsigned long long flags, int *pidfd, int *ctid)
+{
+	static int refused;
+	if (__atomic_load_n(&refused, __ATOMIC_RELAXED))
+		return 0;
+	struct clone3_args a;
+	memset(&a, 0, sizeof a);
+	a.flags = flags | CLONE3_INTO_CGROUP;
+	a.pidfd = (unsigned long long)(uintptr_t)pidfd;
+	a.child_tid = (unsigned long long)(uintptr_t)ctid;
+	a.exit_signal = SIGCHLD;
+	a.stack = (unsigned long long)(uintptr_t)b->stack;
+	a.stack_size = CHILD_STACK_SIZE;
+	a.cgroup = (unsigned long long)b->spec.cgroup_fd;
+	b->ctx.placed = 1;
+	long pid = clone3_run(&a, child_main, &b->ctx);
+	if (pid > 0) {
+		__atomic_store_n(&clone3_used, 1, __ATOMIC_RELAXED);
+		return (int)pid;
+	}
+	b->ctx.placed = 0;
+	if (pid == -EAGAIN || pid == -ENOMEM)
+		return (int)pid;
+	if (pid == -ENOSYS || pid == -EPERM || pid == -E2BIG)
+		__atomic_store_n(&refused, 1, __ATOMIC_RELAXED); /* kernel or seccomp: never */
+	return 0;
+}
+#else
+static int clone3_into(struct spawn_block *b, unsigned long long flags, int *pidfd, int *ctid)
+{
+	(void)b;
+	(void)flags;
+	(void)pidfd;
+	(void)ctid;
+	return 0;
+}
+#endif
+
 /* The vfork mode's clone, on the block's pooled stack. */
 static int do_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 {
@@ -708,6 +809,11 @@ static int do_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 	struct child_ctx *c = &b->ctx;
 	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	pid_t pid = -1;
+	if (b->spec.flags & PROC_CGROUP) {
+		pid = clone3_into(b, CLONE_VM | CLONE_VFORK | (want_pidfd ? CLONE_PIDFD : 0), pidfd, NULL);
+		if (pid != 0)
+			return pid;
+	}
 	if (want_pidfd) {
 		pid = clone(child_main, top, flags | CLONE_PIDFD, c, pidfd);
 		if (pid >= 0 || errno != EINVAL)
@@ -743,7 +849,16 @@ static int async_clone(struct spawn_block *b, int want_pidfd, int *pidfd)
 	char *top = (char *)b->stack + CHILD_STACK_SIZE;
 	int flags = CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD | (want_pidfd ? CLONE_PIDFD : 0);
 	b->ctid = -1;
-	pid_t pid = clone(child_main, top, flags, &b->ctx, pidfd, NULL, &b->ctid);
+	pid_t pid = 0;
+	if (b->spec.flags & PROC_CGROUP) {
+		pid = clone3_into(b, (unsigned)flags & ~(unsigned)SIGCHLD, pidfd, &b->ctid);
+		if (pid > 0 || pid == -EAGAIN || pid == -ENOMEM) {
+			if (pid < 0)
+				b->ctid = 0;
+			return pid;
+		}
+	}
+	pid = clone(child_main, top, flags, &b->ctx, pidfd, NULL, &b->ctid);
 	if (pid >= 0)
 		return pid;
 	int err = errno;

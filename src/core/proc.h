@@ -51,6 +51,11 @@ struct proc_rlimit {
 			     * x86-64 and AArch64, else the vfork mode).  A
 			     * failure in the child is then reported after it
 			     * is reaped: proc_take_report */
+#define PROC_CGROUP 0x80u   /* start the child in the cgroup v2 directory
+			     * cgroup_fd: clone3(CLONE_INTO_CGROUP) where the
+			     * kernel has it, else the child writes its
+			     * cgroup.procs first thing, before anything else
+			     * of its setup (it never execs outside) */
 
 struct proc_spec {
 	const char *file;    /* program; searched on `path` unless it has a '/' */
@@ -68,6 +73,8 @@ struct proc_spec {
 	mode_t umask;
 	const struct proc_rlimit *rlimits;
 	size_t nrlimits;
+	int cgroup_fd; /* PROC_CGROUP: an fd of the cgroup's directory
+			* (O_PATH is enough) */
 };
 
 /* Steps of the child's setup; a failure reports one of these and an errno. */
@@ -87,6 +94,7 @@ enum proc_step {
 	PROC_STEP_GETPPID,
 	PROC_STEP_CLOSEFDS,
 	PROC_STEP_EXEC,
+	PROC_STEP_CGROUP,
 	PROC_STEP_MAX
 };
 
@@ -105,6 +113,10 @@ struct proc_result {
  * Returns an errno for failures in the parent (no child then,
  * res->pid == 0). */
 int proc_spawn(const struct proc_spec *spec, struct proc_result *res);
+/* How the last PROC_CGROUP spawn of this process was placed: 1 by
+ * clone3(CLONE_INTO_CGROUP), 0 by the child's cgroup.procs write (for
+ * tests and the benchmark). */
+int proc_cgroup_clone3(void);
 /* Name of a child step ("chdir", "setuid", "exec", ...). */
 const char *proc_step_name(int step);
 /* After reaping pid: 1 with *step and *err (either may be NULL) if it was an

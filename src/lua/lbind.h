@@ -31,5 +31,6 @@ int fl_open_stream(lua_State *L);
 int fl_open_file(lua_State *L);
 int fl_open_socket(lua_State *L);
 int fl_open_proc(lua_State *L);
+int fl_open_cgroup(lua_State *L);
 
 #endif

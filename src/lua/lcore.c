@@ -18,6 +18,7 @@ static const struct {
 	{ "file", fl_open_file },
 	{ "socket", fl_open_socket },
 	{ "proc", fl_open_proc },
+	{ "cgroup", fl_open_cgroup },
 };
 
 int fl_pusherr(lua_State *L, int err)

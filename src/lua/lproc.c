@@ -131,7 +131,7 @@ static size_t get_rlimits(lua_State *L, int t, struct proc_rlimit *out)
 
 /* proc.spawn{ file, argv, env?, path?, cwd?, stdin?, stdout?, stderr?,
  *   pgroup?, setsid?, pdeathsig?, pidfd?, fork?, async?, uid?, gid?, groups?,
- *   umask?, rlimits? } -> pid, pidfd|false
+ *   umask?, rlimits?, cgroup? (fd of a cgroup v2 directory) } -> pid, pidfd|false
  *   | nil, "<step>: <strerror>", errno, "child", status-kind, code
  *   | nil, strerror, errno (failure in the parent) */
 static int l_spawn(lua_State *L)
@@ -211,6 +211,11 @@ static int l_spawn(lua_State *L)
 	}
 	s.nrlimits = get_rlimits(L, 1, rl);
 	s.rlimits = rl;
+	lua_getfield(L, 1, "cgroup");
+	if (!lua_isnil(L, -1)) {
+		s.flags |= PROC_CGROUP;
+		s.cgroup_fd = (int)luaL_checkinteger(L, -1);
+	}
 
 	int err = proc_spawn(&s, &r);
 	if (err)
