@@ -12,6 +12,8 @@
 --   wait_fd(fd, "r"|"w", task) -> h | nil, msg, errno
 --                                  one-shot; errors/hang-ups count as ready
 --   cancel_fd(h) -> bool, forget_fd(fd) -> n (drop all waits; before close)
+--   set_fd_background(fd, on)      waits on fd do not stop the jumps of
+--                                  the virtual clock (fibers.testing)
 --   run(now?)                      one turn, never blocks; `now` = synthetic
 --   main()                         turns until stop(); raises on deadlock
 --   stop(), now(), next_wake_time(), clear(), counts(), backend()

@@ -38,6 +38,9 @@ local function get_watcher()
     local w, err = csig.open()
     if not w then error("fibers: cannot watch signals: " .. tostring(err), 3) end
     watcher = w
+    -- a signal is a rare event from outside: a pending signal wait does
+    -- not stop the virtual clock (fibers.testing) from jumping
+    sched:set_fd_background(w:fd(), true)
   end
   return watcher
 end

@@ -5,8 +5,9 @@
 --   * the clock starts at 0 and stands still while fibers run;
 --   * when every fiber is blocked and nothing but a timer can wake one (no
 --     fd wait pending: no stream or socket read/write, no process exit
---     wait, no signal wait), the clock jumps straight to the next timer's
---     deadline instead of sleeping;
+--     wait), the clock jumps straight to the next timer's deadline instead
+--     of sleeping; a pending signal wait does not stop the jump (a signal
+--     that has arrived is still delivered first);
 --   * while some fd wait is pending the loop really waits, and the clock
 --     advances by the real time waited, so timeouts raced against I/O
 --     still fire.

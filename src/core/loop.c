@@ -18,9 +18,11 @@
  * fires.
  *
  * Virtual clock (clock.c): while it is on, a turn that would block with
- * timers armed and no fd wait pending does not sleep; the clock jumps to
- * the earliest deadline instead.  A turn that does wait (for fds, or for a
- * timer while fd waits are pending) advances it by the real time waited.
+ * timers armed and no fd wait pending (waits on background fds - signal
+ * watchers - aside, unless one is ready) does not sleep; the clock jumps
+ * to the earliest deadline instead.  A turn that does wait (for fds, or
+ * for a timer while fd waits are pending) advances it by the real time
+ * waited.
  *
  * Timer slack: Linux lets a sleep run late by the thread's timer slack
  * (50 us by default; epoll_pwait2 uses max(slack, timeout / 1000)).  A
@@ -81,6 +83,9 @@ struct loop {
 
 	uint32_t *fired;
 	size_t nfired, firedcap;
+
+	int bg[LOOP_MAX_BACKGROUND];    /* fds whose waits do not stop jumps */
+	size_t nbg;
 
 	struct poller_event evs[MAX_EVENTS];
 };
@@ -348,9 +353,49 @@ static void fire_list(struct loop *l, struct fdrec *r, int d)
 	r->head[d] = r->tail[d] = NONE;
 }
 
+/* Index of fd in the background list, or nbg. */
+static size_t bg_find(const struct loop *l, int fd)
+{
+	size_t i = 0;
+	while (i < l->nbg && l->bg[i] != fd)
+		i++;
+	return i;
+}
+
+int loop_fd_background(struct loop *l, int fd, int on)
+{
+	if (fd < 0)
+		return EBADF;
+	size_t i = bg_find(l, fd);
+	if (on && i == l->nbg) {
+		if (l->nbg == LOOP_MAX_BACKGROUND)
+			return ENOSPC;
+		l->bg[l->nbg++] = fd;
+	} else if (!on && i < l->nbg) {
+		l->bg[i] = l->bg[--l->nbg];
+	}
+	return 0;
+}
+
+/* Pending waits on background fds (walked only when a jump is possible). */
+static size_t background_waits(const struct loop *l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->nbg; i++) {
+		if ((size_t)l->bg[i] >= l->fdcap)
+			continue;
+		const struct fdrec *r = &l->fds[l->bg[i]];
+		for (int d = DIR_IN; d <= DIR_OUT; d++)
+			for (uint32_t s = r->head[d]; s != NONE; s = l->w[s].next)
+				n++;
+	}
+	return n;
+}
+
 void loop_fd_forget(struct loop *l, int fd)
 {
 	l->nfired = 0;
+	(void)loop_fd_background(l, fd, 0);
 	if (fd < 0 || (size_t)fd >= l->fdcap)
 		return;
 	struct fdrec *r = &l->fds[fd];
@@ -412,15 +457,17 @@ int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now)
 	int has_timer = timer_next(&l->timers, &deadline) == 0;
 
 	int vwait = 0;          /* virtual clock: advance it by the real wait */
+	int vjump = 0;          /* virtual clock: jump unless an fd is ready */
 	double r0 = 0;
 
 	l->nfired = 0;
 	if (have_now || l->nimm > 0)
 		mode = LOOP_NOWAIT;
 	if (mode == LOOP_BLOCK && core_vclock_on()) {
-		if (has_timer && l->nwait == 0) {
-			/* Only a timer can wake us: jump to it. */
-			core_vclock_advance(deadline);
+		if (has_timer && (l->nwait == 0 || l->nwait == background_waits(l))) {
+			/* Only a timer can wake us (or a background fd that is
+			 * ready now): look without sleeping, then jump. */
+			vjump = 1;
 			mode = LOOP_NOWAIT;
 		} else {
 			vwait = 1;
@@ -455,6 +502,8 @@ int loop_poll(struct loop *l, enum loop_wait mode, int have_now, double now)
 	}
 	if (vwait)
 		core_vclock_advance(core_monotime() + (core_monotime_real() - r0));
+	else if (vjump && l->nfired == 0)
+		core_vclock_advance(deadline);
 	/* With no timer there is nothing to compare the clock with: it is
 	 * read when the turn first asks for now (loop_now). */
 	l->now_stale = !have_now && !has_timer;

@@ -66,6 +66,13 @@ int loop_fd_cancel(struct loop *l, uint64_t handle);
  * loop_poll), so the caller can release what it stored for them. */
 void loop_fd_forget(struct loop *l, int fd);
 
+/* Mark fd as a background fd (on = 1) or not: its waits do not stop the
+ * jumps of the virtual clock (clock.c) unless it is ready - for watchers
+ * of rare events such as signals.  0, EBADF, or ENOSPC past
+ * LOOP_MAX_BACKGROUND fds.  loop_fd_forget clears the mark. */
+#define LOOP_MAX_BACKGROUND 8
+int loop_fd_background(struct loop *l, int fd, int on);
+
 /* Earliest timer deadline: 0 and *deadline, or ENOENT if no timers. */
 int loop_next_deadline(const struct loop *l, double *deadline);
 /* Armed timers and pending fd waits. */

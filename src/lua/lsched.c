@@ -185,6 +185,20 @@ static int s_forget_fd(lua_State *L)
 	return 1;
 }
 
+/* sched:set_fd_background(fd, on): waits on fd (a watcher of rare events,
+ * such as signals) do not hold the virtual clock still unless fd is ready. */
+static int s_set_fd_background(lua_State *L)
+{
+	struct sched *s = self(L);
+	lua_Integer fd = luaL_checkinteger(L, 2);
+	if (fd < 0 || fd > 0x7fffffff)
+		return luaL_argerror(L, 2, "bad fd");
+	int err = loop_fd_background(s->loop, (int)fd, lua_toboolean(L, 3));
+	if (err)
+		return luaL_error(L, "fibers: set_fd_background: %s", strerror(err));
+	return 0;
+}
+
 /* Move the tasks of fired waits to the next-turn queue. */
 static void collect_fired(lua_State *L, struct sched *s)
 {
@@ -510,6 +524,7 @@ static const luaL_Reg sched_methods[] = {
 	{ "wait_fd", s_wait_fd },
 	{ "cancel_fd", s_cancel_fd },
 	{ "forget_fd", s_forget_fd },
+	{ "set_fd_background", s_set_fd_background },
 	{ "run", s_run },
 	{ "main", s_main },
 	{ "stop", s_stop },

@@ -208,6 +208,25 @@ static void vclock(const struct poller_ops *ops)
 	ok(core_monotime_real() - r0 >= 0.05, "%s: ... waits in real time", b);
 	is_str(fired_str(l), "t0", "%s: ... then fires the timer", b);
 	ok(loop_now(l) >= 3600.05 && loop_now(l) < 3610, "%s: ... the clock moved by the real wait", b);
+	/* a background fd's wait does not stop a jump unless it is ready */
+	loop_fd_cancel(l, h);
+	is_int(loop_fd_background(l, p[0], 1), 0, "%s: background fd", b);
+	loop_timer_add(l, 7200, &h);
+	loop_fd_wait(l, p[0], POLLER_IN, &h);
+	r0 = core_monotime_real();
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), 0, "%s: blocking poll, background wait", b);
+	ok(core_monotime_real() - r0 < 1.0 && loop_now(l) == 7200, "%s: ... jumps to 7200", b);
+	is_str(fired_str(l), "t0", "%s: ... fires the timer", b);
+	loop_timer_add(l, 9000, &h);
+	if (write(p[1], "x", 1) != 1)
+		abort();
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), 0, "%s: blocking poll, background fd ready", b);
+	ok(loop_now(l) == 7200, "%s: ... no jump", b);
+	ok(fired_str(l)[0] == 'f', "%s: ... the fd wait fired", b);
+	loop_fd_forget(l, p[0]);
+	loop_fd_wait(l, p[0], POLLER_IN, &h);
+	is_int(loop_poll(l, LOOP_BLOCK, 0, 0), 0, "%s: forget clears the mark", b);
+	ok(loop_now(l) < 7201 && fired_str(l)[0] == 'f', "%s: ... (fd ready, no jump)", b);
 	core_vclock_set(0, 0);
 	ok(core_monotime() > 0 && core_monotime() != loop_now(l), "%s: real clock again", b);
 	close(p[0]);
