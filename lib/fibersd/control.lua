@@ -89,7 +89,7 @@ function M.start(opts)
     version = opts.version or C.VERSION, started = opts.started or fibers.now(),
     control_gid = group_gid('control_group', F.control_group),
     admin_gid = group_gid('admin_group', F.admin_group),
-    idle = F.control_idle or 60, clients = 0,
+    idle = F.control_idle, clients = 0,
   }, Server)
   srv.listener = opts.listener or assert(listener_of(opts.fd))
   install_state_hook(opts.sv)

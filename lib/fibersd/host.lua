@@ -14,6 +14,10 @@ local M = { native = H }
 
 local function has(name) return H ~= nil and type(H[name]) == 'function' end
 
+-- The config key table (config.c's cfg_keys): { {name, section, type,
+-- default, choices, help, reload = "live"|"task"|"daemon"}, ... }.
+function M.config_keys() return H.config_keys() end
+
 -- Write one log record (priority 0..7, message, fields table with optional
 -- task, scope, stream, pid).
 function M.log(priority, msg, fields)

@@ -19,7 +19,7 @@ M.names = {}
 for k, v in pairs(M.levels) do M.names[v] = k end
 
 local max_priority = 6   -- info
-local ring_size = 200
+local ring_size = 0      -- lines per task ring: log_lines, set by configure()
 local rings = {}         -- task name -> ring (allocated lazily)
 local followers = {}     -- task name -> { [fn] = true }
 local any_followers = {} -- fn -> true, receive every record

@@ -151,7 +151,7 @@ local function daemon(D, cfg, opts)
   log.configure(F.log_level, F.log_lines)
   host.subreaper()
   host.raise_nofile()
-  host.set_max_slice(F.max_slice or 1.0)
+  host.set_max_slice(F.max_slice)
   host.install_hooks(runtime, supervisor.live, supervisor.on_doom)
   check_lua_path(F.lua_path)
   _G.print = task.print
@@ -173,7 +173,7 @@ local function daemon(D, cfg, opts)
   function rctx.on_config(new)
     log.configure(new.fibersd.log_level, new.fibersd.log_lines)
     host.set_log(new.fibersd.log_level, new.fibersd.log_target)
-    host.set_max_slice(new.fibersd.max_slice or 1.0)
+    host.set_max_slice(new.fibersd.max_slice)
   end
   sv.reload_fn = function() return reload.reload(rctx) end
   function sv.reload() return sv.reload_fn() end
@@ -256,7 +256,7 @@ local function daemon(D, cfg, opts)
   sv:shutdown()
   T:cancel('shutdown')
   local t0 = fibers.now()
-  local deadline = t0 + (F2.shutdown_timeout or 30)
+  local deadline = t0 + F2.shutdown_timeout
   local next_extend = t0 + 1
   local forced = false
   while sv:active() > 0 do

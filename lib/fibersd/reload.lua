@@ -15,25 +15,41 @@ local task = require 'fibersd.task'
 
 local M = {}
 
-local POLICY_KEYS = { 'restart', 'restart_delay', 'restart_max_delay', 'restart_limit',
-  'restart_window', 'shutdown_grace', 'memory_limit', 'stop_timeout', 'watchdog_sec' }
+-- The reload rules come from the key table (config.c's cfg_keys, through
+-- _fibersd.config_keys): TASK_KEYS are the per-task keys ([defaults], and
+-- [task:NAME] overrides), RESTARTS_TASK those whose change stops and starts
+-- the task, DAEMON_KEYS the [fibersd] keys kept until fibersd restarts.
+-- Every other key applies at reload.
+local TASK_KEYS, RESTARTS_TASK, DAEMON_KEYS = {}, {}, {}
+for _, k in ipairs(host.config_keys()) do
+  if k.section == 'defaults' then
+    TASK_KEYS[#TASK_KEYS + 1] = k.name
+    if k.reload == 'task' then RESTARTS_TASK[#RESTARTS_TASK + 1] = k.name end
+  elseif k.section == 'fibersd' and k.reload == 'daemon' then
+    DAEMON_KEYS[#DAEMON_KEYS + 1] = k.name
+  end
+end
 
--- Keys that only take effect at a daemon restart.
-local RESTART_KEYS = { 'task_dir', 'control_socket', 'control_mode', 'control_group',
-  'admin_group', 'lua_path', 'control_idle' }
-
--- The effective policy, params and enabled flag of task `name` under cfg.
+-- The effective policy, params and enabled flag of task `name` under cfg
+-- (whose defaults section the config loader has filled from the key table).
 function M.task_config(cfg, name)
-  local d = cfg.defaults or {}
-  local t = (cfg.tasks or {})[name] or {}
+  local d = cfg.defaults
+  local t = cfg.tasks[name] or {}
   local pol = {}
-  for _, k in ipairs(POLICY_KEYS) do
+  for _, k in ipairs(TASK_KEYS) do
     if t[k] ~= nil then pol[k] = t[k] else pol[k] = d[k] end
   end
-  if pol.stop_timeout == nil then pol.stop_timeout = (pol.shutdown_grace or 5) + 5 end
-  local enabled = t.enabled
-  if enabled == nil then enabled = true end
-  return pol, t.params or {}, enabled
+  -- stop_timeout left empty follows the task's own grace
+  if pol.stop_timeout == nil then pol.stop_timeout = pol.shutdown_grace + 5 end
+  return pol, t.params or {}, t.enabled ~= false
+end
+
+-- Does the change from policy a to policy b restart the task?
+local function restarts_task(a, b)
+  for _, k in ipairs(RESTARTS_TASK) do
+    if a[k] ~= b[k] then return true end
+  end
+  return false
 end
 
 local function same_params(a, b)
@@ -102,7 +118,7 @@ function M.apply(sv, cfg)
       sv:add(spec)
       res.added[#res.added + 1] = entry.name
     elseif rec.hash ~= spec.hash or not same_params(rec.params, spec.params)
-        or rec.policy.memory_limit ~= spec.policy.memory_limit then
+        or restarts_task(rec.policy, spec.policy) then
       if spec.error then
         -- the new version does not compile: the old one keeps running
         res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = spec.error }
@@ -151,7 +167,7 @@ function M.reload(ctx)
     end
     cfg = ctx.cfg
   else
-    for _, k in ipairs(RESTART_KEYS) do
+    for _, k in ipairs(DAEMON_KEYS) do
       if cfg.fibersd[k] ~= ctx.cfg.fibersd[k] then
         warnings[#warnings + 1] = k .. ' changed: takes effect when fibersd restarts'
         cfg.fibersd[k] = ctx.cfg.fibersd[k]

@@ -34,51 +34,51 @@
 
 #define NOMAX 1e15
 const struct cfg_key cfg_keys[] = {
-	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d",
+	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d", CFG_RELOAD_DAEMON,
 	  "directory of the task scripts (*.lua)" },
-	{ "control_socket", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, "/run/fibersd/control.sock",
+	{ "control_socket", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, "/run/fibersd/control.sock", CFG_RELOAD_DAEMON,
 	  "path of the control socket" },
-	{ "control_mode", CFG_SEC_FIBERSD, CFG_MODE, 0, 0777, NULL, "0660", "socket file mode (octal)" },
-	{ "control_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd",
+	{ "control_mode", CFG_SEC_FIBERSD, CFG_MODE, 0, 0777, NULL, "0660", CFG_RELOAD_DAEMON, "socket file mode (octal)" },
+	{ "control_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd", CFG_RELOAD_DAEMON,
 	  "group that may read status and logs" },
-	{ "admin_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd-admin",
+	{ "admin_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd-admin", CFG_RELOAD_DAEMON,
 	  "group that may also cancel/start/stop/restart/reload" },
-	{ "log_level", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "debug|info|notice|warning|err", "info",
+	{ "log_level", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "debug|info|notice|warning|err", "info", CFG_RELOAD_LIVE,
 	  "lowest priority logged" },
-	{ "log_target", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "auto|journal|stderr", "auto",
+	{ "log_target", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "auto|journal|stderr", "auto", CFG_RELOAD_LIVE,
 	  "where log records go" },
-	{ "shutdown_timeout", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "30",
+	{ "shutdown_timeout", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "30", CFG_RELOAD_LIVE,
 	  "seconds for the whole stop before SIGKILL of all" },
-	{ "max_slice", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "1.0",
+	{ "max_slice", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "1.0", CFG_RELOAD_LIVE,
 	  "seconds a task may run without yielding (0 = no limit)" },
-	{ "lua_path", CFG_SEC_FIBERSD, CFG_STRING, 0, 0, NULL, "",
+	{ "lua_path", CFG_SEC_FIBERSD, CFG_STRING, 0, 0, NULL, "", CFG_RELOAD_DAEMON,
 	  "extra package.path entries for tasks (templates or directories, ';'-separated)" },
-	{ "log_lines", CFG_SEC_FIBERSD, CFG_INT, 0, 1000000, NULL, "200",
+	{ "log_lines", CFG_SEC_FIBERSD, CFG_INT, 0, 1000000, NULL, "200", CFG_RELOAD_LIVE,
 	  "lines kept per task for `fibersctl logs`" },
-	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "60",
+	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "60", CFG_RELOAD_DAEMON,
 	  "seconds before an idle control connection is closed" },
 
-	{ "restart", CFG_SEC_DEFAULTS, CFG_ENUM, 0, 0, "no|on-failure|always", "on-failure",
+	{ "restart", CFG_SEC_DEFAULTS, CFG_ENUM, 0, 0, "no|on-failure|always", "on-failure", CFG_RELOAD_LIVE,
 	  "restart policy" },
-	{ "restart_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0.1",
+	{ "restart_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0.1", CFG_RELOAD_LIVE,
 	  "first backoff (seconds), doubles each time, with jitter" },
-	{ "restart_max_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "30",
+	{ "restart_max_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "30", CFG_RELOAD_LIVE,
 	  "longest backoff (seconds)" },
-	{ "restart_limit", CFG_SEC_DEFAULTS, CFG_INT, 0, 1000000, NULL, "5",
+	{ "restart_limit", CFG_SEC_DEFAULTS, CFG_INT, 0, 1000000, NULL, "5", CFG_RELOAD_LIVE,
 	  "more than this many restarts ..." },
-	{ "restart_window", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "60",
+	{ "restart_window", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "60", CFG_RELOAD_LIVE,
 	  "... within this many seconds: give up (state fatal)" },
-	{ "shutdown_grace", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "5",
+	{ "shutdown_grace", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "5", CFG_RELOAD_LIVE,
 	  "grace for the task's subprocesses (SIGTERM -> SIGKILL)" },
-	{ "memory_limit", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "64M",
+	{ "memory_limit", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "64M", CFG_RELOAD_TASK,
 	  "Lua memory the task may hold (0 = none)" },
-	{ "stop_timeout", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, NULL,
+	{ "stop_timeout", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "", CFG_RELOAD_LIVE,
 	  "past it a task that will not stop is forced (empty = shutdown_grace + 5)" },
-	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0",
+	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0", CFG_RELOAD_LIVE,
 	  "a task must call fibersd.watchdog() this often (0 = off)" },
 
-	{ "enabled", CFG_SEC_TASK, CFG_BOOL, 0, 0, NULL, "yes", "run this task" },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+	{ "enabled", CFG_SEC_TASK, CFG_BOOL, 0, 0, NULL, "yes", CFG_RELOAD_LIVE, "run this task" },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0, NULL },
 };
 
 /* Find a key by section mask and name; NULL when unknown. */
@@ -202,7 +202,7 @@ static const char *push_enum(lua_State *L, const struct cfg_key *k, const char *
 const char *cfg_push_value(lua_State *L, const struct cfg_key *k, const char *text)
 {
 	if (!*text && k->type != CFG_STRING) {
-		if (k->def == NULL) {
+		if (!*k->def) { /* an optional key: empty = unset */
 			lua_pushnil(L);
 			return NULL;
 		}
@@ -275,7 +275,8 @@ static bool task_name_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Push tasks[name], creating { enabled = true, params = {} } if needed. */
+/* Push tasks[name], creating it with the defaults of the [task:NAME]-only
+ * keys (enabled) and empty params if needed. */
 static void push_task(struct pctx *c, const char *name)
 {
 	lua_State *L = c->L;
@@ -283,8 +284,13 @@ static void push_task(struct pctx *c, const char *name)
 	if (lua_getfield(L, -1, name) != LUA_TTABLE) {
 		lua_pop(L, 1);
 		lua_createtable(L, 0, 4);
-		lua_pushboolean(L, 1);
-		lua_setfield(L, -2, "enabled");
+		for (const struct cfg_key *k = cfg_keys; k->name; k++) {
+			if (k->sections != CFG_SEC_TASK)
+				continue;
+			if (cfg_push_value(L, k, k->def) != NULL)
+				luaL_error(L, "fibersd: bad built-in default for %s", k->name);
+			lua_setfield(L, -2, k->name);
+		}
 		lua_newtable(L);
 		lua_setfield(L, -2, "params");
 		lua_pushvalue(L, -1);
@@ -427,7 +433,7 @@ static void push_defaults(lua_State *L, int mask)
 {
 	lua_newtable(L);
 	for (const struct cfg_key *k = cfg_keys; k->name; k++) {
-		if (!(k->sections & mask) || k->def == NULL)
+		if (!(k->sections & mask))
 			continue;
 		if (cfg_push_value(L, k, k->def) != NULL)
 			luaL_error(L, "fibersd: bad built-in default for %s", k->name);

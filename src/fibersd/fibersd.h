@@ -36,15 +36,24 @@ enum cfg_type {
 #define CFG_SEC_DEFAULTS 2 /* [defaults] and [task:NAME] */
 #define CFG_SEC_TASK 4     /* [task:NAME] only */
 
-/* One configuration key: the single table that drives parsing, defaults,
- * --check and the shipped config file test. */
+/* What a changed value does at reload. */
+enum cfg_reload {
+	CFG_RELOAD_LIVE = 1, /* applies at reload (tasks keep running) */
+	CFG_RELOAD_TASK,     /* the tasks it applies to are stopped and started */
+	CFG_RELOAD_DAEMON,   /* kept until fibersd restarts (a warning at reload) */
+};
+
+/* One configuration key: the single table that drives parsing, defaults
+ * (also those the Lua side uses), the reload rules, --check, and the tests
+ * of the shipped config file and of fibersd.conf(5). */
 struct cfg_key {
 	const char *name;
 	int sections;        /* CFG_SEC_* mask */
 	enum cfg_type type;
 	double min, max;     /* range for INT, DURATION, SIZE, MODE */
 	const char *choices; /* ENUM: "a|b|c" */
-	const char *def;     /* default as written in the config file; NULL = unset */
+	const char *def;     /* default as written in the config file; "" = unset */
+	enum cfg_reload reload;
 	const char *help;    /* one line */
 };
 

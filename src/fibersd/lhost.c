@@ -17,12 +17,13 @@
  *               log_lines, control_idle},
  *               defaults={restart, restart_delay, restart_max_delay,
  *               restart_limit, restart_window, shutdown_grace,
- *               memory_limit(bytes), stop_timeout(nil = grace+5),
+ *               memory_limit(bytes), stop_timeout(nil: grace + 5),
  *               watchdog_sec},
  *               tasks={ NAME={<keys set in [task:NAME]>, enabled=bool,
  *               params={k=v strings}} } }
  *   config_keys() -> { {name=, section="fibersd"|"defaults"|"task",
- *               type=, default=(string|nil), choices=, help=}, ... }
+ *               type=, default=(string|nil), choices=, help=,
+ *               reload="live"|"task"|"daemon"}, ... }   (config.c's cfg_keys)
  *   log(priority, msg, fields?) -> bool   priority: 0..7 or a level name;
  *       fields { task=, scope=, stream=, pid= }; false when filtered out
  *   set_log(level, target?)        level name or 0..7; auto|journal|stderr
@@ -97,6 +98,7 @@ static int l_config_keys(lua_State *L)
 {
 	static const char *const types[] = { "string", "path", "bool", "int", "duration",
 					     "size", "mode", "group", "enum" };
+	static const char *const reloads[] = { "?", "live", "task", "daemon" };
 	lua_newtable(L);
 	int i = 0;
 	for (const struct cfg_key *k = cfg_keys; k->name; k++) {
@@ -108,8 +110,13 @@ static int l_config_keys(lua_State *L)
 		lua_setfield(L, -2, "section");
 		lua_pushstring(L, types[k->type]);
 		lua_setfield(L, -2, "type");
-		lua_pushstring(L, k->def);
+		if (*k->def || k->type == CFG_STRING)
+			lua_pushstring(L, k->def);
+		else
+			lua_pushnil(L); /* optional, unset by default */
 		lua_setfield(L, -2, "default");
+		lua_pushstring(L, reloads[k->reload]);
+		lua_setfield(L, -2, "reload");
 		lua_pushstring(L, k->choices);
 		lua_setfield(L, -2, "choices");
 		lua_pushstring(L, k->help);

@@ -94,6 +94,33 @@ EOF2
 	[ "$(fd_count 'off v1 start')" -eq 1 ]
 }
 
+@test "reload follows each key's rule in the key table: restarts the task, applies live, or waits for a daemon restart" {
+	forever mem v1
+	forever pol v1
+	fd_conf <<'EOF2'
+[task:mem]
+memory_limit = 8M
+[task:pol]
+restart_delay = 1
+EOF2
+	sed -i 's/^log_level = debug$/log_level = debug\ncontrol_idle = 60/' "$D/f.conf"
+	fd_start
+	fd_wait_log 'mem v1 start'
+	fd_wait_log 'pol v1 start'
+	sed -i 's/^memory_limit = 8M$/memory_limit = 16M/; s/^restart_delay = 1$/restart_delay = 2/; s/^control_idle = 60$/control_idle = 30/' "$D/f.conf"
+	run timeout 10 "$FIBERSCTL" -S "$D/c.sock" --json reload
+	[ "$status" -eq 0 ]
+	# memory_limit restarts its task, restart_delay applies live,
+	# control_idle waits for a daemon restart (a warning in the reply)
+	[[ "$output" == *'"changed":["mem"]'* ]]
+	[[ "$output" == *'"unchanged":["pol"]'* ]]
+	[[ "$output" == *'"warnings":["control_idle changed: takes effect when fibersd restarts"]'* ]]
+	fd_wait_log '^<6>mem: stopped \(reload\)$'
+	[ "$(fd_count 'mem v1 start')" -eq 2 ]
+	[ "$(fd_count 'pol v1 start')" -eq 1 ]
+	grep -q '^<4>fibersd: control_idle changed: takes effect when fibersd restarts$' "$D/log"
+}
+
 @test "reload with a broken config keeps the old one and reports file:line" {
 	forever a v1
 	fd_start

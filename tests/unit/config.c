@@ -281,7 +281,7 @@ static void test_shipped(void)
 		int mask = strcmp(section, "fibersd") == 0 ? CFG_SEC_FIBERSD :
 			   strcmp(section, "defaults") == 0 ? CFG_SEC_DEFAULTS : CFG_SEC_TASK;
 		const struct cfg_key *k = cfg_find(mask, key);
-		if (k == NULL || (k->sections & mask) == 0 || strcmp(val, k->def ? k->def : "") != 0) {
+		if (k == NULL || (k->sections & mask) == 0 || strcmp(val, k->def) != 0) {
 			printf("# shipped %s in [%s] = '%s' does not match the key table\n", key, section, val);
 			bad++;
 		} else {
@@ -311,6 +311,35 @@ static void test_shipped(void)
 	   "the uncommented shipped file means exactly the built-in defaults");
 }
 
+/* The key table is the one schema: every row has a name, a section, a
+ * default (possibly empty), a reload rule and a help line. */
+static void test_schema(void)
+{
+	int bad = 0, n = 0;
+	for (const struct cfg_key *k = cfg_keys; k->name; k++, n++) {
+		const char *why = NULL;
+		if (!*k->name || strspn(k->name, "abcdefghijklmnopqrstuvwxyz_") != strlen(k->name))
+			why = "bad name";
+		else if (k->sections != CFG_SEC_FIBERSD && k->sections != CFG_SEC_DEFAULTS &&
+			 k->sections != CFG_SEC_TASK)
+			why = "no section";
+		else if (k->def == NULL)
+			why = "no default";
+		else if (k->reload != CFG_RELOAD_LIVE && k->reload != CFG_RELOAD_TASK &&
+			 k->reload != CFG_RELOAD_DAEMON)
+			why = "no reload rule";
+		else if (k->help == NULL || !*k->help)
+			why = "no help line";
+		else if (k->type == CFG_ENUM && (k->choices == NULL || !*k->choices))
+			why = "an enum without choices";
+		if (why) {
+			printf("# key %s: %s\n", k->name, why);
+			bad++;
+		}
+	}
+	ok(n > 0 && bad == 0, "every key has a section, a default, a reload rule and a help line");
+}
+
 int main(void)
 {
 	if (mkdtemp(tmpdir) == NULL)
@@ -322,6 +351,7 @@ int main(void)
 	test_errors();
 	test_lines();
 	test_shipped();
+	test_schema();
 	int rc = done_testing();
 	lua_close(L);
 	char cmd[300];
