@@ -10,7 +10,7 @@
 ## plus, in a sanitizer build, LeakSanitizer for the C unit tests (.t).
 
 ## ---- fault tests (doc/quality.md §3; the item -> test map is doc/faults.md) ----
-HARDENING_BATS = tests/bats/090-faults.bats
+HARDENING_BATS = tests/bats/090-faults.bats tests/bats/091-attacks.bats
 TESTS += $(HARDENING_BATS)
 EXTRA_DIST += $(HARDENING_BATS) doc/faults.md
 

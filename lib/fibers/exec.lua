@@ -593,7 +593,19 @@ local function wait_exit(cmd)
   return perform_raw(cmd:_exit_op())
 end
 
-local function output(self, merge)
+-- Bound of what output_op collects without opts.max (bytes).
+M.OUTPUT_MAX = 16 * 1048576
+
+local function output(self, merge, opts)
+  local max = M.OUTPUT_MAX
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("output_op: options must be a table", 3) end
+    max = opts.max
+    if max == nil then max = M.OUTPUT_MAX
+    elseif max ~= math.huge and (type(max) ~= "number" or max < 0 or max ~= math.floor(max)) then
+      error("output_op: max must be a non-negative integer or math.huge", 3)
+    end
+  end
   return op.guard(function()
     if self._state == "pending" then
       local m = self._stdout
@@ -608,18 +620,23 @@ local function output(self, merge)
     if not s then -- failed before any stream existed
       return self:_exit_op():wrap(function(...) return "", ... end)
     end
-    return s:read_all_op():wrap(function(out, err)
+    return s:read_all_op({ max = max }):wrap(function(out, err)
       s:close()
       local st, code, sig, e = wait_exit(self)
+      if out == nil and err == "too long" then
+        return nil, st, code, sig, "output_op: output longer than " .. tostring(max) .. " bytes"
+      end
       return out or "", st, code, sig, e
     end)
   end)
 end
 
--- output_op() -> out, status, code, signal, err
-function Command:output_op() return output(self, false) end
--- combined_output_op(): as output_op, with stderr merged into stdout.
-function Command:combined_output_op() return output(self, true) end
+-- output_op(opts?) -> out, status, code, signal, err.  opts.max bounds the
+-- output (default M.OUTPUT_MAX; math.huge: no bound); past it the pipe is
+-- closed, the command waited for, and out is nil with err saying so.
+function Command:output_op(opts) return output(self, false, opts) end
+-- combined_output_op(opts?): as output_op, with stderr merged into stdout.
+function Command:combined_output_op(opts) return output(self, true, opts) end
 
 -- Wait until the process group pgid is empty or deadline passes (blocking,
 -- raw: used after the leader exited, to give grandchildren their grace).

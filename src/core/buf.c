@@ -17,13 +17,33 @@ void buf_init(buf_t *b)
 {
 	b->data = NULL;
 	b->cap = b->rd = b->wr = 0;
+	b->acct = NULL;
 }
 
-/* Release the memory of b; it is left empty and reusable. */
+/* Ask the accounting for delta more bytes of capacity (0 or ENOMEM). */
+static int charge(const buf_t *b, size_t delta)
+{
+	if (b->acct == NULL || delta == 0)
+		return 0;
+	if (delta > (size_t)INT64_MAX)
+		return ENOMEM;
+	return b->acct->charge(b->acct->ud, b->acct->owner, (long long)delta) ? ENOMEM : 0;
+}
+
+/* Tell the accounting that delta bytes of capacity were released. */
+static void release(const buf_t *b, size_t delta)
+{
+	if (b->acct != NULL && delta != 0)
+		b->acct->charge(b->acct->ud, b->acct->owner, -(long long)delta);
+}
+
+/* Release the memory of b; it is left empty and reusable (accounting kept). */
 void buf_free(buf_t *b)
 {
 	free(b->data);
-	buf_init(b);
+	release(b, b->cap);
+	b->data = NULL;
+	b->cap = b->rd = b->wr = 0;
 }
 
 /* Move the readable bytes to the front of the region. */
@@ -67,14 +87,20 @@ int buf_reserve(buf_t *b, size_t n)
 	cap = b->cap < BUF_MIN_CAP ? BUF_MIN_CAP : b->cap;
 	while (cap < need)
 		cap *= 2;
+	if (charge(b, cap - b->cap))
+		return ENOMEM;
 	if (b->rd == 0) {
 		p = realloc(b->data, cap);
-		if (!p)
+		if (!p) {
+			release(b, cap - b->cap);
 			return ENOMEM;
+		}
 	} else {
 		p = malloc(cap);
-		if (!p)
+		if (!p) {
+			release(b, cap - b->cap);
 			return ENOMEM;
+		}
 		if (len)
 			memcpy(p, b->data + b->rd, len);
 		free(b->data);
@@ -133,12 +159,14 @@ void buf_shrink(buf_t *b, size_t keep)
 	b->rd = b->wr = 0;
 	if (keep == 0) {
 		free(b->data);
+		release(b, b->cap);
 		b->data = NULL;
 		b->cap = 0;
 		return;
 	}
 	p = realloc(b->data, keep);
 	if (p) {
+		release(b, b->cap - keep);
 		b->data = p;
 		b->cap = keep;
 	}

@@ -12,18 +12,33 @@
 #define FIBERS_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+/*
+ * Optional accounting of a buffer's memory (a host charges it to whoever
+ * the buffer works for).  charge(ud, owner, delta) is told of every change
+ * of capacity, before a growth (delta > 0) and after a release (delta < 0);
+ * a non-zero return refuses the growth, which then fails with ENOMEM.  A
+ * release is never refused.  The sum of the deltas is the capacity held.
+ */
+typedef struct buf_acct {
+	int (*charge)(void *ud, uint64_t owner, long long delta);
+	void *ud;
+	uint64_t owner;
+} buf_acct_t;
 
 typedef struct buf {
 	char *data;
 	size_t cap;
 	size_t rd;
 	size_t wr;
+	const buf_acct_t *acct; /* NULL: not accounted */
 } buf_t;
 
 /* Initialise an empty buffer (no allocation until the first reserve). */
 void buf_init(buf_t *b);
-/* Release the memory of b; it is left empty and reusable. */
+/* Release the memory of b; it is left empty and reusable (accounting kept). */
 void buf_free(buf_t *b);
 
 /* Number of readable bytes. */

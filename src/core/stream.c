@@ -21,6 +21,16 @@ void stream_init(stream_t *s, int fd, size_t bufsize)
 	buf_init(&s->wb);
 }
 
+/* Account both buffers' memory through charge, from now on. */
+void stream_set_acct(stream_t *s, int (*charge)(void *, uint64_t, long long), void *ud,
+		     uint64_t owner)
+{
+	s->acct.charge = charge;
+	s->acct.ud = ud;
+	s->acct.owner = owner;
+	s->rb.acct = s->wb.acct = charge ? &s->acct : NULL;
+}
+
 /* Free the buffers; does not close the fd (see stream_close). */
 void stream_destroy(stream_t *s)
 {
@@ -82,8 +92,8 @@ int stream_fill(stream_t *s, size_t want, size_t *got)
 	return 0;
 }
 
-/* Fill until EAGAIN, EOF (returns 0) or an error, growing geometrically. */
-int stream_fill_all(stream_t *s)
+/* Fill until EAGAIN, EOF, an error or limit bytes, growing geometrically. */
+int stream_fill_all(stream_t *s, size_t limit)
 {
 	size_t got, want;
 	int err;
@@ -91,6 +101,12 @@ int stream_fill_all(stream_t *s)
 	for (;;) {
 		/* Ask for as much again as we hold: geometric growth. */
 		want = buf_len(&s->rb);
+		if (limit > 0) {
+			if (want >= limit)
+				return 0;
+			if (want > limit - want)
+				want = limit - want;
+		}
 		err = stream_fill(s, want, &got);
 		if (err)
 			return err;

@@ -24,6 +24,7 @@
 #define STREAM_DEFAULT_BUFSIZE 65536
 #define STREAM_MAX_FILL (4u << 20)
 #define STREAM_SCAN_TERM_MAX 32
+#define STREAM_LINE_MAX (1u << 20) /* default bound of a line read */
 
 typedef struct stream {
 	int fd;              /* -1: closed or backend-driven */
@@ -37,12 +38,19 @@ typedef struct stream {
 	size_t scan;         /* bytes of rb known to hold no scan_term */
 	size_t scan_tlen;    /* length of scan_term (0: cache unused) */
 	char scan_term[STREAM_SCAN_TERM_MAX];
+	buf_acct_t acct;     /* accounting of rb and wb (see buf.h), if set */
 } stream_t;
 
 /* Initialise s over fd (may be -1 for a backend-driven stream). */
 void stream_init(stream_t *s, int fd, size_t bufsize);
 /* Free the buffers; does not close the fd (see stream_close). */
 void stream_destroy(stream_t *s);
+/*
+ * Account both buffers' memory through charge (see buf_acct_t), from now
+ * on; call before the first read or write.  The stream must not move.
+ */
+void stream_set_acct(stream_t *s, int (*charge)(void *, uint64_t, long long), void *ud,
+		     uint64_t owner);
 
 /*
  * Read once from the fd into the read buffer, at least bufsize bytes of
@@ -51,8 +59,11 @@ void stream_destroy(stream_t *s);
  * nothing is available, or an errno (also kept in s->rerr).
  */
 int stream_fill(stream_t *s, size_t want, size_t *got);
-/* Fill until EAGAIN, EOF (returns 0) or an error, growing geometrically. */
-int stream_fill_all(stream_t *s);
+/*
+ * Fill until EAGAIN, EOF (returns 0) or an error, growing geometrically;
+ * with limit > 0 also stop (returning 0) once limit bytes are buffered.
+ */
+int stream_fill_all(stream_t *s, size_t limit);
 /* Append bytes obtained elsewhere (backend-driven streams). */
 int stream_feed(stream_t *s, const void *p, size_t n);
 

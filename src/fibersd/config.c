@@ -71,7 +71,7 @@ const struct cfg_key cfg_keys[] = {
 	{ "shutdown_grace", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "5", CFG_RELOAD_LIVE,
 	  "grace for the task's subprocesses (SIGTERM -> SIGKILL)" },
 	{ "memory_limit", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "64M", CFG_RELOAD_TASK,
-	  "Lua memory the task may hold (0 = none)" },
+	  "Lua memory + stream buffers the task may hold (0 = none)" },
 	{ "stop_timeout", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "", CFG_RELOAD_LIVE,
 	  "past it a task that will not stop is forced (empty = shutdown_grace + 5)" },
 	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0", CFG_RELOAD_LIVE,

@@ -125,6 +125,8 @@ void mem_state_free(void *ud);
 /* Exempt library chunks "@DIR/fibers*" from the guard's doom error
  * (task.c); 0 or an errno. */
 int mem_guard_exempt(lua_State *L, const char *dir);
+/* Charge the C buffers of streams a task creates to the task (task.c). */
+void mem_acct_install(lua_State *L);
 
 /* ---- functions merged into `_fibersd` (one array per file) ------------- */
 

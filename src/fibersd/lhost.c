@@ -275,6 +275,7 @@ static const luaL_Reg host_funcs[] = {
 /* The loader of `_fibersd`. */
 int luaopen__fibersd(lua_State *L)
 {
+	mem_acct_install(L);
 	lua_newtable(L);
 	luaL_setfuncs(L, host_funcs, 0);
 	luaL_setfuncs(L, fd_notify_funcs, 0);

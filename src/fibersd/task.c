@@ -28,6 +28,15 @@
  * and fibersd modules) is never interrupted: the error is raised at the
  * next instruction of task code instead, so the scope's bookkeeping after
  * a body failed (fault record, fiber count, join) always runs to the end.
+ *
+ * C buffers: the streams a task creates (pipes of its commands, files,
+ * sockets) charge their C buffers to the task too, through the hook of
+ * fibers.core (FL_ACCT_KEY, installed by mem_acct_install): the charge is
+ * the buffers' capacity, taken before a buffer grows and given back when it
+ * shrinks or is freed.  A growth past the limit is refused (the read fails
+ * with ENOMEM) and dooms the task.  A stream names its task by id and slot
+ * generation, so a stream that outlives its task never charges the task
+ * that reuses the slot (it charges the daemon instead, both ways).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -37,6 +46,7 @@
 #include <time.h>
 
 #include "fibersd.h"
+#include "lbind.h"
 
 #define HDR 8           /* header bytes in front of each block */
 #define HOOK_COUNT 1000 /* instructions between guard checks */
@@ -46,6 +56,7 @@ enum { SLOT_FREE, SLOT_LIVE, SLOT_DEAD };
 struct mtask {
 	size_t used, limit;
 	int state;
+	uint32_t gen;     /* bumped when the slot gets a new task */
 	const char *doom; /* NULL or points into doombuf */
 	char doombuf[80];
 };
@@ -66,6 +77,7 @@ struct mem {
 	/* chunk-source prefixes of library code the doom error never hits */
 	char *exempt[4];
 	size_t nexempt;
+	fl_acct_hook_t acct; /* C buffers of streams (FL_ACCT_KEY) */
 };
 
 /* Create the accounting state; pass it as `ud` of lua_newstate. */
@@ -226,8 +238,10 @@ static int l_task_new(lua_State *L)
 	}
 	struct mtask *t = &m->t[id];
 	size_t used = t->used; /* 0 for a free slot */
+	uint32_t gen = t->gen + 1;
 	memset(t, 0, sizeof *t);
 	t->used = used;
+	t->gen = gen;
 	t->state = SLOT_LIVE;
 	t->limit = (size_t)limit;
 	lua_pushinteger(L, id);
@@ -411,6 +425,51 @@ static int l_leave(lua_State *L)
 	m->in_task = false;
 	m->raise_slice = false;
 	return 0;
+}
+
+/* The stream accounting hook: whom a new stream works for (0 = daemon). */
+static unsigned long long acct_owner(void *ud)
+{
+	struct mem *m = ud;
+	if (m->cur == 0)
+		return 0;
+	return (unsigned long long)m->t[m->cur].gen << 32 | m->cur;
+}
+
+/* The stream accounting hook: charge delta bytes of C buffers to owner. */
+static int acct_charge(void *ud, uint64_t owner, long long delta)
+{
+	struct mem *m = ud;
+	uint32_t id = (uint32_t)owner;
+	if (id >= m->n || m->t[id].gen != (uint32_t)(owner >> 32) || m->t[id].state == SLOT_FREE)
+		id = 0; /* the task is gone: the daemon holds what is left */
+	if (delta < 0) {
+		credit(m, id, (size_t)-delta);
+		return 0;
+	}
+	struct mtask *t = &m->t[id];
+	if (id != 0 && t->limit && (t->used > t->limit || (size_t)delta > t->limit - t->used)) {
+		doom(m, id, "not enough memory (stream buffers past memory_limit)");
+		return ENOMEM;
+	}
+	t->used += (size_t)delta;
+	m->total += (size_t)delta;
+	return 0;
+}
+
+/* Charge the C buffers of streams created in task fibers to their task
+ * (installs the FL_ACCT_KEY hook of fibers.core); no-op without mem_alloc. */
+void mem_acct_install(lua_State *L)
+{
+	void *ud;
+	if (lua_getallocf(L, &ud) != mem_alloc)
+		return;
+	struct mem *m = ud;
+	m->acct.owner = acct_owner;
+	m->acct.charge = acct_charge;
+	m->acct.ud = m;
+	lua_pushlightuserdata(L, &m->acct);
+	lua_setfield(L, LUA_REGISTRYINDEX, FL_ACCT_KEY);
 }
 
 /* The functions of this file, merged into `_fibersd` by lhost.c. */

@@ -96,6 +96,15 @@ static int l_new(lua_State *L)
 	ls->own = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
 	ls->s.pollfirst = lua_toboolean(L, 4) ? 1 : 0;
 	luaL_setmetatable(L, STREAM_MT);
+	/* a host's accounting (FL_ACCT_KEY): charge the buffers to the owner */
+	lua_getfield(L, LUA_REGISTRYINDEX, FL_ACCT_KEY);
+	const fl_acct_hook_t *h = lua_islightuserdata(L, -1) ? lua_touserdata(L, -1) : NULL;
+	lua_pop(L, 1);
+	if (h != NULL) {
+		uint64_t owner = h->owner(h->ud);
+		if (owner != 0)
+			stream_set_acct(&ls->s, h->charge, h->ud, owner);
+	}
 	return 1;
 }
 
@@ -176,7 +185,8 @@ static int l_fill(lua_State *L)
 /*
  * s:read_line(term, keep, max?) -> line | false (wait) | nil (EOF, no data)
  * | nil, "line too long" | nil, msg, errno.  A final unterminated line at
- * EOF is a line.
+ * EOF is a line.  max defaults to STREAM_LINE_MAX; a negative max is no
+ * bound.
  */
 static int l_read_line(lua_State *L)
 {
@@ -184,7 +194,7 @@ static int l_read_line(lua_State *L)
 	size_t tlen, len;
 	const char *term = luaL_checklstring(L, 2, &tlen);
 	int keep = lua_toboolean(L, 3), r;
-	lua_Integer max = luaL_optinteger(L, 4, -1);
+	lua_Integer max = luaL_optinteger(L, 4, STREAM_LINE_MAX);
 	ssize_t at;
 
 	luaL_argcheck(L, tlen > 0, 2, "empty terminator");
@@ -286,14 +296,22 @@ static int l_read_some(lua_State *L)
 	return push_take(L, s, n);
 }
 
-/* s:read_all() -> str (at EOF) | false | nil, msg, errno (data kept) */
+/*
+ * s:read_all(max?) -> str (at EOF) | false | nil, msg, errno (data kept) |
+ * nil, "too long" (more than max bytes before EOF; data kept)
+ */
 static int l_read_all(lua_State *L)
 {
 	stream_t *s = check_open(L);
+	lua_Integer max = luaL_optinteger(L, 2, -1);
 	int err;
 
+	if (max >= 0 && buf_len(&s->rb) > (size_t)max)
+		goto too_long;
 	if (!s->eof && s->fd >= 0) {
-		err = stream_fill_all(s);
+		err = stream_fill_all(s, max >= 0 ? (size_t)max + 1 : 0);
+		if (max >= 0 && buf_len(&s->rb) > (size_t)max)
+			goto too_long;
 		if (err == EAGAIN) {
 			lua_pushboolean(L, 0);
 			return 1;
@@ -308,6 +326,10 @@ static int l_read_all(lua_State *L)
 		return 1;
 	}
 	return push_take(L, s, buf_len(&s->rb));
+too_long:
+	lua_pushnil(L);
+	lua_pushliteral(L, "too long");
+	return 2;
 }
 
 /* s:take(n?) -> up to n (default all) buffered bytes, consumed */

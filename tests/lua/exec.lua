@@ -165,6 +165,19 @@ fibers.run(function(main)
   t.is(#out, 10485760, "output_op of 10 MiB")
   t.is(st .. " " .. code, "exited 0", "... and its status")
 
+  -- output_op is bounded: exec.OUTPUT_MAX (16 MiB) by default, opts.max, math.huge
+  t.is(exec.OUTPUT_MAX, 16777216, "OUTPUT_MAX is 16 MiB")
+  local res = t.pack(fibers.perform(exec.command("yes"):output_op{ max = 100000 }))
+  t.is_deeply({ res[1], res[2], res[4], res[5] },
+    { nil, "signalled", 13, "output_op: output longer than 100000 bytes" },
+    "output past max: nil, the pipe closed (SIGPIPE), a clear error")
+  res = t.pack(fibers.perform(exec.command("head", "-c", "17000000", "/dev/zero"):output_op()))
+  t.is_deeply({ res[1], res[2], res[5] }, { nil, "signalled", "output_op: output longer than 16777216 bytes" },
+    "output past the default cap of 16 MiB fails")
+  out = fibers.perform(exec.command("head", "-c", "17000000", "/dev/zero"):output_op{ max = math.huge })
+  t.is(#out, 17000000, "max = math.huge: no bound")
+  t.raises(function() exec.command("true"):output_op{ max = -1 } end, "max", "a bad max raises")
+
   -- environment and cwd ---------------------------------------------------------
   out = fibers.perform(exec.command{ "sh", "-c", 'echo "$FIBERS_A|${HOME-unset}|$FIBERS_N"; pwd',
     env = { FIBERS_A = "x y", HOME = false, FIBERS_N = 42 }, cwd = "/tmp" }:output_op())

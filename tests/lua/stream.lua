@@ -114,6 +114,35 @@ local function main()
     rs:close(); ws:close()
   end
 
+  -- without max a line is bounded by stream.LINE_MAX (1 MiB); math.huge lifts it
+  do
+    t.is(stream.LINE_MAX, 1048576, "LINE_MAX is 1 MiB")
+    local rs, ws = pipe()
+    fibers.spawn(function()
+      ws:write(string.rep("j", 1048576 + 10) .. "\n" .. string.rep("k", 1048576 + 10) .. "\n")
+      ws:close()
+    end)
+    t.is_deeply(t.pack(rs:read_line()), { n = 2, nil, "line too long" },
+      "a line longer than 1 MiB without max: line too long")
+    t.ok(rs:buffered() < 1048576 + 70000, "buffered bytes bounded by LINE_MAX + a chunk")
+    t.is_deeply(t.pack(rs:read("l")), { n = 2, nil, "line too long" }, "read('l') has the same bound")
+    t.is(#rs:read_line{ max = math.huge }, 1048576 + 10, "max = math.huge: no bound")
+    t.is(#rs:read_line{ max = 2000000 }, 1048576 + 10, "an explicit max above LINE_MAX")
+    t.raises(function() rs:read_line_op{ max = -1 } end, "max", "negative max raises")
+    t.raises(function() rs:read_all_op{ max = 1.5 } end, "max", "fractional max raises")
+    rs:close()
+  end
+
+  -- read_all_op{max}: past max nil, "too long", the bytes stay buffered
+  do
+    local rs, ws = pipe()
+    fibers.spawn(function() ws:write(string.rep("a", 5000)); ws:close() end)
+    t.is_deeply(t.pack(fibers.perform(rs:read_all_op{ max = 4000 })), { n = 2, nil, "too long" },
+      "read_all past max: nil, 'too long'")
+    t.is(#rs:read_all(), 5000, "the bytes stayed in the buffer")
+    rs:close()
+  end
+
   -- read_exactly, short reads, read_string_op, read_op formats
   do
     local rs, ws = pipe()

@@ -1,8 +1,11 @@
 /*
  * buf.c (test) - unit tests of src/core/buf.c, TAP output: append/consume
  * cursors, compaction vs growth, find across random contents, shrink, and
- * a linear-cost check (a FIFO of 64 MiB through a small buffer).
+ * a linear-cost check (a FIFO of 64 MiB through a small buffer), and the
+ * accounting hook (charge = capacity, refused growth, exact release).
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,11 +130,58 @@ static void test_linear(void)
 	buf_free(&b);
 }
 
+struct acct_state {
+	long long held, limit;
+	int calls;
+	uint64_t owner;
+};
+
+static int acct_charge(void *ud, uint64_t owner, long long delta)
+{
+	struct acct_state *a = ud;
+	a->calls++;
+	a->owner = owner;
+	if (delta > 0 && a->held + delta > a->limit)
+		return 1;
+	a->held += delta;
+	return 0;
+}
+
+static void test_accounting(void)
+{
+	struct acct_state st = { 0, 4096, 0, 0 };
+	buf_acct_t acct = { acct_charge, &st, 42 };
+	buf_t b;
+	char chunk[1000];
+	int i, err = 0;
+
+	memset(chunk, 'x', sizeof chunk);
+	buf_init(&b);
+	b.acct = &acct;
+	ok(buf_append(&b, "abc", 3) == 0 && st.held == (long long)b.cap && st.owner == 42,
+	   "a growth is charged as the capacity, to the buffer's owner");
+	for (i = 0; i < 10 && !err; i++)
+		err = buf_append(&b, chunk, sizeof chunk);
+	ok(err == ENOMEM && st.held == (long long)b.cap && b.cap <= 4096,
+	   "a growth past the limit fails with ENOMEM and charges nothing more");
+	ok(buf_len(&b) == 3 + (size_t)(i - 1) * sizeof chunk, "the data before the refusal is kept");
+	buf_consume(&b, buf_len(&b));
+	buf_shrink(&b, 256);
+	ok(st.held == 256 && b.cap == 256, "a shrink releases the difference");
+	buf_free(&b);
+	ok(st.held == 0, "freeing releases the whole charge");
+	ok(b.acct == &acct, "a freed buffer stays accounted");
+	ok(buf_append(&b, chunk, sizeof chunk) == 0 && st.held == (long long)b.cap, "and is charged again");
+	buf_free(&b);
+	ok(st.held == 0, "released again");
+}
+
 int main(void)
 {
 	test_basic();
 	test_compaction();
 	test_random();
 	test_linear();
+	test_accounting();
 	return done_testing();
 }

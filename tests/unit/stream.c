@@ -168,7 +168,7 @@ static void test_fill_all(void)
 			if (off == sizeof big)
 				close(fds[1]);
 		}
-		rc = stream_fill_all(&s);
+		rc = stream_fill_all(&s, 0);
 	}
 	ok(rc == 0 && s.eof && buf_len(&s.rb) == sizeof big, "fill_all reads 300000 bytes to EOF");
 	stream_close(&s, 1);

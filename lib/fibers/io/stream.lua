@@ -185,14 +185,28 @@ end
 
 local C = getmetatable(cstream.new(-1, 16, false)).__index
 
--- Op: the next line -> line | nil, nil at EOF | nil, err.
+-- Bound of a line read without `max` (bytes; the C side's STREAM_LINE_MAX).
+M.LINE_MAX = 1048576
+
+-- A `max` option: nil -> dflt, math.huge -> -1 (no bound), else an integer >= 0.
+local function max_opt(max, dflt, who)
+  if max == nil then return dflt end
+  if max == math.huge then return -1 end
+  if type(max) ~= "number" or max < 0 or max ~= math.floor(max) then
+    error(who .. ": max must be a non-negative integer or math.huge", 3)
+  end
+  return max
+end
+
+-- Op: the next line -> line | nil, nil at EOF | nil, err.  Without `max`
+-- a line is bounded by M.LINE_MAX ("line too long"); math.huge: no bound.
 function Stream:read_line_op(opts)
-  local term, keep, max = "\n", false, nil
+  local term, keep, max = "\n", false, M.LINE_MAX
   if opts ~= nil then
     if type(opts) ~= "table" then error("read_line_op: options must be a table", 2) end
     term = opts.terminator or "\n"
     keep = opts.keep_terminator and true or false
-    max = opts.max
+    max = max_opt(opts.max, M.LINE_MAX, "read_line_op")
     if type(term) ~= "string" or term == "" then
       error("read_line_op: terminator must be a non-empty string", 2)
     end
@@ -207,14 +221,23 @@ function Stream:read_exactly_op(n)
 end
 
 local function all_post(self, s, err)
-  if s == nil then return self._cs:take(), err end
+  if s == nil then
+    if err == "too long" then return nil, err end
+    return self._cs:take(), err
+  end
   return s, nil
 end
 local function all_closed() return "", "stream is closed" end
 
--- Op: everything up to EOF -> str, err|nil.
-function Stream:read_all_op()
-  return read_op(self, C.read_all, nil, nil, nil, all_post, all_closed)
+-- Op: everything up to EOF -> str, err|nil; with opts.max, more than max
+-- bytes before EOF -> nil, "too long" (the bytes stay buffered).
+function Stream:read_all_op(opts)
+  local max
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("read_all_op: options must be a table", 2) end
+    max = max_opt(opts.max, nil, "read_all_op")
+  end
+  return read_op(self, C.read_all, max, nil, nil, all_post, all_closed)
 end
 
 local function some_post(self, s, err)
