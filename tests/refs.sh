@@ -1,8 +1,9 @@
 #!/bin/sh
 # tests/refs.sh - every reference in the sources points inside the
 # repository: no path outside the checkout, the contract pages cited as
-# doc/library.md, doc/daemon.md, doc/quality.md (which exist), and no
-# team or issue labels in comments (comments say what the code does).
+# doc/library.md, doc/daemon.md, doc/quality.md (which exist), no team
+# or issue labels in comments (comments say what the code does), and the
+# daemon's Lua requires its own modules without guards.
 # Runs on a git checkout and on a dist tarball alike.
 cd "$top_srcdir" || exit 1
 if [ -d .git ] && command -v git >/dev/null; then
@@ -44,5 +45,9 @@ check 'every cited doc/ page exists' "$missing"
 out=$(grep -n -I -E '[Ee]ngineer [A-Z][0-9]|\b[Ii]ssues? #?[0-9]+\b|Owner: ' $files 2>/dev/null |
 	grep -v '^tests/refs\.sh:')
 check 'no team or issue labels in comments' "$out"
+# The daemon's own modules and its host binding are required plainly.
+# shellcheck disable=SC2086
+out=$(grep -n -E 'pcall\(require|local function has\(' $(printf '%s\n' $files | grep '^lib/fibersd/') 2>/dev/null)
+check 'lib/fibersd requires its modules plainly' "$out"
 echo "1..$n"
 exit $fail

@@ -80,7 +80,7 @@ local T = {}
 function T.version(conn)
   local srv = conn.srv
   return { daemon = 'fibersd', version = srv.version, protocol = C.PROTOCOL,
-    pid = H.getpid and H.getpid() or nil, uptime = fibers.now() - srv.started }
+    pid = H.getpid(), uptime = fibers.now() - srv.started, features = host.features }
 end
 
 function T.status(conn, id, p)
@@ -103,7 +103,7 @@ function T.status(conn, id, p)
   res.counts, res.tasks = c, array()
   local opts = {
     brief = p.brief == true,
-    memory = type(H.task_memory) == 'function' and H.task_memory or host.task_memory,
+    memory = H.task_memory,
     subtree = function(sc, name)
       local cnt = { processes = 0 }
       local sn = introspect.scope_node(sc, name, depth, now, cnt)

@@ -24,15 +24,8 @@ local rings = {}         -- task name -> ring (allocated lazily)
 local followers = {}     -- task name -> { [fn] = true }
 local any_followers = {} -- fn -> true, receive every record
 
-local clock_mono = os.clock
-local clock_real = os.time
-do
-  local okc, core = pcall(require, 'fibers.core')
-  if okc and type(core) == 'table' and core.sys then
-    clock_mono = core.sys.monotime or clock_mono
-    clock_real = core.sys.realtime or clock_real
-  end
-end
+local sys = require('fibers.core').sys
+local clock_mono, clock_real = sys.monotime, sys.realtime
 M.monotime, M.realtime = clock_mono, clock_real
 
 -- Set the level (name or priority) and ring size; returns true or nil, msg.

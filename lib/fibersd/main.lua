@@ -23,6 +23,7 @@ local log = require 'fibersd.log'
 local task = require 'fibersd.task'
 local supervisor = require 'fibersd.supervisor'
 local reload = require 'fibersd.reload'
+local control = require 'fibersd.control'
 
 local M = {}
 
@@ -101,28 +102,24 @@ end
 
 -- Hook exec (log modes, defaults, orphans) and alarms into the daemon.
 local function host_library()
-  local okx, exec = pcall(require, 'fibers.exec')
-  if okx and type(exec._set_host) == 'function' then
-    exec._set_host({
-      -- children get the usual soft open-file limit back (we raised ours)
-      defaults = { stdin = 'null', stdout = 'log', stderr = 'log', rlimits = { nofile = 1024 } },
-      scrub_env = { 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS',
-        'LISTEN_PID', 'LISTEN_FDNAMES', 'JOURNAL_STREAM', 'INVOCATION_ID' },
-      log_line = function(cmd, stream, line, s)
-        local rec, path = task.of_scope(s or scope.current())
-        local pid = cmd and cmd.pid and cmd:pid() or nil
-        log.emit(stream == 'stderr' and 4 or 6, line, rec and rec.name, path, pid, stream)
-      end,
-      on_orphan = function(pid, status)
-        log.emit(5, string.format(ORPHAN_FMT, pid, tostring(status)), nil, nil, pid)
-      end,
-    })
-  end
-  local oka, alarm = pcall(require, 'fibers.alarm')
-  if oka and alarm.set_time_source and alarm.realtime then
-    pcall(alarm.set_time_source, alarm.realtime)
-    return alarm
-  end
+  local exec = require 'fibers.exec'
+  exec._set_host({
+    -- children get the usual soft open-file limit back (we raised ours)
+    defaults = { stdin = 'null', stdout = 'log', stderr = 'log', rlimits = { nofile = 1024 } },
+    scrub_env = { 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS',
+      'LISTEN_PID', 'LISTEN_FDNAMES', 'JOURNAL_STREAM', 'INVOCATION_ID' },
+    log_line = function(cmd, stream, line, s)
+      local rec, path = task.of_scope(s or scope.current())
+      local pid = cmd and cmd.pid and cmd:pid() or nil
+      log.emit(stream == 'stderr' and 4 or 6, line, rec and rec.name, path, pid, stream)
+    end,
+    on_orphan = function(pid, status)
+      log.emit(5, string.format(ORPHAN_FMT, pid, tostring(status)), nil, nil, pid)
+    end,
+  })
+  local alarm = require 'fibers.alarm'
+  alarm.set_time_source(alarm.realtime)
+  return alarm
 end
 
 -- Adopt a socket-activated control socket or bind our own.
@@ -184,20 +181,15 @@ local function daemon(D, cfg, opts)
     host.notify('STATUS=' .. tostring(bound) .. '\nERRNO=98')
     return code or 2
   end
-  local okc, control = pcall(require, 'fibersd.control')
-  if okc and type(control) == 'table' and control.start then
-    control.start({ scope = C, fd = fd, sv = sv, cfg = cfg, reload = sv.reload,
-      version = host.native and host.native.version, started = T0 })
-  else
-    log.daemon('warning', 'control server not available: %s', tostring(control))
-  end
+  control.start({ scope = C, fd = fd, sv = sv, cfg = cfg, reload = sv.reload,
+    version = host.version, started = T0 })
 
   local res = reload.apply(sv, cfg)
   while sv:loading() > 0 do fibers.perform(sv:changed_op()) end
   local ready_line = M.status_line(sv)
   host.notify('READY=1\nSTATUS=' .. ready_line)
   log.daemon('notice', 'fibersd %s ready: %d tasks (%d errors) in %.3fs',
-    host.native and host.native.version or '?', #res.added, #res.errors, fibers.now() - T0)
+    host.version, #res.added, #res.errors, fibers.now() - T0)
 
   -- STATUS= on changes, at most one per 100 ms.
   D:spawn(function()

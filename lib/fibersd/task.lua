@@ -6,6 +6,8 @@
 --
 -- It does not start or supervise anything (supervisor.lua does).
 
+local runtime = require 'fibers.runtime'
+local scopes = require 'fibers.scope'
 local host = require 'fibersd.host'
 local log = require 'fibersd.log'
 
@@ -133,12 +135,6 @@ function M.register(s, rec) by_scope[s] = rec end
 -- Forget a task scope.
 function M.unregister(s) by_scope[s] = nil end
 
-local scope_mod
-local function scopes()
-  if not scope_mod then scope_mod = require 'fibers.scope' end
-  return scope_mod
-end
-
 -- Find the task that owns scope s: rec, path ("task/child/17") or nil.
 function M.of_scope(s)
   local parts = {}
@@ -157,9 +153,8 @@ end
 
 -- The task of the calling fiber (from its scope ancestry): rec, path | nil.
 function M.current()
-  local okr, runtime = pcall(require, 'fibers.runtime')
-  if not okr or not runtime.current_fiber() then return nil end
-  return M.of_scope(scopes().current())
+  if not runtime.current_fiber() then return nil end
+  return M.of_scope(scopes.current())
 end
 
 -- `print` for the daemon: each call becomes one info record tagged with the

@@ -145,6 +145,20 @@ void fd_preload(lua_State *L);
 /* True when this executable is the one in the build tree. */
 bool fd_in_build_tree(void);
 
+/* The optional system features, detected once (the first call; main()
+ * makes it at startup): built with libsystemd, started by a service manager
+ * (NOTIFY_SOCKET set), our cgroup v2 directory ("" when there is no
+ * cgroup v2 hierarchy) and whether we may write to it (create cgroups). */
+struct fd_features {
+	bool libsystemd;
+	bool service_manager;
+	char cgroup[512];
+	bool cgroup_writable;
+};
+const struct fd_features *fd_features(void);
+/* One line for `fibersd --version`: "features: libsystemd=yes ...". */
+void fd_print_features(FILE *f);
+
 /* Sub-module openers of `_fibersd` (one line each in lhost.c's subs[]). */
 
 #endif

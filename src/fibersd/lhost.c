@@ -21,6 +21,8 @@
  *               watchdog_sec},
  *               tasks={ NAME={<keys set in [task:NAME]>, enabled=bool,
  *               params={k=v strings}} } }
+ *   features() -> { libsystemd=, service_manager=, cgroup=path|false,
+ *               cgroup_writable= }   optional system features, detected once
  *   config_keys() -> { {name=, section="fibersd"|"defaults"|"task",
  *               type=, default=(string|nil), choices=, help=,
  *               reload="live"|"task"|"daemon"}, ... }   (config.c's cfg_keys)
@@ -57,6 +59,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cgroup.h"
 #include "core.h"
 #include "fibersd.h"
 #include "lbind.h"
@@ -87,6 +90,52 @@ bool fd_in_build_tree(void)
 		return false;
 	exe[n] = '\0';
 	return strcmp(exe, built) == 0;
+}
+
+const struct fd_features *fd_features(void)
+{
+	static struct fd_features f;
+	static bool done;
+	if (done)
+		return &f;
+	done = true;
+#ifdef HAVE_SYSTEMD
+	f.libsystemd = true;
+#endif
+	const char *ns = getenv("NOTIFY_SOCKET");
+	f.service_manager = ns != NULL && ns[0] != '\0';
+	if (cg_path_of(0, f.cgroup, sizeof f.cgroup) != 0)
+		f.cgroup[0] = '\0';
+	f.cgroup_writable = f.cgroup[0] && access(f.cgroup, W_OK) == 0;
+	return &f;
+}
+
+void fd_print_features(FILE *out)
+{
+	const struct fd_features *f = fd_features();
+	fprintf(out, "features: libsystemd=%s service-manager=%s cgroup2=%s%s\n",
+		f->libsystemd ? "yes" : "no", f->service_manager ? "yes" : "no",
+		f->cgroup[0] ? f->cgroup : "no", f->cgroup[0] && !f->cgroup_writable ? " (read-only)" : "");
+}
+
+/* features() -> { libsystemd=, service_manager=, cgroup=path|false,
+ * cgroup_writable= } (detected once, see fd_features). */
+static int l_features(lua_State *L)
+{
+	const struct fd_features *f = fd_features();
+	lua_createtable(L, 0, 4);
+	lua_pushboolean(L, f->libsystemd);
+	lua_setfield(L, -2, "libsystemd");
+	lua_pushboolean(L, f->service_manager);
+	lua_setfield(L, -2, "service_manager");
+	if (f->cgroup[0])
+		lua_pushstring(L, f->cgroup);
+	else
+		lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "cgroup");
+	lua_pushboolean(L, f->cgroup_writable);
+	lua_setfield(L, -2, "cgroup_writable");
+	return 1;
 }
 
 static int l_load_config(lua_State *L)
@@ -262,6 +311,7 @@ static const luaL_Reg host_funcs[] = {
 	{ "kill", l_kill },
 	{ "load_config", l_load_config },
 	{ "config_keys", l_config_keys },
+	{ "features", l_features },
 	{ "log", l_log },
 	{ "set_log", l_set_log },
 	{ "subreaper", l_subreaper },

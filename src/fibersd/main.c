@@ -147,7 +147,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->log_level = optarg;
 			break;
 		case 'C': o->check = true; break;
-		case 'V': printf("fibersd %s\n", PACKAGE_VERSION); return 0;
+		case 'V':
+			printf("fibersd %s\n", PACKAGE_VERSION);
+			fd_print_features(stdout);
+			return 0;
 		case 'h': usage(stdout); return 0;
 		case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -312,6 +315,7 @@ static int pmain(lua_State *L)
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
+	fd_features(); /* detected once, before anything changes the environment */
 	int status = parse_args(argc, argv, &o);
 	if (status >= 0) /* -h, -V, usage errors: the process ends, nothing to free */
 		return status; // NOLINT(clang-analyzer-unix.Malloc)

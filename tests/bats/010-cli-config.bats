@@ -23,12 +23,18 @@ teardown() { fd_teardown; }
 	[ "$status" -eq 0 ]
 }
 
-@test "-V prints the version and exits 0" {
+@test "-V prints the version and the detected features, exits 0" {
 	run fibersd -V
 	[ "$status" -eq 0 ]
-	[[ $output =~ ^fibersd\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
-	run fibersd --version
+	[[ ${lines[0]} =~ ^fibersd\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+	# the optional system features, detected once at startup
+	[[ ${lines[1]} =~ ^features:\ libsystemd=(yes|no)\ service-manager=no\ cgroup2=(no|/.*)$ ]]
+	[ "${#lines[@]}" -eq 2 ]
+	NOTIFY_SOCKET=/nonexistent/notify run fibersd --version
 	[ "$status" -eq 0 ]
+	[[ ${lines[1]} == *" service-manager=yes "* ]]
+	grep -q '^#define HAVE_SYSTEMD 1' "${top_builddir:-.}/config.h" && want=yes || want=no
+	[[ ${lines[1]} == "features: libsystemd=$want "* ]]
 }
 
 @test "usage errors exit 1 with a message" {

@@ -41,7 +41,11 @@ EOF2
 	run ctl --json status
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq 1 ]
-	[[ $output == '{"counts":{"processes":1,"ready":1,"tasks":1},"daemon":"fibersd","pid":'"$FD_PID"',"protocol":1,'* ]]
+	[[ $output =~ ^\{\"counts\":\{\"processes\":1,\"ready\":1,\"tasks\":1\},\"daemon\":\"fibersd\",\"features\":\{[^}]*\},\"pid\":$FD_PID,\"protocol\":1, ]]
+	# the optional system features detected at startup, as fibersd -V says
+	features=$("$FIBERSD" -V | sed -n 's/^features: //p')
+	[[ $output =~ \"features\":\{\"cgroup\":(false|\"/[^\"]*\"),\"cgroup_writable\":(true|false),\"libsystemd\":(true|false),\"service_manager\":false\} ]]
+	[[ $features == "libsystemd=$([[ $output == *'"libsystemd":true'* ]] && echo yes || echo no) "* ]]
 	[[ $output == *'"argv":["sleep","1000"]'* ]]
 	[[ $output =~ \"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\" ]]
 	[[ $output =~ \"t\":[0-9.]+ ]]
