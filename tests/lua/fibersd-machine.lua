@@ -22,7 +22,7 @@ local function world(policy, opts)
     random = function() return w.rand end,
     launch = function(m)
       w.launches = w.launches + 1
-      return table.unpack(w.launch_result)
+      return (table.unpack or unpack)(w.launch_result)
     end,
     cancel = function(m, reason) w.cancels[#w.cancels + 1] = reason end,
     timer = function(m, at) w.timers[#w.timers + 1] = at or false end,
