@@ -1,11 +1,6 @@
-## man/man.mk - the manual pages fibersd(8), fibersd.conf(5) and fibers(7)
-## (fibersctl(1) is listed in src/fibersctl/fibersctl.mk) and their tests.
+## man/man.mk - the manual pages fibersctl(1), fibersd.conf(5), fibers(7)
+## and fibersd(8); tests/bats/082-man.bats checks them against the code.
+dist_man1_MANS = man/fibersctl.1
 dist_man5_MANS = man/fibersd.conf.5
 dist_man7_MANS = man/fibers.7
 dist_man8_MANS = man/fibersd.8
-
-## Every page renders without warnings; fibersd.conf(5) has every key of
-## the daemon's key table with its default; fibers(7) every module and the
-## seed's examples verbatim; fibersd(8) every option and example.
-TESTS += tests/bats/082-man.bats
-EXTRA_DIST += tests/bats/082-man.bats

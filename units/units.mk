@@ -49,7 +49,3 @@ print-install-dirs:
 	@echo "sysusersdir=$(sysusersdir)"
 	@echo "bashcompletiondir=$(bashcompletiondir)"
 .PHONY: print-install-dirs
-
-## The staged install, the units under systemd-analyze, uninstall.
-TESTS += tests/bats/080-install.bats
-EXTRA_DIST += tests/bats/080-install.bats

@@ -3,11 +3,8 @@
 ## under fibersd in tests/bats/028-examples.bats (the first four) and
 ## tests/bats/029-examples.bats (the rest).
 fibersdexamplesdir = $(docdir)/examples
-dist_fibersdexamples_DATA = scripts/examples/heartbeat.lua scripts/examples/subprocess.lua \
-	scripts/examples/periodic.lua scripts/examples/flaky.lua
-dist_fibersdexamples_DATA += scripts/examples/server.lua scripts/examples/pipeline.lua \
-	scripts/examples/linesrv.lua scripts/examples/fifo.lua scripts/examples/workers.lua \
-	scripts/examples/drain.lua
-
-TESTS += tests/bats/029-examples.bats
-EXTRA_DIST += tests/bats/029-examples.bats
+dist_fibersdexamples_DATA = \
+	scripts/examples/drain.lua scripts/examples/fifo.lua scripts/examples/flaky.lua \
+	scripts/examples/heartbeat.lua scripts/examples/linesrv.lua \
+	scripts/examples/periodic.lua scripts/examples/pipeline.lua scripts/examples/server.lua \
+	scripts/examples/subprocess.lua scripts/examples/workers.lua

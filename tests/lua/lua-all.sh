@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/lua/lua-all.sh - portability runner behind `make check-lua-all` and
-# `make check-backends` (tests/lua/lua-all.mk).
+# `make check-backends` (tests/lua/lua.mk).
 #
 # For each Lua version in $LUA_ALL_VERSIONS (5.1 5.2 5.3 5.4 luajit) whose
 # interpreter and pkg-config module are installed, it compiles the same C

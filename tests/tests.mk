@@ -1,18 +1,51 @@
-## tests/hardening.mk - doc/quality.md §3 hardening targets:
+## tests/tests.mk - the test harness (Automake TAP driver, the environment
+## every test runs in), the tree-wide checks, and the hardening targets of
+## doc/quality.md §3 (the fault tests themselves are in tests/bats/; the
+## item -> test map is doc/faults.md):
 ##   make check-valgrind  the C unit tests under valgrind (memcheck, full leak
 ##                        check, any error fails); not in a sanitizer build
 ##   make lint            cppcheck + clang-tidy on src/ with the checked-in
 ##                        configuration (.clang-tidy, build-aux/cppcheck.supp)
-##   make fuzz-stream     libFuzzer target for the stream line reader
-##   make fuzz-smoke      every fuzz target for FUZZ_SMOKE_TIME (30) seconds
-##                        from the seed corpus (fuzz/seeds/<target>/): the
-##                        bounded run used before releases and by .ci/run
 ## plus, in a sanitizer build, LeakSanitizer for the C unit tests (.t).
 
-## ---- fault tests (doc/quality.md §3; the item -> test map is doc/faults.md) ----
-HARDENING_BATS = tests/bats/090-faults.bats tests/bats/091-attacks.bats
-TESTS += $(HARDENING_BATS)
-EXTRA_DIST += $(HARDENING_BATS) doc/faults.md
+## ---- the harness -------------------------------------------------------------
+TEST_EXTENSIONS = .t .lua .bats .sh
+TAP_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+T_LOG_DRIVER = $(TAP_DRIVER)
+LUA_LOG_DRIVER = $(TAP_DRIVER)
+BATS_LOG_DRIVER = $(TAP_DRIVER)
+SH_LOG_DRIVER = $(TAP_DRIVER)
+if SANITIZERS
+LUA_RUNNER = $(abs_top_builddir)/tests/host/flua
+else
+LUA_RUNNER = $(LUA)
+endif
+## Every test runs under a hard time limit, so a hang fails one test instead
+## of stalling the whole suite (and CI).
+TEST_TIMEOUT = timeout -k 10 600
+T_LOG_COMPILER = $(TEST_TIMEOUT)
+LUA_LOG_COMPILER = $(TEST_TIMEOUT) $(LUA_RUNNER)
+BATS_LOG_COMPILER = $(TEST_TIMEOUT) $(BATS) --tap
+SH_LOG_COMPILER = $(TEST_TIMEOUT) $(SHELL)
+## Build-tree paths; nothing from the caller's LUA_PATH/LUA_CPATH leaks in.
+AM_TESTS_ENVIRONMENT = \
+	LUA_PATH='$(abs_top_srcdir)/lib/?.lua;$(abs_top_srcdir)/lib/?/init.lua;$(abs_top_srcdir)/tests/lua/lib/?.lua'; \
+	LUA_CPATH='$(abs_top_builddir)/?.so'; \
+	LUA_RUNNER='$(LUA_RUNNER)'; \
+	top_srcdir='$(abs_top_srcdir)'; top_builddir='$(abs_top_builddir)'; \
+	export LUA_PATH LUA_CPATH LUA_RUNNER top_srcdir top_builddir;
+if SANITIZERS
+AM_TESTS_ENVIRONMENT += \
+	ASAN_OPTIONS='detect_leaks=0:abort_on_error=0'; \
+	UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1'; \
+	export ASAN_OPTIONS UBSAN_OPTIONS;
+endif
+## ---- tree-wide checks: references inside the repository, plain requires ----
+TESTS += tests/refs.sh
+EXTRA_DIST += tests/refs.sh
+
+## ---- lint configuration ---------------------------------------------------------
+EXTRA_DIST += .clang-tidy build-aux/cppcheck.supp
 
 ## ---- sanitizers: leak checking for the C unit tests ---------------------------
 ## The Lua hosts (flua, fibersd) keep detect_leaks=0 (AM_TESTS_ENVIRONMENT):
@@ -63,25 +96,4 @@ lint-clang-tidy:
 		grep -v '^[0-9]* warnings\? generated\.$$'); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "clang-tidy: clean"
 .PHONY: lint lint-cppcheck lint-clang-tidy
-EXTRA_DIST += .clang-tidy build-aux/cppcheck.supp
 
-## ---- fuzzing -------------------------------------------------------------------
-## (FUZZ_CC, FUZZ_FLAGS, FUZZ_TIME and the control/config targets are in
-## src/fibersctl/fibersctl.mk and src/fibersd/fibersd.mk.)
-fuzz/stream: $(srcdir)/fuzz/stream.c $(srcdir)/src/core/stream.c $(srcdir)/src/core/buf.c
-	$(AM_V_CC)$(MKDIR_P) fuzz && $(FUZZ_CC) $(FUZZ_FLAGS) -I$(top_builddir) -I$(srcdir)/src/core \
-		$(srcdir)/fuzz/stream.c $(srcdir)/src/core/stream.c $(srcdir)/src/core/buf.c -o $@
-fuzz-stream: fuzz/stream
-	$(MKDIR_P) fuzz/corpus-stream && cp $(srcdir)/fuzz/seeds/stream/* fuzz/corpus-stream/
-	./fuzz/stream -max_total_time=$(FUZZ_TIME) -max_len=8192 fuzz/corpus-stream
-fuzz: fuzz-stream
-FUZZ_SMOKE_TIME = 30
-fuzz-smoke:
-	$(MAKE) $(AM_MAKEFLAGS) fuzz FUZZ_TIME=$(FUZZ_SMOKE_TIME)
-.PHONY: fuzz-stream fuzz-smoke
-CLEANFILES += fuzz/stream
-EXTRA_DIST += fuzz/stream.c fuzz/seeds/stream/mixed fuzz/seeds/stream/terms fuzz/seeds/stream/tiny-pipe fuzz/seeds/stream/empty-find
-clean-local: clean-fuzz-stream
-clean-fuzz-stream:
-	rm -rf fuzz/corpus-stream
-.PHONY: clean-fuzz-stream

@@ -1,6 +1,6 @@
-## tests/lua/lua-all.mk - portability (doc/library.md §15): the C module built
-## against every installed Lua, the Lua suite run under each, and the
-## fallback backends.  The work is done by tests/lua/lua-all.sh.
+## tests/lua/lua.mk - the Lua tests (TAP through tests/lua/lib/tap.lua) and
+## the portability targets (doc/library.md §15, doc/portability.md), whose
+## work tests/lua/lua-all.sh does:
 ##
 ##   make check-lua-all    for each of Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT that
 ##                         is installed (interpreter + pkg-config module):
@@ -17,10 +17,18 @@
 ##                         and the Lua files in $(datadir)/lua/<v>/ (LuaJIT
 ##                         uses the 5.1 directories; a 5.1 build wins there).
 ##                         uninstall-lua-all removes them again.
-libfiberslua_la_SOURCES += src/lua/compat.h
-dist_luafibers_DATA += lib/fibers/compat.lua
-EXTRA_DIST += tests/lua/lua-all.sh tests/lua/compat.lua doc/portability.md
-TESTS += tests/lua/compat.lua
+LUA_TESTS = \
+	tests/lua/alarm.lua tests/lua/channel.lua tests/lua/compat.lua tests/lua/cond.lua \
+	tests/lua/exec.lua tests/lua/exec_cgroup.lua tests/lua/exec_sigchld.sh \
+	tests/lua/exec_vfork.sh tests/lua/fastpath.lua tests/lua/fibers.lua \
+	tests/lua/fibersd-machine.lua tests/lua/file.lua tests/lua/io-poll.sh \
+	tests/lua/oneshot.lua tests/lua/op.lua tests/lua/regress/001-op-zero-results.lua \
+	tests/lua/regress/002-channel-fast-path.lua tests/lua/regress/003-scope-fiber-frames.lua \
+	tests/lua/runtime.lua tests/lua/scope.lua tests/lua/signal.lua tests/lua/sleep.lua \
+	tests/lua/socket.lua tests/lua/stream.lua tests/lua/testing.lua tests/lua/wait.lua \
+	tests/lua/waitgroup.lua
+TESTS += $(LUA_TESTS)
+EXTRA_DIST += $(LUA_TESTS) tests/lua/lib/fixture.lua tests/lua/lib/tap.lua tests/lua/lua-all.sh
 
 LUA_ALL_VERSIONS = 5.1 5.2 5.3 5.4 luajit
 LUA_ALL_TESTS = $(filter tests/lua/% tests/seed/%,$(TESTS))
