@@ -91,7 +91,12 @@ function T.status(conn, id, p)
   if p.scope ~= nil and p.scope ~= C.null then
     local r, code, msg, ids = introspect.resolve(sv, p.scope)
     if not r then return nil, code, msg, ids end
-    if r.task and r.status then return introspect.task_node(r.status, depth, now, counts) end
+    if r.task and r.status then
+      local sc = r.status.scope
+      local node = introspect.task_node(r.status, depth, now, counts)
+      introspect.containment(node, sv:get(r.task), sc)
+      return node
+    end
     return introspect.scope_node(r.scope, r.path, depth, now, counts)
   end
   -- Every task: the nodes of introspect.task_node, built in C straight

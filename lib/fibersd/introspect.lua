@@ -173,6 +173,27 @@ function M.task_node(st, depth, now, counts)
   return st
 end
 
+-- Containment fields of one task's node (fibersd.cgroup): `containment`
+-- ("cgroup" | "process-group"); with a cgroup, the run's `processes`
+-- ({ pid, cmdline, stray }: stray = outside its Commands' process groups),
+-- `cpu_user_usec`/`cpu_system_usec` (cpu.stat) and `memory_current` where
+-- the memory controller is enabled.
+function M.containment(node, rec, sc)
+  local cgroup = require 'fibersd.cgroup'
+  node.containment = cgroup.mode
+  local cg = rec and rec.cg
+  if not cg then return node end
+  local i = cgroup.info(cg, sc)
+  local procs = array()
+  for _, p in ipairs(i.processes) do
+    local d = cgroup.describe(p.pid)
+    procs[#procs + 1] = { pid = p.pid, stray = p.stray, cmdline = d:match('^pid %d+ %((.*)%)$') or d }
+  end
+  node.cgroup, node.processes = cg.path, procs
+  node.cpu_user_usec, node.cpu_system_usec, node.memory_current = i.cpu_user_usec, i.cpu_system_usec, i.memory_current
+  return node
+end
+
 -- Every Command of s's subtree: calls fn(command_info) for each.
 function M.each_command(s, fn)
   local snap = s:snapshot()

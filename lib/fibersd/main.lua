@@ -24,6 +24,7 @@ local task = require 'fibersd.task'
 local supervisor = require 'fibersd.supervisor'
 local reload = require 'fibersd.reload'
 local control = require 'fibersd.control'
+local cgroup = require 'fibersd.cgroup'
 
 local M = {}
 
@@ -113,6 +114,10 @@ local function host_library()
       local pid = cmd and cmd.pid and cmd:pid() or nil
       log.emit(stream == 'stderr' and 4 or 6, line, rec and rec.name, path, pid, stream)
     end,
+    task_defaults = function(s)
+      local rec = task.rec_of(s)
+      return rec and rec.exec_defaults
+    end,
     on_orphan = function(pid, status)
       log.emit(5, string.format(ORPHAN_FMT, pid, tostring(status)), nil, nil, pid)
     end,
@@ -120,6 +125,21 @@ local function host_library()
   local alarm = require 'fibers.alarm'
   alarm.set_time_source(alarm.realtime)
   return alarm
+end
+
+-- Containment (fibersd.cgroup): build the cgroup tree, or say once what
+-- the process-group fallback cannot catch; then end what a previous,
+-- SIGKILLed daemon left in task cgroups.
+local function containment()
+  if cgroup.setup() == 'cgroup' then
+    log.daemon('info', 'containment: cgroup %s (controllers for tasks: %s)', cgroup.base,
+      cgroup.controllers_line() == '' and 'none' or cgroup.controllers_line())
+    local n = cgroup.reap_leftovers(function(fmt, ...) log.daemon('warning', fmt, ...) end)
+    if n > 0 then log.daemon('warning', 'killed %d leftover process%s of a previous fibersd', n, n == 1 and '' or 'es') end
+  else
+    log.daemon('notice', 'containment: process-group (%s): processes that leave their process group '
+      .. '(setsid, double fork) are not stopped with their task', tostring(cgroup.why))
+  end
 end
 
 -- Adopt a socket-activated control socket or bind our own.
@@ -148,6 +168,7 @@ local function daemon(D, cfg, opts)
   log.configure(F.log_level, F.log_lines)
   host.subreaper()
   host.raise_nofile()
+  containment()
   host.set_max_slice(F.max_slice)
   host.install_hooks(runtime, supervisor.live, supervisor.on_doom)
   check_lua_path(F.lua_path)

@@ -44,6 +44,7 @@ local host = require 'fibersd.host'
 local log = require 'fibersd.log'
 local task = require 'fibersd.task'
 local machine = require 'fibersd.machine'
+local cgroup = require 'fibersd.cgroup'
 
 local M = {}
 
@@ -377,8 +378,23 @@ function Rec:launch_run()
     chunk, err = task.compile(self.source, self.file, task.new_env())
   end
   if not chunk then return nil, 'compile', err end
+  local cg
+  if cgroup.mode == 'cgroup' then
+    local cerr
+    cg, cerr = cgroup.new_run(self.name, pol)
+    if not cg then
+      log.task(self.name, self.name, 'err', '%s', cerr)
+      return nil, 'refused', cerr
+    end
+  end
   local sc, why = self.sv.tasks_scope:child()
-  if not sc then return nil, 'refused', why end
+  if not sc then
+    if cg then cgroup.release(cg) end
+    return nil, 'refused', why
+  end
+  -- defaults of every Command the run starts (fibers.exec task_defaults)
+  self.cg = cg
+  self.exec_defaults = task.exec_defaults(pol, cg)
   pcall(sc.set_name, sc, self.name)
   sc:set_default('shutdown_grace', pol.shutdown_grace)
   task.register(sc, self)
@@ -424,7 +440,10 @@ function Rec:monitor(sc, chunk_done)
       -- for finalisers that block (outcome "failed" with the doom reason)
       self.force_at = self.force_at or now() + pol.stop_timeout
     end
-    if self.intent and not self.force_at then self.force_at = now() + pol.stop_timeout end
+    if self.intent and not self.force_at then
+      self.force_at = now() + pol.stop_timeout
+      self:stop_begins(sc)
+    end
     local arms = { wake = self.wake:wait_op() }
     if phase == 'body' then
       arms.done = chunk_done:wait_op()
@@ -447,6 +466,7 @@ function Rec:monitor(sc, chunk_done)
       phase = 'join'
       self:event('unwinding', { reason = b })
       self.force_at = self.force_at or now() + pol.stop_timeout
+      self:stop_begins(sc)
     elseif which == 'wd' then
       if now() - self.wd_last >= wd then
         self.fail_override, fail_sent = 'watchdog timeout', true
@@ -457,7 +477,29 @@ function Rec:monitor(sc, chunk_done)
       break
     end
   end
+  self:empty_cgroup(sc, status == nil)
   self:end_run(sc, status, perr, report)
+end
+
+-- The run is stopping: processes of its cgroup outside its Commands'
+-- process groups (escaped daemons) get SIGTERM now, as the groups do from
+-- fibers.exec; the grace for all of them starts here.
+function Rec:stop_begins(sc)
+  if self.stop_t then return end
+  self.stop_t = now()
+  if self.cg then cgroup.term_strays(self.cg, sc) end
+end
+
+-- A run ends only once its cgroup is empty: what is left gets SIGTERM
+-- (unless the stop already sent it), and after shutdown_grace (from the
+-- stop's start) cgroup.kill.  Then the cgroup is removed.
+function Rec:empty_cgroup(sc, forced)
+  local cg = self.cg
+  if not cg then return end
+  self:stop_begins(sc)
+  local deadline = forced and now() or self.stop_t + (self.policy.shutdown_grace or 5)
+  cgroup.drain(cg, deadline, function(level, fmt, ...) log.task(self.name, self.name, level, fmt, ...) end)
+  self.cg, self.stop_t = nil, nil
 end
 
 -- Release a run's resources and hand its outcome to the machine.

@@ -151,6 +151,27 @@ function M.of_scope(s)
   return nil
 end
 
+-- The task record that owns scope s (no path built: the spawn path).
+function M.rec_of(s)
+  while s do
+    local rec = by_scope[s]
+    if rec then return rec end
+    s = s:parent()
+  end
+  return nil
+end
+
+-- The defaults of every Command a run starts (fibers.exec task_defaults):
+-- its cgroup (cg from fibersd.cgroup, or nil) and the identity keys of its
+-- policy (user, group, supplementary_groups, working_directory, umask,
+-- environment.NAME, environment_file, already resolved by the config).
+function M.exec_defaults(pol, cg)
+  local d = { cgroup = cg and cg.fd or nil, cwd = pol.working_directory, umask = pol.umask,
+    uid = pol.uid, gid = pol.gid, groups = pol.groups, env = pol.environment }
+  if next(d) == nil then return nil end
+  return d
+end
+
 -- The task of the calling fiber (from its scope ancestry): rec, path | nil.
 function M.current()
   if not runtime.current_fiber() then return nil end

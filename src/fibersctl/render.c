@@ -209,6 +209,34 @@ static void put_int(long long n)
 	fputs(p, stdout);
 }
 
+/* A task's containment (one-task status only): the mode, its cgroup with
+ * CPU and memory, one line per process (strays marked). */
+static void put_containment(json_t *node)
+{
+	json_t *cm = json_object_get(node, "containment");
+	if (!json_is_string(cm))
+		return;
+	char m[32];
+	printf("    containment: %s", json_string_value(cm));
+	if (str(node, "cgroup"))
+		printf(" %s", str(node, "cgroup"));
+	json_t *u = json_object_get(node, "cpu_user_usec"), *sy = json_object_get(node, "cpu_system_usec");
+	if (json_is_integer(u) && json_is_integer(sy))
+		printf(", cpu %.2fs user %.2fs system", (double)json_integer_value(u) / 1e6,
+		       (double)json_integer_value(sy) / 1e6);
+	json_t *mc = json_object_get(node, "memory_current");
+	if (json_is_number(mc))
+		printf(", memory %s", ctl_fmt_bytes(json_number_value(mc), m, sizeof m));
+	putchar('\n');
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(node, "processes"), i, p) {
+		printf("    process %lld%s: %s\n", (long long)num(p, "pid", 0),
+		       json_is_true(json_object_get(p, "stray")) ? " (stray)" : "",
+		       str(p, "cmdline") ? str(p, "cmdline") : "?");
+	}
+}
+
 /* One task (or addressed scope) block. */
 static void put_node(struct ctl *c, json_t *node)
 {
@@ -261,6 +289,7 @@ static void put_node(struct ctl *c, json_t *node)
 		fputs(file, stdout);
 		putchar('\n');
 	}
+	put_containment(node);
 	if (last_exit && !last_error)
 		printf("    last exit: %s\n", last_exit);
 	if (last_error)
