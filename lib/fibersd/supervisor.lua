@@ -497,7 +497,7 @@ function Rec:empty_cgroup(sc, forced)
   local cg = self.cg
   if not cg then return end
   self:stop_begins(sc)
-  local deadline = forced and now() or self.stop_t + (self.policy.shutdown_grace or 5)
+  local deadline = forced and now() or self.stop_t + self.policy.shutdown_grace
   cgroup.drain(cg, deadline, function(level, fmt, ...) log.task(self.name, self.name, level, fmt, ...) end)
   self.cg, self.stop_t = nil, nil
 end
