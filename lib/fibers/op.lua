@@ -30,6 +30,8 @@
 -- (bounded memory, doc/library.md §0.8).
 local runtime = require 'fibers.runtime'
 local current_fiber = runtime.current_fiber
+-- Guards may block, so the compile phase is protected yield-safely.
+local ypcall = require('fibers.compat').pcall
 -- Blocking yields the fiber's coroutine directly (= runtime.suspend(noop)
 -- minus two frames (parked fibers are smaller); resumed by fiber:resume.
 local suspend_yield = coroutine.yield
@@ -461,9 +463,9 @@ local function win(C, i, ...)
 end
 
 local try_from
--- Returns true, ...results when a leaf won, false when none was ready.
+-- Returns i, ...values when leaf i was ready, false when none was.
 local function try_result(C, i, left, ready, ...)
-  if ready then return true, win(C, i, ...) end
+  if ready then return i, ... end
   if left <= 1 then return false end
   return try_from(C, i % C.n + 1, left - 1)
 end
@@ -471,6 +473,16 @@ try_from = function(C, i, left)
   local leaf = C[2 * i - 1]
   if leaf.k == PRIM then return try_result(C, i, left, leaf.try(leaf)) end
   return try_result(C, i, left, false)
+end
+
+-- The compile and try phases of a general perform (run protected, see
+-- perform_in): i, ...values of a ready leaf | false.
+local function compile_try(op, C, sc)
+  compile(op, false, C)
+  if sc and sc._status then return sc:_raise() end
+  local n = C.n
+  if n == 0 then return false end
+  return try_from(C, n > 1 and random(n) or 1, n)
 end
 
 local function noop() end
@@ -527,8 +539,15 @@ local function block(C, sc)
   return after_block(C, s, sc, suspend_yield())
 end
 
-local function after_try(C, sc, won, ...)
-  if won then return ... end
+-- After compile_try: an error there fires the aborts of everything
+-- compiled so far (a bracket arm releases its resource) and is re-raised;
+-- a ready leaf wins (its wraps run unprotected); else the fallback or block.
+local function after_try(C, sc, ok, i, ...)
+  if not ok then
+    fire_aborts(C, 0)
+    error(i, 0)
+  end
+  if i then return win(C, i, ...) end
   local fb = C.fb
   if fb then
     fire_aborts(C, fb)
@@ -614,14 +633,7 @@ local function perform_in(op, sc)
     return flat_from(op, sc, random(n), n)
   end
   local C = { false, false, false, false, n = 0, na = 0 }
-  compile(op, false, C)
-  if sc and sc._status then
-    fire_aborts(C, 0)
-    return sc:_raise()
-  end
-  local n = C.n
-  if n == 0 then return after_try(C, sc, false) end
-  return after_try(C, sc, try_from(C, n > 1 and random(n) or 1, n))
+  return after_try(C, sc, ypcall(compile_try, op, C, sc))
 end
 M._perform_in = perform_in
 

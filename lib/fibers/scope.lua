@@ -269,9 +269,11 @@ function Scope:close(reason)
   admission_closed(self)
 end
 
--- Cancel: first reason wins; cascades to attached children.
+-- Cancel: first reason wins; cascades to attached children.  Once the
+-- finalisers have started (_fin_st) the status is frozen: a later cancel
+-- is ignored, as after the join.
 function Scope:cancel(reason)
-  if self._js == "joined" or self._status then return end
+  if self._js == "joined" or self._status or self._fin_st then return end
   if reason == nil then reason = "scope cancelled" end
   self._status, self._err = "cancelled", reason
   invalidate()
@@ -497,44 +499,47 @@ function Scope:_begin_join()
   admission_closed(self)
 end
 
+-- Run the finalisers, newest first.  One added while they run has a
+-- higher key than every pending one, so it runs next (LIFO among the
+-- rest, like Go's defer).  From here on the scope's status is frozen
+-- against cancellation (_fin_st); a finaliser that raises still fails an
+-- ok scope.
 local function run_finalisers(S)
+  S._fin_st = true
   local fin = S._fin
   if not fin then return end
   local f = current_fiber()
   local prev = f and f.scope
   if f then f.scope = S; invalidate() end
-  while true do
-    local keys = {}
-    for k in pairs(fin) do keys[#keys + 1] = k end
-    if #keys == 0 then break end
-    table.sort(keys, function(a, b) return a > b end)
-    for _, k in ipairs(keys) do
-      local fn = fin[k]
-      if fn then
-        fin[k] = nil
-        local st = S._status
-        local ok, e = protected(fn, st ~= nil, st or "ok", S._err)
-        if not ok then
-          local raw = e
-          if type(e) == "table" and e.tb_raw ~= nil then raw = e.tb_raw; e = e.tb end
-          local msg
-          if is_cancelled(raw) then
-            msg = "finaliser raised cancellation: " .. tostring(raw.reason)
-          else
-            msg = tostring(e)
-          end
-          if not S._status then
-            S._status, S._err = "failed", msg
-            invalidate()
-            wake(S._cw, S)
-            local q = S._fw
-            if q then S._fw = nil; wake(q, S) end
-          elseif msg ~= S._err then
-            add_extra(S, msg)
-          end
+  local top = S._finseq or 0
+  local k = top
+  while k >= 1 do
+    local fn = fin[k]
+    if fn then
+      fin[k] = nil
+      local st = S._status
+      local ok, e = protected(fn, st ~= nil, st or "ok", S._err)
+      if not ok then
+        local raw = e
+        if type(e) == "table" and e.tb_raw ~= nil then raw = e.tb_raw; e = e.tb end
+        local msg
+        if is_cancelled(raw) then
+          msg = "finaliser raised cancellation: " .. tostring(raw.reason)
+        else
+          msg = tostring(e)
+        end
+        if not S._status then
+          S._status, S._err = "failed", msg
+          invalidate()
+          wake(S._cw, S)
+          local q = S._fw
+          if q then S._fw = nil; wake(q, S) end
+        elseif msg ~= S._err then
+          add_extra(S, msg)
         end
       end
     end
+    if S._finseq > top then top = S._finseq; k = top else k = k - 1 end
   end
   if f then f.scope = prev; invalidate() end
 end

@@ -138,6 +138,31 @@ do
   t.is_deeply(pack(perform(br(op.always("v")))), { n = 2, "r1", "v" }, "bracket: use's result")
   perform(op.choice(br(op.never()), op.always(0)))
   t.is_deeply(rel, { { "r1", false }, { "r2", true } }, "bracket: release once per perform with aborted flag")
+
+  -- an error in another arm's try, or in a later guard, releases the
+  -- bracket arms already compiled (once), then propagates
+  acq, rel = 0, {}
+  local raising = op.new_primitive(nil, function() error("try raised", 0) end, function() end)
+  local errs = {}
+  for i = 1, 10 do
+    local ok, e = pcall(perform, op.choice(br(op.never()), raising))
+    errs[i] = ok and "no error" or e
+  end
+  t.is(acq, 10, "bracket + raising try: 10 acquires")
+  t.is(#rel, 10, "bracket + raising try: 10 releases")
+  t.is_deeply({ rel[1][2], rel[10][2], errs[1], errs[10] }, { true, true, "try raised", "try raised" },
+    "bracket + raising try: released as aborted, the try's error propagates")
+  acq, rel = 0, {}
+  local nacked = false
+  local ok, e = pcall(perform, op.choice(br(op.never()),
+    op.with_nack(function(n) return n:wrap(function() nacked = true end) end),
+    op.guard(function() error("guard raised", 0) end)))
+  t.is_deeply({ ok, e, acq, #rel, rel[1] and rel[1][2] }, { false, "guard raised", 1, 1, true },
+    "bracket + raising guard: released once as aborted")
+  acq, rel = 0, {}
+  ok, e = pcall(perform, br(op.always(1)):wrap(function() error("wrap raised", 0) end))
+  t.is_deeply({ ok, e, acq, #rel, rel[1] and rel[1][2] }, { false, "wrap raised", 1, 1, false },
+    "an error in the winner's wrap does not release a second time")
 end
 
 -- race / first_ready / named_choice / boolean_choice

@@ -205,6 +205,54 @@ do
   t.is_deeply(log, { "fiber done", "f3", "f1 false ok nil" }, "finalisers LIFO after fibers, detached one skipped")
 end
 
+-- a finaliser added while finalisers run keeps LIFO order among the rest
+do
+  local log = {}
+  run(function(s)
+    fibers.run_scope(function(c)
+      c:finally(function() log[#log + 1] = "A" end)
+      c:finally(function()
+        log[#log + 1] = "B"
+        c:finally(function()
+          log[#log + 1] = "C"
+          c:finally(function() log[#log + 1] = "D" end)
+        end)
+        c:finally(function() log[#log + 1] = "E" end)
+      end)
+    end)
+  end)
+  t.is(table.concat(log, " "), "B E C D A", "finalisers added during finalisers run next, LIFO (B; E, C; D; then A)")
+end
+
+-- the status is frozen when the finalisers start: a cancel arriving later
+-- (here the parent's, cascading) does not change an ok outcome nor
+-- interrupt a finaliser's perform
+do
+  local res = run(function(s)
+    local p = s:child()
+    local got = {}
+    p:spawn(function()
+      got.run = pack(fibers.run_scope(function(c)
+        c:finally(function(aborted, st)
+          got.fin_start = { aborted, st }
+          got.slept = pack(pcall(sleep.sleep, 0.05))
+          got.fin_status = pack(c:status())
+        end)
+      end))
+      got.run[3] = nil
+    end)
+    sleep.sleep(0.01)
+    p:cancel("parent gone")
+    perform_raw(p:join_op())
+    return got
+  end)
+  local got = res[2]
+  t.is_deeply(got.fin_start, { false, "ok" }, "finaliser starts with ok")
+  t.is_deeply(got.slept, { n = 1, true }, "a perform in the finaliser is not interrupted by the late cancel")
+  t.is_deeply(got.fin_status, { n = 2, "running", nil }, "the late cancel left the scope's status alone")
+  t.is_deeply(got.run, { n = 3, "ok", nil }, "run_scope returns ok")
+end
+
 -- finaliser errors: primary when ok, secondary when not; sentinel = failure
 do
   local res = run(function(s)
