@@ -139,7 +139,7 @@ int proc_pidfd_open(pid_t pid);
 int proc_send_signal(pid_t pid, int pidfd, int sig);
 /* Send sig to the process group pgid.  0 or errno. */
 int proc_killpg(pid_t pgid, int sig);
-/* 1 if any process (zombies included) is in group pgid, else 0. */
+/* 1 if a live process (not a zombie) is in group pgid, else 0. */
 int proc_group_alive(pid_t pgid);
 
 /* Called by proc_reap for each collected child. */

@@ -11,8 +11,11 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -87,12 +90,59 @@ int proc_killpg(pid_t pgid, int sig)
 	return kill(-pgid, sig) == 0 ? 0 : errno;
 }
 
-/* 1 while any process, zombies included, is a member of group pgid. */
+/* The state letter and process group of /proc/<name>/stat: 1, or 0 when
+ * it cannot be read (the process is gone).  The command name may hold
+ * spaces and ')', so the fields are read after its last ')'. */
+static int stat_of(const char *name, char *state, long *pgrp)
+{
+	char path[64], buf[512];
+	if (snprintf(path, sizeof path, "/proc/%s/stat", name) >= (int)sizeof path)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n;
+	do
+		n = read(fd, buf, sizeof buf - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	long ppid;
+	return p && sscanf(p + 1, " %c %ld %ld", state, &ppid, pgrp) == 3;
+}
+
+/* 1 while a live process is a member of group pgid.  Zombies do not
+ * count: an orphan's zombie waits for a reaper that may take seconds
+ * (an init that reaps in batches) or never come (a container without a
+ * reaping init), and waiting on it would hold a shutdown for its whole
+ * grace.  Without a readable /proc every member counts. */
 int proc_group_alive(pid_t pgid)
 {
 	if (pgid <= 1)
 		return 0;
-	return kill(-pgid, 0) == 0 || errno == EPERM;
+	if (kill(-pgid, 0) != 0 && errno != EPERM)
+		return 0;
+	char name[24], state;
+	long pgrp;
+	snprintf(name, sizeof name, "%ld", (long)pgid);
+	if (stat_of(name, &state, &pgrp) && pgrp == pgid && state != 'Z' && state != 'X')
+		return 1;               /* the leader itself, still running */
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 1;
+	int alive = 0;
+	struct dirent *e;
+	while (!alive && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		if (stat_of(e->d_name, &state, &pgrp) && pgrp == pgid && state != 'Z' && state != 'X')
+			alive = 1;
+	}
+	closedir(d);
+	return alive;
 }
 
 /* Collect every exited child, calling fn(ud, pid, status) for each. */

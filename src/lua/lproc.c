@@ -286,7 +286,7 @@ static int l_killpg(lua_State *L)
 	return 1;
 }
 
-/* proc.group_alive(pgid) -> boolean (zombie members count) */
+/* proc.group_alive(pgid) -> boolean (a live member; zombies do not count) */
 static int l_group_alive(lua_State *L)
 {
 	lua_pushboolean(L, proc_group_alive((pid_t)luaL_checkinteger(L, 1)));

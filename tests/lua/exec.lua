@@ -364,6 +364,40 @@ fibers.run(function(main)
   t.ok(wait_dead(pids.g2), "TERM-ignoring grandchild killed with the group")
   t.ok(dt >= 0.3 and dt < 2.5, ("... after the grace (%.2fs)"):format(dt))
 
+  -- a zombie member of the group (its parent, outside the group, does not
+  -- reap it) does not hold the scope's shutdown for the whole grace ---------
+  do
+    -- the helper reads a group id, forks a child that joins that group and
+    -- exits, and waits (without reaping it) until the child is a zombie
+    local helper = exec.command{ "perl", "-e", [[
+      $| = 1; my $g = <STDIN>; chomp $g;
+      my $p = fork; defined $p or die "fork: $!";
+      if (!$p) { setpgrp(0, $g) or die "setpgrp: $!"; exit 0 }
+      for (1 .. 500) {
+        open(my $f, "<", "/proc/$p/stat") or die "stat: $!"; my $s = <$f>; close $f;
+        if ($s =~ /\) Z /) { print "zombie\n"; sleep 30; exit 0 }
+        select(undef, undef, undef, 0.01);
+      }
+      print "no zombie\n";
+    ]], stdin = "pipe", stdout = "pipe", flags = { pgroup = true } }
+    local hin, hout = helper:stdin_stream(), helper:stdout_stream()
+    local leader, zline
+    st = fibers.run_scope(function(s)
+      leader = exec.command{ "sleep", "30", stdout = "pipe", shutdown_grace = 3, flags = { pgroup = true } }
+      leader:stdout_stream()            -- starts it
+      hin:write(leader:pid(), "\n")
+      zline = hout:read_line()
+      t0 = monotime()
+    end)
+    dt = monotime() - t0
+    t.is(zline, "zombie", "a zombie member in the leader's group")
+    t.is_deeply({ st, leader:status() }, { "ok", "signalled", 15 }, "leader ended by SIGTERM at scope exit")
+    t.ok(dt < 1.5, ("the zombie member did not hold the 3 s grace (%.2fs)"):format(dt))
+    hin:close(); hout:close()
+    helper:kill("SIGKILL")
+    fibers.perform(helper:run_op())
+  end
+
   -- cancelling a scope mid-output_op -------------------------------------------
   t0 = monotime()
   local reason

@@ -189,6 +189,10 @@ static void test_groups_creds(void)
 	is_int(getsid(r.pid), r.pid, "PROC_SETSID: own session");
 	is_int(proc_group_alive(r.pid), 1, "group alive");
 	is_int(proc_killpg(r.pid, SIGKILL), 0, "killpg");
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	is_int(waitid(P_PID, (id_t)r.pid, &si, WEXITED | WNOWAIT), 0, "the leader is a zombie (not reaped)");
+	is_int(proc_group_alive(r.pid), 0, "a zombie member does not keep the group alive");
 	st = t_wait(r.pid);
 	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "killed through the group");
 	is_int(proc_group_alive(r.pid), 0, "group gone after reap");
