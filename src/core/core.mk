@@ -1,5 +1,6 @@
 ## src/core/core.mk - libfiberscore: the plain C runtime (no Lua): clock,
-## loop, timers, pollers, signals, byte buffers, streams, processes, cgroups.
+## loop, timers, pollers, signals, byte buffers, streams, processes, cgroups,
+## the name resolver's helper threads.
 noinst_LTLIBRARIES += libfiberscore.la
 libfiberscore_la_SOURCES = \
 	src/core/buf.c src/core/buf.h \
@@ -9,6 +10,7 @@ libfiberscore_la_SOURCES = \
 	src/core/poller.h src/core/poller_epoll.c src/core/poller_poll.c \
 	src/core/proc.c src/core/proc.h src/core/proc_names.c src/core/proc_pidfd.c \
 	src/core/proc_sigchld.c \
+	src/core/resolver.c src/core/resolver.h \
 	src/core/sigwatch.c src/core/sigwatch.h \
 	src/core/stream.c src/core/stream.h \
 	src/core/timer.c src/core/timer.h

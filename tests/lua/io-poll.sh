@@ -1,10 +1,10 @@
 #!/bin/sh
-# tests/lua/io-poll.sh - the io Lua tests (stream, file, socket) again with
+# tests/lua/io-poll.sh - the io Lua tests (stream, file, socket, tcp) again with
 # the poll(2) backend forced (FIBERS_POLLER=poll); one TAP line per test
 # file, its output shown on failure.
 n=0
 fail=0
-for f in stream file socket; do
+for f in stream file socket tcp; do
 	n=$((n + 1))
 	out=$(FIBERS_POLLER=poll "$LUA_RUNNER" "$top_srcdir/tests/lua/$f.lua" 2>&1)
 	rc=$?

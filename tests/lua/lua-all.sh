@@ -53,7 +53,7 @@ build() {
 		$CC $LUA_ALL_CFLAGS $3 -fPIC -c -o "$o" "$4/$2" 2>"$o.err" || { cat "$o.err" >&2; exit 1; }
 		cat "$o.err" >&2' sh "$dir" {} "$cflags" "$top_srcdir" || return 1
 	# shellcheck disable=SC2086
-	$CC -shared -o "$dir/fibers/core.so" "$dir"/obj/*.o -lm
+	$CC -shared -o "$dir/fibers/core.so" "$dir"/obj/*.o -lm -pthread
 }
 
 # run_tests VER INTERP: every test through tap-driver.sh; prints a summary.

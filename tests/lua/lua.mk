@@ -25,8 +25,8 @@ LUA_TESTS = \
 	tests/lua/oneshot.lua tests/lua/op.lua tests/lua/regress/001-op-zero-results.lua \
 	tests/lua/regress/002-channel-fast-path.lua tests/lua/regress/003-scope-fiber-frames.lua \
 	tests/lua/runtime.lua tests/lua/scope.lua tests/lua/signal.lua tests/lua/sleep.lua \
-	tests/lua/socket.lua tests/lua/stream.lua tests/lua/testing.lua tests/lua/wait.lua \
-	tests/lua/waitgroup.lua
+	tests/lua/socket.lua tests/lua/stream.lua tests/lua/tcp.lua tests/lua/testing.lua \
+	tests/lua/wait.lua tests/lua/waitgroup.lua
 TESTS += $(LUA_TESTS)
 EXTRA_DIST += $(LUA_TESTS) tests/lua/lib/fixture.lua tests/lua/lib/tap.lua tests/lua/lua-all.sh
 

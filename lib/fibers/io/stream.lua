@@ -620,6 +620,34 @@ function Stream:peer_cred()
   return core.socket.peer_cred(fd)
 end
 
+-- setsockopt(name, value) -> true | nil, err, errno (socket streams):
+-- "nodelay", "keepalive" (true, false, or idle seconds), "reuseaddr",
+-- "reuseport", "broadcast".  getsockopt(name) -> boolean | nil, err, errno.
+function Stream:setsockopt(name, value)
+  local fd = self:fileno()
+  if not fd then return nil, "stream has no file descriptor" end
+  return core.socket.setsockopt(fd, name, value)
+end
+
+function Stream:getsockopt(name)
+  local fd = self:fileno()
+  if not fd then return nil, "stream has no file descriptor" end
+  return core.socket.getsockopt(fd, name)
+end
+
+-- sockname() / peername() -> host, port | nil, err, errno (TCP streams).
+function Stream:sockname()
+  local fd = self:fileno()
+  if not fd then return nil, "stream has no file descriptor" end
+  return core.socket.sockname(fd)
+end
+
+function Stream:peername()
+  local fd = self:fileno()
+  if not fd then return nil, "stream has no file descriptor" end
+  return core.socket.peername(fd)
+end
+
 -- Buffered byte counts (read side, write side), for diagnostics and tests.
 function Stream:buffered()
   local r, w = self._cs:info()
