@@ -1,12 +1,12 @@
 ## bench/bench.mk - `make bench`: the benchmarks of doc/quality.md §2: library
 ## (ping-pong, spawn, parked fibers, timers, choice, 1 ms sleeps, RSS over
-## 10^7 performs, pipe, spawn_proc) and fibersd rows (bench/daemon.sh).
+## 10^7 performs, pipe, loopback TCP, spawn_proc) and fibersd rows (bench/daemon.sh).
 ## Not part of `make check`; see bench/run.sh and bench/README.md.  Writes
 ## bench/results.md in the source tree.
 bench_lua_files = bench/common.lua bench/pingpong.lua bench/spawn.lua \
 	bench/parked.lua bench/timers.lua bench/choice.lua bench/sleep1ms.lua \
 	bench/performs.lua
-bench_lua_files += bench/pipe.lua
+bench_lua_files += bench/pipe.lua bench/tcp.lua
 EXTRA_DIST += bench/run.sh bench/nanosleep.c $(bench_lua_files)
 EXTRA_DIST += bench/daemon.sh bench/README.md bench/results.md
 CLEANFILES += bench/nanosleep$(EXEEXT)

@@ -18,7 +18,7 @@ export LUA_PATH LUA_CPATH
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-cases=${BENCH_ONLY:-"pingpong spawn parked timers choice sleep1ms performs spawn_proc pipe daemon"}
+cases=${BENCH_ONLY:-"pingpong spawn parked timers choice sleep1ms performs spawn_proc pipe tcp daemon"}
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 echo "# fibers benchmarks: $("$lua" -v 2>&1 | head -n 1), scale ${BENCH_SCALE:-1}"
 if [ -x "$build/bench/nanosleep" ]; then
@@ -94,6 +94,7 @@ BEGIN {
 	else if (name ~ /^spawn_proc_(seq|conc50)$/) { tgt = ">= 90% of ref"; met = (r > 0 && v >= 0.9 * r) }
 	else if (name == "spawn_proc_mem") { tgt = "bounded (< 256 KiB)"; met = (v < 256) }
 	else if (name == "pipe") { tgt = ">= 0.9x ref (dd | cat)"; met = (v >= 0.9 * r) }
+	else if (name == "tcp") { tgt = ">= 0.9x ref (dd | socat over TCP)"; met = (v >= 0.9 * r) }
 	else if (name == "performs_rss") { tgt = "growth <= 1024 KiB (" v - r ")"; met = (v - r <= 1024) }
 	else if (name == "fibersd_ready") { tgt = "<= 1 s"; met = (v > 0 && v <= 1) }
 	else if (name == "fibersd_ready_spawn") { tgt = "<= 2 s"; met = (v > 0 && v <= 2) }
