@@ -1,8 +1,8 @@
 ## tests/unit/unit.mk - the C unit tests (TAP programs, tap.h).
 UNIT_CORE_TESTS = \
 	tests/unit/buf.t tests/unit/cgroup.t tests/unit/loop.t tests/unit/poller.t \
-	tests/unit/proc.t tests/unit/proc_reap.t tests/unit/signal.t tests/unit/stream.t \
-	tests/unit/timer.t
+	tests/unit/proc.t tests/unit/proc_reap.t tests/unit/resolver.t tests/unit/signal.t \
+	tests/unit/stream.t tests/unit/timer.t
 check_PROGRAMS += $(UNIT_CORE_TESTS) tests/unit/config.t tests/unit/fdtask.t tests/unit/json.t
 TESTS += $(UNIT_CORE_TESTS) tests/unit/config.t tests/unit/fdtask.t tests/unit/json.t
 
@@ -19,6 +19,8 @@ tests_unit_proc_t_SOURCES = tests/unit/proc.c tests/unit/proc_test.h tests/unit/
 tests_unit_proc_t_LDADD = libfiberscore.la
 tests_unit_proc_reap_t_SOURCES = tests/unit/proc_reap.c tests/unit/proc_test.h tests/unit/tap.h
 tests_unit_proc_reap_t_LDADD = libfiberscore.la
+tests_unit_resolver_t_SOURCES = tests/unit/resolver.c tests/unit/tap.h
+tests_unit_resolver_t_LDADD = libfiberscore.la
 tests_unit_signal_t_SOURCES = tests/unit/signal.c tests/unit/tap.h
 tests_unit_signal_t_LDADD = libfiberscore.la
 tests_unit_stream_t_SOURCES = tests/unit/stream.c tests/unit/tap.h
