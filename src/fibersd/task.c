@@ -56,9 +56,10 @@ enum { SLOT_FREE, SLOT_LIVE, SLOT_DEAD };
 struct mtask {
 	size_t used, limit;
 	int state;
-	uint32_t gen;     /* bumped when the slot gets a new task */
-	const char *doom; /* NULL or points into doombuf */
-	char doombuf[80];
+	uint32_t gen; /* bumped when the slot gets a new task */
+	/* why the task is doomed, "" while it is not.  Kept inline (never a
+	 * pointer to it: task_new may realloc the array of slots). */
+	char doom[80];
 };
 
 struct mem {
@@ -123,10 +124,9 @@ static void credit(struct mem *m, uint32_t owner, size_t n)
 static void doom(struct mem *m, uint32_t owner, const char *msg)
 {
 	struct mtask *t = &m->t[owner];
-	if (owner == 0 || t->doom)
+	if (owner == 0 || t->doom[0])
 		return;
-	snprintf(t->doombuf, sizeof t->doombuf, "%s", msg);
-	t->doom = t->doombuf;
+	snprintf(t->doom, sizeof t->doom, "%s", msg);
 	if (owner == m->cur && m->in_task)
 		m->raise_slice = true;
 }
@@ -276,7 +276,7 @@ static int l_task_free(lua_State *L)
 	struct mem *m = get_mem(L);
 	uint32_t id = check_task(L, m, 1);
 	m->t[id].state = m->t[id].used ? SLOT_DEAD : SLOT_FREE;
-	m->t[id].doom = NULL;
+	m->t[id].doom[0] = '\0';
 	return 0;
 }
 
@@ -287,7 +287,10 @@ static int l_task_doomed(lua_State *L)
 	uint32_t id = check_task(L, m, 1);
 	if (m->cur == id)
 		settle_failure(m);
-	lua_pushstring(L, m->t[id].doom);
+	if (m->t[id].doom[0])
+		lua_pushstring(L, m->t[id].doom);
+	else
+		lua_pushnil(L);
 	return 1;
 }
 
@@ -367,7 +370,7 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
 		doom(m, m->cur, msg);
 		m->raise_slice = true;
 	}
-	if (m->raise_slice && t->doom) {
+	if (m->raise_slice && t->doom[0]) {
 		/* From now on every instruction checks: with a fixed period the
 		 * tick could always land inside the same pcall of a loop. */
 		lua_sethook(L, guard_hook, LUA_MASKCOUNT, 1);

@@ -138,7 +138,14 @@ static const char *script =
 	"local n = F.task_new(0)\n"
 	"ok(n == a, 'a freed, drained id is reused')\n"
 	"ok(not pcall(F.task_new, -1), 'negative limit raises')\n"
-	"ok(not pcall(F.task_memory, 9999), 'unknown id raises')\n";
+	"ok(not pcall(F.task_memory, 9999), 'unknown id raises')\n"
+	/* a doom reason outlives the slot array growing (task_new reallocs it):
+	 * it once pointed into the old array (heap-use-after-free under ASan) */
+	"local why_b, why_e = F.task_doomed(b), F.task_doomed(e)\n"
+	"local many = {}; for k = 1, 100 do many[k] = F.task_new(0) end\n"
+	"ok(many[100] > 64, 'task_new grew the slot array: ' .. many[100])\n"
+	"ok(why_b == 'not enough memory' and F.task_doomed(b) == why_b, 'memory doom kept across growth: ' .. tostring(F.task_doomed(b)))\n"
+	"ok(why_e:find('max_slice', 1, true) and F.task_doomed(e) == why_e, 'guard doom kept across growth: ' .. tostring(F.task_doomed(e)))\n";
 
 int main(void)
 {
