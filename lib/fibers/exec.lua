@@ -169,6 +169,7 @@ end
 local scopes = setmetatable({}, { __mode = "k" }) -- scope -> { set, n, detach }
 
 local shutdown_many -- defined below
+local maybe_release -- defined below
 
 local function scope_add(cmd)
   local S = cmd._scope
@@ -187,6 +188,10 @@ local function scope_add(cmd)
     st = { set = {}, n = 0 }
     scopes[S] = st
   end
+  -- commands kept only for their group: release those whose group emptied
+  for c in pairs(st.set) do
+    if c._done and c._pgid then maybe_release(c) end
+  end
   st.set[cmd] = true
   st.n = st.n + 1
   S:_add_command(cmd)
@@ -201,9 +206,12 @@ local function owned_open(cmd)
   return false
 end
 
--- Leave the scope once reaped, pumps finished and owned streams closed.
-local function maybe_release(cmd)
+-- Leave the scope once reaped, pumps finished, owned streams closed and its
+-- process group empty: members left behind by an exited leader are still
+-- the scope's to stop (TERM, grace, KILL when it exits).
+function maybe_release(cmd)
   if not cmd._in_scope or not cmd._done or cmd._pumps > 0 or owned_open(cmd) then return end
+  if cmd._pgid and P.group_alive(cmd._pgid) then return end
   cmd._in_scope = false
   local S = cmd._scope
   S:_remove_command(cmd)
@@ -658,6 +666,11 @@ function shutdown_many(list)
       running[#running + 1] = c
       c._deadline = now + shutdown_grace(c)
       c:kill(SIGTERM)
+    elseif c._done and c._pgid and P.group_alive(c._pgid) then
+      -- the leader has exited, members of its group have not
+      running[#running + 1] = c
+      c._deadline = now + shutdown_grace(c)
+      P.killpg(c._pgid, SIGTERM)
     end
   end
   for _, c in ipairs(running) do

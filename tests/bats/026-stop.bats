@@ -108,3 +108,32 @@ EOF2
 	awk -v a="$start" -v b="$end" 'BEGIN { d = b - a; exit !(d >= 0.9 && d < 1 + 2) }'
 	fd_wait_log 'stuck: did not stop within 4s: forced' 8
 }
+
+@test "stop: the process group of a Command is stopped even after its leader exited" {
+	# the leader (sh) exits at once; two children stay in its process group:
+	# one still writing to the log pipe, one with its stdio elsewhere
+	fd_task bg <<EOF2
+local exec = require 'fibers.exec'
+local fibers = require 'fibers'
+fibers.perform(exec.command{ 'sh', '-c',
+  'sleep 1000 & echo \$! > $D/p1; sleep 1000 >/dev/null 2>&1 </dev/null & echo \$! > $D/p2' }:run_op())
+require('fibersd').log.info('leader exited')
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+	fd_start
+	fd_wait_log '^<6>bg: leader exited$'
+	wait_file "$D/p1"
+	wait_file "$D/p2"
+	p1=$(cat "$D/p1")
+	p2=$(cat "$D/p2")
+	! fd_dead "$p1"
+	! fd_dead "$p2"
+	run ctl stop bg
+	[ "$status" -eq 0 ]
+	# SIGTERM to the group, then (sleep dies of it) well within the grace
+	fd_wait_dead "$p1" 5
+	fd_wait_dead "$p2" 5
+	run ctl --json status bg
+	[[ "$output" == *'"state":"stopped"'* ]]
+	! grep -q 'did not stop' "$D/log"
+}
