@@ -212,7 +212,7 @@ function T.reload(conn)
   log.daemon('notice', 'control: pid %d uid %d requests a reload', conn.pid, conn.uid)
   local res = reload()
   local out = {}
-  for _, k in ipairs({ 'added', 'removed', 'changed', 'unchanged', 'errors', 'warnings' }) do
+  for _, k in ipairs({ 'added', 'removed', 'changed', 'unchanged', 'kept', 'errors', 'warnings' }) do
     out[k] = array()
     for i, v in ipairs(res and res[k] or {}) do out[k][i] = v end
   end

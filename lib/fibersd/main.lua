@@ -180,7 +180,7 @@ local function daemon(D, cfg, opts)
   local T = assert(D:child()); pcall(T.set_name, T, 'tasks')
   local C = assert(D:child()); pcall(C.set_name, C, 'control')
   local sv = supervisor.new({ tasks_scope = T, sup_scope = S })
-  local rctx = { sv = sv, cfg = cfg }
+  local rctx = { sv = sv, cfg = cfg, status_line = function() return M.status_line(sv) end }
   function rctx.load()
     local new, err = host.load_config(opts.config_file)
     if new then
@@ -259,7 +259,6 @@ local function daemon(D, cfg, opts)
       break
     end
     local r = sv.reload()
-    host.notify('READY=1\nSTATUS=' .. M.status_line(sv))
     if #r.errors > 0 then log.daemon('warning', 'reload finished with %d errors', #r.errors) end
   end
 

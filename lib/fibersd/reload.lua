@@ -7,8 +7,13 @@
 -- start, removed files stop, changed files are compiled first (a compile
 -- error keeps the old version running), unchanged tasks only get their
 -- restart policy updated live.  It returns the reply for the control
--- socket: { added, removed, changed, unchanged, errors, warnings }.
+-- socket: { added, removed, changed, unchanged, kept, errors, warnings }
+-- (kept: changed files that could not be loaded, whose old version keeps
+-- running; each has its error, with file:line, in errors).
 
+local fibers = require 'fibers'
+local cond = require 'fibers.cond'
+local compat = require 'fibers.compat'
 local host = require 'fibersd.host'
 local log = require 'fibersd.log'
 local task = require 'fibersd.task'
@@ -95,7 +100,8 @@ end
 -- Apply the task set of cfg to the supervisor.  Used at startup (empty
 -- supervisor) and by reload.  Returns the result table.
 function M.apply(sv, cfg)
-  local res = { added = {}, removed = {}, changed = {}, unchanged = {}, errors = {}, warnings = {} }
+  local res = { added = {}, removed = {}, changed = {}, unchanged = {}, kept = {}, errors = {},
+    warnings = {} }
   local entries, errs = M.scan(cfg)
   for _, e in ipairs(errs or {}) do
     res.errors[#res.errors + 1] = e
@@ -108,9 +114,13 @@ function M.apply(sv, cfg)
     local rec = sv:get(entry.name)
     local spec, err = M.prepare(cfg, entry)
     if not spec then
+      if rec then
+        -- refused now (trust, unreadable): the running version stays
+        err = entry.name .. ': not reloaded, the old version keeps running: ' .. err
+        res.kept[#res.kept + 1] = entry.name
+      end
       res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = err }
       log.daemon('err', '%s', err)
-      if rec then res.unchanged[#res.unchanged + 1] = entry.name end
     elseif not rec then
       if spec.error then
         res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = spec.error }
@@ -121,10 +131,12 @@ function M.apply(sv, cfg)
         or restarts_task(rec.policy, spec.policy) then
       if spec.error then
         -- the new version does not compile: the old one keeps running
-        res.errors[#res.errors + 1] = { task = entry.name, file = entry.file, message = spec.error }
-        log.task(entry.name, entry.name, 'err', 'not reloaded: %s', spec.error)
+        local msg = 'not reloaded, the old version keeps running: ' .. spec.error
+        res.errors[#res.errors + 1] = { task = entry.name, file = entry.file,
+          message = entry.name .. ': ' .. msg }
+        log.task(entry.name, entry.name, 'err', '%s', msg)
         rec.policy = spec.policy
-        res.unchanged[#res.unchanged + 1] = entry.name
+        res.kept[#res.kept + 1] = entry.name
       else
         res.changed[#res.changed + 1] = entry.name
         rec:replace(spec)
@@ -152,11 +164,8 @@ function M.apply(sv, cfg)
   return res
 end
 
--- Reload: re-read the config (ctx.load() -> cfg | nil, msg), then apply.
--- ctx = { sv, cfg (current), load = fn, on_config = fn(new, old) }.
-function M.reload(ctx)
-  local t0 = log.monotime()
-  host.notify(string.format('RELOADING=1\nMONOTONIC_USEC=%d', math.floor(t0 * 1e6)))
+-- The body of a reload: re-read the config, apply it; returns the result.
+local function reload_body(ctx)
   log.daemon('notice', 'reloading')
   local cfg, err = ctx.load()
   local errors, warnings = {}, {}
@@ -182,8 +191,39 @@ function M.reload(ctx)
     res.warnings[#res.warnings + 1] = w
     log.daemon('warning', '%s', w)
   end
-  log.daemon('notice', 'reloaded: %d added, %d removed, %d changed, %d unchanged, %d errors',
-    #res.added, #res.removed, #res.changed, #res.unchanged, #res.errors)
+  log.daemon('notice', 'reloaded: %d added, %d removed, %d changed, %d unchanged, %d kept, %d errors',
+    #res.added, #res.removed, #res.changed, #res.unchanged, #res.kept, #res.errors)
+  return res
+end
+
+local function monotonic_usec() return math.floor(log.monotime() * 1e6) end
+
+-- Reload (SIGHUP and `fibersctl reload` alike): re-read the config
+-- (ctx.load() -> cfg | nil, msg), then apply it.  ctx = { sv, cfg (current),
+-- load = fn, on_config = fn(new, old), status_line = fn() -> STATUS text }.
+--
+-- For systemd every reload is RELOADING=1 ... READY=1, each with
+-- MONOTONIC_USEC (sd_notify(3)), and READY=1 is sent on every path - a bad
+-- config, errors in task files, even a Lua error in the reload itself -
+-- or the unit would stay "reloading" and queue every later job behind it.
+-- Reloads are serialised: one asked for while another runs waits for it to
+-- finish, so the notifications pair up and no two diffs interleave.
+function M.reload(ctx)
+  while ctx.reloading do fibers.perform(ctx.reloading:wait_op()) end
+  local done = cond.new()
+  ctx.reloading = done
+  host.notify(string.format('RELOADING=1\nMONOTONIC_USEC=%d', monotonic_usec()))
+  local ok, res = compat.pcall(reload_body, ctx)
+  if not ok then
+    log.daemon('err', 'reload failed: %s', tostring(res))
+    res = { added = {}, removed = {}, changed = {}, unchanged = {}, kept = {}, warnings = {},
+      errors = { { message = 'reload failed: ' .. tostring(res) } } }
+  end
+  local status = ctx.status_line and select(2, compat.pcall(ctx.status_line))
+  host.notify(string.format('READY=1\nMONOTONIC_USEC=%d%s', monotonic_usec(),
+    type(status) == 'string' and '\nSTATUS=' .. status or ''))
+  ctx.reloading = nil
+  done:signal()
   return res
 end
 

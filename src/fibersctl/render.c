@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "fibersctl.h"
@@ -418,24 +419,27 @@ int ctl_reload_exit(json_t *result)
 	return json_array_size(json_object_get(result, "errors")) ? FCTL_EXIT_FAILED : FCTL_EXIT_OK;
 }
 
-/* Render reload: added/removed/changed/unchanged, warnings and errors. */
+/* Render reload: added/removed/changed/unchanged, then (only when there are
+ * any) the tasks whose new version failed and whose old one keeps running,
+ * warnings and errors. */
 int ctl_render_reload(struct ctl *c, json_t *result)
 {
-	static const char *keys[] = { "added", "removed", "changed", "unchanged", NULL };
+	static const char *keys[] = { "added", "removed", "changed", "unchanged", "kept", NULL };
 	(void)c;
+	size_t i;
+	json_t *v;
 	for (int k = 0; keys[k]; k++) {
 		json_t *a = json_object_get(result, keys[k]);
-		size_t i;
-		json_t *v;
+		bool kept = strcmp(keys[k], "kept") == 0;
+		if (kept && json_array_size(a) == 0)
+			continue;
 		printf("%s:", keys[k]);
 		if (json_array_size(a) == 0)
 			printf(" -");
 		json_array_foreach(a, i, v)
 			printf(" %s", json_string_value(v) ? json_string_value(v) : "?");
-		printf("\n");
+		printf("%s\n", kept ? " (old version still running)" : "");
 	}
-	size_t i;
-	json_t *v;
 	json_array_foreach(json_object_get(result, "warnings"), i, v)
 		printf("warning: %s\n", json_is_string(v) ? json_string_value(v) : str(v, "message"));
 	json_array_foreach(json_object_get(result, "errors"), i, v)

@@ -443,7 +443,8 @@ static void push_defaults(lua_State *L, int mask)
 
 /* Load the configuration file `path` (NULL = built-in defaults) and push
  * the config table; returns 1.  On errors pushes nil and a message of
- * "file:line: message" lines and returns 2. */
+ * "file:line: message" lines and returns 2, with errno set to why (the
+ * open's errno for a file that cannot be read, EINVAL for bad contents). */
 int cfg_load(lua_State *L, const char *path)
 {
 	lua_createtable(L, 0, 4);
@@ -465,11 +466,16 @@ int cfg_load(lua_State *L, const char *path)
 		if (fp)
 			fclose(fp);
 		lua_pushnil(L);
-		lua_pushfstring(L, "%s: %s", path, strerror(err));
+		if (err == ENOENT)
+			lua_pushfstring(L, "%s: the configuration file does not exist", path);
+		else
+			lua_pushfstring(L, "%s: cannot read the configuration file: %s", path, strerror(err));
+		errno = err;
 		return 2;
 	}
 	int r = cfg_parse_stream(L, path, fp, cfg);
 	fclose(fp);
+	errno = r == 1 ? 0 : EINVAL;
 	return r;
 }
 

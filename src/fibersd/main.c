@@ -14,6 +14,7 @@
  * fibersd) it is $(abs_top_srcdir)/lib, installed it is $(luadir) and
  * $(pkgdatadir)/lua; then the absolute entries of lua_path.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -264,10 +265,14 @@ static int pmain(lua_State *L)
 	fd_preload(L);
 
 	if (cfg_load(L, o->no_config ? NULL : o->config_file) != 1) {
-		fprintf(stderr, "%s\n", lua_tostring(L, -1));
-		char status[300];
-		snprintf(status, sizeof status, "STATUS=bad configuration in %s\nERRNO=22",
-			 o->config_file);
+		int err = errno ? errno : EINVAL;
+		const char *msg = lua_tostring(L, -1);
+		fprintf(stderr, "%s\n", msg);
+		/* systemctl status shows STATUS= and ERRNO= (as its strerror):
+		 * the first error itself, and ENOENT for a missing file */
+		char status[600];
+		snprintf(status, sizeof status, "STATUS=bad configuration: %.*s\nERRNO=%d",
+			 (int)strcspn(msg, "\n"), msg, err);
 		notify_send(status);
 		lua_pushinteger(L, EXIT_USAGE);
 		return 1;

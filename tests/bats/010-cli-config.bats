@@ -110,7 +110,22 @@ EOF2
 @test "a missing config file: file: message, exit 1" {
 	run fibersd -c "$D/nope.conf" -d "$D/t" --check
 	[ "$status" -eq 1 ]
-	[ "$output" = "$D/nope.conf: No such file or directory" ]
+	[ "$output" = "$D/nope.conf: the configuration file does not exist" ]
+	# what systemctl status shows: the message itself and ENOENT, not EINVAL
+	fd_notify_listen
+	fd_start_raw -c "$D/nope.conf" -d "$D/t" -S "$D/c.sock"
+	fd_wait_dead "$FD_PID" 10
+	for i in $(seq 100); do grep -q '^ERRNO=' "$D/notify.log" && break; sleep 0.05; done
+	grep -qxF "STATUS=bad configuration: $D/nope.conf: the configuration file does not exist" "$D/notify.log"
+	grep -q '^ERRNO=2$' "$D/notify.log"
+	# a file with bad contents: its first error, EINVAL
+	printf '[fibersd]\nbogus = 1\n' >"$D/bad.conf"
+	: >"$D/notify.log"
+	fd_start_raw -c "$D/bad.conf" -d "$D/t" -S "$D/c.sock"
+	fd_wait_dead "$FD_PID" 10
+	for i in $(seq 100); do grep -q '^ERRNO=' "$D/notify.log" && break; sleep 0.05; done
+	grep -qF "STATUS=bad configuration: $D/bad.conf:2: " "$D/notify.log"
+	grep -q '^ERRNO=22$' "$D/notify.log"
 }
 
 @test "--check compiles task scripts: syntax errors as file:line: message, exit 1" {

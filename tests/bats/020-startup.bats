@@ -56,6 +56,12 @@ EOF2
 	grep -qF "$D/t/bad name.lua: refused: task name must match [A-Za-z0-9_.-]+" "$D/log"
 	grep -qF "$D/t/control.lua: refused: task name 'control' is reserved" "$D/log"
 	grep -qF "$D/t/123.lua: refused: task name must not be all digits" "$D/log"
+	# --check reports a badly named file too (exit 1); the docs say the same
+	run fibersd -c "$D/f.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$D/t/bad name.lua: refused: task name must match [A-Za-z0-9_.-]+"* ]]
+	grep -q 'such as `my task.lua`, is refused' "$top_srcdir/README.md"
+	grep -q 'refused with an error' "$top_srcdir/man/fibersd.conf.5"
 }
 
 @test "tasks get private globals, tagged print, blocked calls and their own fibersd.task" {

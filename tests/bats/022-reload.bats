@@ -32,12 +32,12 @@ EOF2
 	printf 'require("fibersd").log.info("v2")\nlocal y = = 2\n' >"$D/t/brokenchange.lua"
 	touch "$D/t/keep.lua" # same content: not a change
 	kill -HUP "$FD_PID"
-	fd_wait_log 'reloaded: 2 added, 1 removed, 1 changed, 2 unchanged, 2 errors'
+	fd_wait_log 'reloaded: 2 added, 1 removed, 1 changed, 1 unchanged, 1 kept, 2 errors'
 	fd_wait_log 'change v2 start'
 	fd_wait_log 'added v1 start'
 	fd_wait_log '^<6>gone: stopped \(reload\)$'
 	grep -q '^<6>change: stopped (reload)$' "$D/log"
-	grep -qF "<3>brokenchange: not reloaded: $D/t/brokenchange.lua:2: unexpected symbol near '='" "$D/log"
+	grep -qF "<3>brokenchange: not reloaded, the old version keeps running: $D/t/brokenchange.lua:2: unexpected symbol near '='" "$D/log"
 	grep -qF "<3>brokennew: $D/t/brokennew.lua:1: unexpected symbol near '='" "$D/log"
 	[ "$(fd_count 'keep v1 start')" -eq 1 ]
 	[ "$(fd_count 'brokenchange v1 start')" -eq 1 ]
@@ -76,7 +76,7 @@ EOF2
 	sed -i 's/param.colour = red/param.colour = green/; s/restart = on-failure/restart = no/' "$D/f.conf"
 	printf '[task:off]\nenabled = no\n' >>"$D/f.conf"
 	kill -HUP "$FD_PID"
-	fd_wait_log 'reloaded: 0 added, 0 removed, 1 changed, 2 unchanged, 0 errors'
+	fd_wait_log 'reloaded: 0 added, 0 removed, 1 changed, 2 unchanged, 0 kept, 0 errors'
 	fd_wait_log 'colour green'
 	fd_wait_log '^<6>off: stopped \(reload\)$'
 	# crash now fails once more and is not restarted (restart = no, live)
@@ -133,5 +133,39 @@ EOF2
 	grep -qF "config: $D/f.conf:$line: " "$D/log"
 	grep -q 'keeping the old configuration' "$D/log"
 	fd_wait_log 'b v1 start'
+	[ "$(fd_count 'a v1 start')" -eq 1 ]
+}
+
+# the RELOADING=1 / READY=1 datagrams of $D/notify.log, in order
+reload_seq() { grep -oE '^(RELOADING|READY)=1' "$D/notify.log" | tr '\n' ' '; }
+
+@test "every reload ends with READY=1 + MONOTONIC_USEC: fibersctl reload, a bad config, overlapping reloads" {
+	forever a v1
+	fd_notify_listen
+	fd_start
+	fd_wait_ready
+	# through the control socket (ExecReload= of fibersd.service)
+	run timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload
+	[ "$status" -eq 0 ]
+	# a reload that fails (bad config): exit 1, and still READY=1
+	cp "$D/f.conf" "$D/f.conf.good"
+	printf 'bogus_key = 1\n' >>"$D/f.conf"
+	run timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload
+	[ "$status" -eq 1 ]
+	cp "$D/f.conf.good" "$D/f.conf"
+	# two clients and a SIGHUP at once: serialised, each pair complete
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload >/dev/null &
+	p1=$!
+	timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload >/dev/null &
+	p2=$!
+	kill -HUP "$FD_PID"
+	wait "$p1"
+	wait "$p2"
+	for i in $(seq 200); do [ "$(fd_count 'reloaded: ')" -eq 5 ] && [ "$(grep -c '^READY=1' "$D/notify.log")" -eq 6 ] && break; sleep 0.05; done
+	[ "$(fd_count 'reloaded: ')" -eq 5 ]
+	r='RELOADING=1 READY=1 '
+	[ "$(reload_seq)" = "READY=1 $r$r$r$r$r" ]
+	# each RELOADING=1 and each READY=1 after it carries MONOTONIC_USEC
+	[ "$(grep -A1 -E '^(RELOADING|READY)=1' "$D/notify.log" | grep -cE '^MONOTONIC_USEC=[0-9]+')" -eq 10 ]
 	[ "$(fd_count 'a v1 start')" -eq 1 ]
 }

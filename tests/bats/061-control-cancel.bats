@@ -162,6 +162,11 @@ EOF2
 	echo 'local x = = 1' >"$D/t/a.lua"
 	run ctl reload
 	[ "$status" -eq 1 ]
-	[ "${lines[4]}" = "error: $D/t/a.lua:1: unexpected symbol near '='" ]
+	# a changed file that does not compile: not "unchanged", but kept, with
+	# the compile error at file:line
+	[ "${lines[3]}" = "unchanged: b" ]
+	[ "${lines[4]}" = "kept: a (old version still running)" ]
+	[ "${lines[5]}" = "error: a: not reloaded, the old version keeps running: $D/t/a.lua:1: unexpected symbol near '='" ]
+	[ "${#lines[@]}" -eq 6 ]
 	ctl_wait_state a running
 }
