@@ -51,6 +51,9 @@ teardown() { fd_teardown; }
 		echo "$sysusersdir/fibersd.conf"
 		echo "$bashcompletiondir/fibersctl"
 		echo "$docdir/hardening.conf"
+		for f in README.md NEWS COPYING "$top_srcdir"/doc/*.md; do
+			echo "$docdir/$(basename "$f")"
+		done
 		for f in "$top_srcdir"/scripts/examples/*.lua; do
 			echo "$docdir/examples/$(basename "$f")"
 		done
@@ -70,6 +73,21 @@ teardown() { fd_teardown; }
 	grep -qx "ExecReload=$bindir/fibersctl -c $sysconfdir/fibersd.conf reload" "$S$systemdsystemunitdir/fibersd.service"
 	grep -qx ";task_dir = $sysconfdir/fibers.d" "$S$sysconfdir/fibersd.conf"
 	grep -qx 'g fibersd-admin -' "$S$sysusersdir/fibersd.conf"
+}
+
+@test "installed manual pages carry the configured paths; installed docs link nowhere outside" {
+	for p in man1/fibersctl.1 man5/fibersd.conf.5 man7/fibers.7 man8/fibersd.8; do
+		! grep -nE '(^|[^A-Z])(SYSCONFDIR|DOCDIR|LUADIR|LUACMODDIR|PKGDATADIR)([^A-Z]|$)' "$S$mandir/$p"
+	done
+	m8="$S$mandir/man8/fibersd.8"
+	grep -qxF ".IR $sysconfdir /fibersd.conf);" "$m8"
+	grep -qxF "# cp $docdir/examples/heartbeat.lua $sysconfdir/fibers.d/" "$m8"
+	grep -qxF "    file: $sysconfdir/fibers.d/heartbeat.lua" "$m8"
+	grep -qxF ".I $sysconfdir/fibersd.conf" "$S$mandir/man5/fibersd.conf.5"
+	grep -qF ".BR task_dir \" = \\fI$sysconfdir\\fB/fibers.d\"" "$S$mandir/man5/fibersd.conf.5"
+	# the README reads the same installed: no link out of the tree
+	! grep -nE '\.\./|shared/' "$S$docdir/README.md"
+	cmp "$top_srcdir/COPYING" "$S$docdir/COPYING"
 }
 
 @test "the installed fibersd runs an installed example with the installed Lua modules; fibersctl answers" {
