@@ -245,7 +245,7 @@ static void test_lines(void)
 		   "100 errors (more than a buffer's worth) all reported");
 	}
 	e = load("/nonexistent/fibersd.conf");
-	is_str(e, "/nonexistent/fibersd.conf: No such file or directory", "missing file");
+	is_str(e, "/nonexistent/fibersd.conf: the configuration file does not exist", "missing file");
 	e = load(tmpdir);
 	ok(e && strstr(e, ": Is a directory"), "a directory");
 }
