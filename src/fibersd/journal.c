@@ -3,8 +3,9 @@
  *
  * To the journal with sd_journal_sendv (fields PRIORITY,
  * SYSLOG_IDENTIFIER=fibersd, FIBERS_TASK, FIBERS_SCOPE, FIBERS_STREAM,
- * CHILD_PID) when stderr is the journal ($JOURNAL_STREAM matches stderr's
- * dev:ino) or log_target = journal; otherwise lines on stderr: "<N>task:
+ * CHILD_PID; a task's MESSAGE starts with "task: " or "task[pid]: ") when
+ * stderr is the journal ($JOURNAL_STREAM matches stderr's dev:ino) or
+ * log_target = journal; otherwise lines on stderr: "<N>task:
  * message" when stderr is not a terminal, "HH:MM:SS.mmm level task: message"
  * on a terminal.  If the journal cannot be written the record goes to
  * stderr - nothing is lost.  Multi-line messages get the prefix on every
@@ -107,14 +108,21 @@ static void write_all(const struct iovec *iov, int n)
 	}
 }
 
+/* Who a record is from, as lines start with it: "task", "task[pid]" for a
+ * child's output, "fibersd" for the daemon itself. */
+static void format_who(char *who, size_t size, const struct log_fields *f)
+{
+	const char *task = f && f->task ? f->task : "fibersd";
+	if (f && f->pid > 0)
+		snprintf(who, size, "%s[%ld]", task, f->pid);
+	else
+		snprintf(who, size, "%s", task);
+}
+
 static void emit_stderr(int priority, const char *msg, size_t len, const struct log_fields *f)
 {
 	char prefix[256], who[160];
-	const char *task = f && f->task ? f->task : "fibersd";
-	if (f && f->pid > 0)
-		snprintf(who, sizeof who, "%s[%ld]", task, f->pid);
-	else
-		snprintf(who, sizeof who, "%s", task);
+	format_who(who, sizeof who, f);
 	if (on_terminal) {
 		struct timespec ts;
 		struct tm tm;
@@ -142,18 +150,27 @@ static void emit_stderr(int priority, const char *msg, size_t len, const struct 
 #ifdef HAVE_SYSTEMD
 static int emit_journal(int priority, const char *msg, size_t len, const struct log_fields *f)
 {
-	char prio[16], task[160], scope[300], stream[64], pid[32];
+	char prio[16], task[160], scope[300], stream[64], pid[32], who[160] = "";
 	struct iovec iov[7];
 	int n = 0;
 	struct stat st;
 	if (stat(JOURNAL_SOCKET, &st) != 0 || !S_ISSOCK(st.st_mode))
 		return -ENOENT;
-	char *m = malloc(len + 8);
+	/* A task's MESSAGE starts with its name, as on stderr ("heartbeat:
+	 * ready"), so `journalctl -u fibersd` and `systemctl status` say whose
+	 * line it is; the daemon's own lines are named by SYSLOG_IDENTIFIER. */
+	if (f && f->task) {
+		format_who(who, sizeof who - 2, f);
+		strcat(who, ": ");
+	}
+	size_t wl = strlen(who);
+	char *m = malloc(8 + wl + len);
 	if (m == NULL)
 		return -ENOMEM;
 	memcpy(m, "MESSAGE=", 8);
-	memcpy(m + 8, msg, len);
-	iov[n++] = (struct iovec){ m, len + 8 };
+	memcpy(m + 8, who, wl);
+	memcpy(m + 8 + wl, msg, len);
+	iov[n++] = (struct iovec){ m, 8 + wl + len };
 	snprintf(prio, sizeof prio, "PRIORITY=%d", priority);
 	iov[n++] = (struct iovec){ prio, strlen(prio) };
 	iov[n++] = (struct iovec){ "SYSLOG_IDENTIFIER=fibersd", 25 };

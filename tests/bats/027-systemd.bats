@@ -64,14 +64,16 @@ EOF2
 	run timeout 30 unshare -m bash "$D/inner.sh"
 	[ "$status" -eq 0 ]
 	j=$(tr -d '\r' <"$D/journal.log")
-	grep -q '^MESSAGE=hello journal$' <<<"$j"
+	# a task's MESSAGE starts with its name, as on stderr
+	grep -q '^MESSAGE=beat: hello journal$' <<<"$j"
 	# the fields of that record
-	rec=$(record 'MESSAGE=hello journal' <<<"$j")
+	rec=$(record 'MESSAGE=beat: hello journal' <<<"$j")
 	grep -qx 'PRIORITY=5' <<<"$rec"
 	grep -qx 'SYSLOG_IDENTIFIER=fibersd' <<<"$rec"
 	grep -qx 'FIBERS_TASK=beat' <<<"$rec"
 	grep -qx 'FIBERS_SCOPE=beat' <<<"$rec"
-	crec=$(record 'MESSAGE=child says hi' <<<"$j")
+	cmsg=$(grep -E '^MESSAGE=beat\[[0-9]+\]: child says hi$' <<<"$j")
+	crec=$(record "$cmsg" <<<"$j")
 	grep -qx 'FIBERS_TASK=beat' <<<"$crec"
 	grep -qx 'FIBERS_STREAM=stdout' <<<"$crec"
 	grep -Eqx 'CHILD_PID=[0-9]+' <<<"$crec"

@@ -71,6 +71,8 @@ teardown() { fd_teardown; }
 	! grep -l '@[a-z]*@' "$S$systemdsystemunitdir"/* "$S$sysconfdir/fibersd.conf"
 	grep -qx "ExecStart=$sbindir/fibersd -c $sysconfdir/fibersd.conf" "$S$systemdsystemunitdir/fibersd.service"
 	grep -qx "ExecReload=$bindir/fibersctl -c $sysconfdir/fibersd.conf reload" "$S$systemdsystemunitdir/fibersd.service"
+	# a bad configuration (exit 1) fails the unit at once, no restarts
+	grep -qx 'RestartPreventExitStatus=1' "$S$systemdsystemunitdir/fibersd.service"
 	grep -qx ";task_dir = $sysconfdir/fibers.d" "$S$sysconfdir/fibersd.conf"
 	grep -qx 'g fibersd-admin -' "$S$sysusersdir/fibersd.conf"
 }
