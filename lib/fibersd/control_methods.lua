@@ -181,7 +181,15 @@ local function task_op(method)
     end
     st = st or sv:status(name)
     if not st then return { task = name, state = 'removed' } end
-    return { task = name, state = st.state, reason = str_or_nil(st.reason), id = st.id }
+    local note
+    local rec = sv:get(name)
+    if method ~= 'stop' and rec and rec.enabled == false then
+      -- started by hand, but the config says enabled = no: say so, and that
+      -- the config wins at the next reload (or restart of fibersd)
+      note = 'disabled in the configuration (enabled = no): runs until the next reload or restart of fibersd'
+      log.task(name, name, 'warning', 'started by hand while %s', note)
+    end
+    return { task = name, state = st.state, reason = str_or_nil(st.reason), id = st.id, note = note }
   end
 end
 T.start, T.stop, T.restart = task_op('start'), task_op('stop'), task_op('restart')

@@ -59,6 +59,14 @@ local function check(cfg)
     io.stderr:write(e.message, '\n')
     bad = bad + 1
   end
+  local seen = {}
+  for _, entry in ipairs(entries or {}) do seen[entry.name] = true end
+  if entries then
+    for _, msg in ipairs(reload.orphan_sections(cfg, seen)) do
+      io.stderr:write(msg, '\n')
+      bad = bad + 1
+    end
+  end
   for _, entry in ipairs(entries or {}) do
     local spec, err = reload.prepare(cfg, entry)
     if not spec then err = err elseif spec.error then err = spec.error else err = nil end

@@ -97,6 +97,21 @@ function M.scan(cfg)
   return entries, errors
 end
 
+-- The [task:NAME] sections of cfg that name no task file (seen: name ->
+-- true for the files of the task dir): they do nothing, which is almost
+-- always a typo or a forgotten file.  Messages "file:line: ...", sorted.
+function M.orphan_sections(cfg, seen)
+  local out = {}
+  for name, t in pairs(cfg.tasks or {}) do
+    if not seen[name] then
+      out[#out + 1] = string.format('%s: [task:%s] has no task file %s/%s.lua: the section does nothing',
+        t.where or '?', name, (tostring(cfg.fibersd.task_dir):gsub('/+$', '')), name)
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 -- Apply the task set of cfg to the supervisor.  Used at startup (empty
 -- supervisor) and by reload.  Returns the result table.
 function M.apply(sv, cfg)
@@ -152,8 +167,15 @@ function M.apply(sv, cfg)
         else
           rec:request('reload', 'disable')
         end
+      elseif not spec.enabled and rec.state ~= 'disabled' then
+        -- enabled = no, but started by hand since: the config wins again
+        rec:request('reload', 'disable')
       end
     end
+  end
+  for _, w in ipairs(M.orphan_sections(cfg, seen)) do
+    res.warnings[#res.warnings + 1] = w
+    log.daemon('warning', '%s', w)
   end
   for _, name in ipairs(sv:names()) do
     if not seen[name] then

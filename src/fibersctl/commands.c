@@ -217,6 +217,10 @@ static int parse_logs(struct ctl *c, int argc, char **argv, json_t *params)
 	if (n < 1)
 		return bad_usage(cmd, "missing TASK");
 	json_object_set_new(params, "task", json_string(pos[0]));
+	/* -f without -n: the last 10 lines, then new ones (as tail -f and
+	 * journalctl -f), not the whole ring */
+	if (json_is_true(json_object_get(params, "follow")) && !json_object_get(params, "lines"))
+		json_object_set_new(params, "lines", json_integer(FCTL_FOLLOW_LINES));
 	return 0;
 }
 

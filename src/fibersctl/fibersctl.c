@@ -53,7 +53,9 @@ static void usage(FILE *f)
 		"  -t, --timeout SECS  give up after SECS seconds (default 10)\n"
 		"  -V, --version       print fibersctl's version\n"
 		"  -h, --help          show this help\n"
-		"\nExit status: 0 ok; 1 operation failed (status: a task failed/fatal);\n"
+		"\nGlobal options may come anywhere on the command line (not after --).\n"
+		"\nExit status: 0 ok; 1 operation failed (status: a task not running, ready,\n"
+		"stopped, disabled or cleanly exited - e.g. backoff, failed, fatal);\n"
 		"2 usage; 3 no such scope/task; 4 permission denied; 5 daemon unreachable;\n"
 		"6 timeout.\n",
 		FIBERSD_DEFAULT_SOCKET, FIBERSD_CONFIG_FILE);
@@ -264,6 +266,64 @@ int ctl_recv(struct ctl *c, json_t **out)
 	}
 }
 
+/* Is argv[i] a global option (as systemctl, they may come anywhere before
+ * "--")?  Returns how many words it takes (1 or 2), 0 when it is not one. */
+static int global_words(char **argv, int i, int argc)
+{
+	static const char *const valued_long[] = { "--socket", "--config", "--timeout", NULL };
+	static const char *const flag_long[] = { "--json", "--version", "--help", NULL };
+	const char *a = argv[i];
+	if (a[0] != '-' || a[1] == '\0')
+		return 0;
+	if (a[1] == '-') {
+		for (int k = 0; valued_long[k]; k++) {
+			size_t n = strlen(valued_long[k]);
+			if (strncmp(a, valued_long[k], n) == 0 && a[n] == '=')
+				return 1;
+			if (strcmp(a, valued_long[k]) == 0)
+				return i + 1 < argc ? 2 : 1; /* getopt reports the missing value */
+		}
+		for (int k = 0; flag_long[k]; k++)
+			if (strcmp(a, flag_long[k]) == 0)
+				return 1;
+		return 0;
+	}
+	if (strchr("Sct", a[1]))
+		return a[2] ? 1 : (i + 1 < argc ? 2 : 1);
+	return strchr("jVh", a[1]) && a[2] == '\0';
+}
+
+/* Move the global options found anywhere in argv in front of the command
+ * (stable order otherwise), so getopt sees them all; stops at "--". */
+static void hoist_globals(int argc, char **argv)
+{
+	char **out = malloc((size_t)argc * sizeof *out);
+	if (out == NULL)
+		return; /* then only options before the command count */
+	int n = 1, i;
+	out[0] = argv[0];
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		int w = global_words(argv, i, argc);
+		for (int k = 0; k < w; k++)
+			out[n++] = argv[i + k];
+		if (w)
+			i += w - 1;
+	}
+	int stop = i;
+	for (i = 1; i < argc; i++) {
+		if (i < stop) {
+			int w = global_words(argv, i, argc);
+			if (w) {
+				i += w - 1;
+				continue;
+			}
+		}
+		out[n++] = argv[i];
+	}
+	memcpy(argv, out, (size_t)argc * sizeof *out);
+	free(out);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -278,6 +338,7 @@ int main(int argc, char **argv)
 	struct ctl c = { .timeout = 10.0, .fd = -1 };
 	const char *opt_socket = NULL, *opt_config = NULL;
 	int opt;
+	hoist_globals(argc, argv);
 	while ((opt = getopt_long(argc, argv, "+S:c:jt:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'S': opt_socket = optarg; break;

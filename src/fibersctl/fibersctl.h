@@ -14,6 +14,9 @@
 
 #include "protocol.h"
 
+/* `logs -f` without `-n`: how many recent lines come before the new ones. */
+#define FCTL_FOLLOW_LINES 10
+
 /* One fibersctl invocation: options and the connection state. */
 struct ctl {
 	const char *socket_path; /* resolved control socket path */

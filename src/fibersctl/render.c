@@ -99,6 +99,8 @@ static const char *bullet(const char *st)
 {
 	if (is_bad_state(st))
 		return "\u00d7"; /* × */
+	if (st && !strcmp(st, "backoff"))
+		return "\u21bb"; /* ↻ waiting to restart: not to be taken for ● without colour */
 	if (st && (!strcmp(st, "stopped") || !strcmp(st, "exited") || !strcmp(st, "disabled")))
 		return "\u25cb"; /* ○ */
 	return "\u25cf"; /* ● */
@@ -302,18 +304,39 @@ static void put_node(struct ctl *c, json_t *node)
 	put_subtree(c, v.children, v.commands, "    ");
 }
 
-/* Exit code of a status result: 1 when a task is failed or fatal. */
+/* Is a task in a state an operator need not look at?  Running (also not
+ * yet ready: many tasks never call ready()), ready, stopped, disabled, or
+ * exited without an error.  Anything else - loading, stopping, backoff,
+ * failed, fatal, an exit with an error - is not. */
+static int task_healthy(json_t *t)
+{
+	const char *st = str(t, "state");
+	if (!st)
+		return 0;
+	if (!strcmp(st, "running") || !strcmp(st, "ready") || !strcmp(st, "stopped") ||
+	    !strcmp(st, "disabled"))
+		return 1;
+	if (!strcmp(st, "exited")) {
+		const char *le = str(t, "last_exit");
+		return le == NULL || strcmp(le, "exited") == 0;
+	}
+	return 0;
+}
+
+/* Exit code of a status result: 1 when a task is not healthy (above); a
+ * scope below a task only when it failed. */
 int ctl_status_exit(json_t *result)
 {
 	json_t *tasks = json_object_get(result, "tasks");
 	size_t i;
 	json_t *t;
-	if (!json_is_array(tasks))
-		return json_object_get(result, "file") && is_bad_state(str(result, "state"))
-			       ? FCTL_EXIT_FAILED
-			       : FCTL_EXIT_OK;
+	if (!json_is_array(tasks)) {
+		if (json_object_get(result, "file"))
+			return task_healthy(result) ? FCTL_EXIT_OK : FCTL_EXIT_FAILED;
+		return is_bad_state(str(result, "state")) ? FCTL_EXIT_FAILED : FCTL_EXIT_OK;
+	}
 	json_array_foreach(tasks, i, t)
-		if (is_bad_state(str(t, "state")))
+		if (!task_healthy(t))
 			return FCTL_EXIT_FAILED;
 	return FCTL_EXIT_OK;
 }
@@ -395,6 +418,9 @@ int ctl_render_task_op(struct ctl *c, json_t *result)
 	printf("%s: ", str(result, "task") ? str(result, "task") : "?");
 	put_state(c, str(result, "state"));
 	printf("\n");
+	if (str(result, "note"))
+		printf("note: %s is %s\n", str(result, "task") ? str(result, "task") : "the task",
+		       str(result, "note"));
 	return FCTL_EXIT_OK;
 }
 

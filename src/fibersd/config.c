@@ -328,7 +328,13 @@ static void section_header(struct pctx *c, char *p)
 		}
 		c->sec = SEC_TASK;
 		push_task(c, c->task);
-		lua_pop(c->L, 1);
+		/* where the section starts ("file:line", the first one if it is
+		 * repeated): a section for a task with no file is reported there */
+		if (lua_getfield(c->L, -1, "where") == LUA_TNIL) {
+			lua_pushfstring(c->L, "%s:%d", c->file, c->line);
+			lua_setfield(c->L, -3, "where");
+		}
+		lua_pop(c->L, 2);
 	} else {
 		perr(c, c->line, "unknown section [%.*s]", (int)n, name);
 		c->sec = SEC_BAD;

@@ -169,3 +169,31 @@ reload_seq() { grep -oE '^(RELOADING|READY)=1' "$D/notify.log" | tr '\n' ' '; }
 	[ "$(grep -A1 -E '^(RELOADING|READY)=1' "$D/notify.log" | grep -cE '^MONOTONIC_USEC=[0-9]+')" -eq 10 ]
 	[ "$(fd_count 'a v1 start')" -eq 1 ]
 }
+
+@test "a [task:NAME] section without a task file: a warning with file:line at start and reload, an error in --check" {
+	forever a v1
+	fd_conf <<'EOF2'
+[task:a]
+restart = always
+[task:typo]
+restart = always
+EOF2
+	line=$(grep -n '^\[task:typo\]$' "$D/f.conf" | cut -d: -f1)
+	msg="$D/f.conf:$line: [task:typo] has no task file $D/t/typo.lua: the section does nothing"
+	run fibersd -c "$D/f.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[ "$output" = "$msg" ]
+	fd_start
+	fd_wait_log 'a v1 start'
+	fd_wait_log "^<4>fibersd: $(printf '%s' "$msg" | sed 's/[][\.*^$]/\\&/g')\$"
+	run timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"warning: $msg"* ]]
+	# once the file exists the section applies, silently
+	forever typo v1
+	run timeout 20 "$FIBERSCTL" -S "$D/c.sock" reload
+	[ "$status" -eq 0 ]
+	[[ "$output" != *warning* ]]
+	run fibersd -c "$D/f.conf" -d "$D/t" --check
+	[ "$status" -eq 0 ]
+}

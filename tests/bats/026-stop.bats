@@ -137,3 +137,29 @@ EOF2
 	[[ "$output" == *'"state":"stopped"'* ]]
 	! grep -q 'did not stop' "$D/log"
 }
+
+@test "start of a task disabled in the config: it runs, with a note; the next reload disables it again" {
+	fd_task off <<'EOF2'
+require('fibersd').log.info('off runs')
+while true do require('fibers.sleep').sleep(10) end
+EOF2
+	fd_conf <<'EOF2'
+[task:off]
+enabled = no
+EOF2
+	fd_start
+	for i in $(seq 200); do ctl --json status off 2>/dev/null | grep -q '"state":"disabled"' && break; sleep 0.05; done
+	run ctl start off
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "off: running" ]
+	[ "${lines[1]}" = "note: off is disabled in the configuration (enabled = no): runs until the next reload or restart of fibersd" ]
+	fd_wait_log '^<6>off: off runs$'
+	grep -q '^<4>off: started by hand while disabled in the configuration' "$D/log"
+	run ctl --json start off
+	[[ "$output" == *'"note":"disabled in the configuration (enabled = no): '* ]]
+	run ctl reload
+	[ "$status" -eq 0 ]
+	for i in $(seq 200); do ctl --json status off | grep -q '"state":"disabled"' && break; sleep 0.05; done
+	ctl --json status off | grep -q '"state":"disabled"'
+	[ "$(fd_count 'off runs')" -eq 1 ]
+}

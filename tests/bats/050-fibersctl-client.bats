@@ -121,6 +121,72 @@ fctl() { timeout 20 "$FCTL" "$@"; }
 	[ "$(cat "$FAKE_DIR/requests")" = '{"id":1,"method":"status","params":{"depth":2,"scope":"web/worker"}}' ]
 }
 
+@test "status exits 0 only when every task is running, ready, stopped, disabled or exited cleanly" {
+	t() { printf '{"name":"%s","path":"%s","file":"/t/%s.lua","state":"%s"%s,"restarts":0}' "$1" "$1" "$1" "$2" "${3:-}"; }
+	whole() { reply "{\"id\":1,\"result\":{\"version\":\"1\",\"pid\":1,\"uptime\":1,\"counts\":{},\"tasks\":[$1]}}"; }
+	whole "$(t a running),$(t b ready),$(t c stopped),$(t d disabled),$(t e exited ',"last_exit":"exited"')"
+	run fctl -S "$SOCK" status
+	[ "$status" -eq 0 ]
+	for bad in loading stopping backoff failed fatal; do
+		whole "$(t a ready),$(t b "$bad")"
+		run fctl -S "$SOCK" status
+		[ "$status" -eq 1 ] || { echo "state $bad: exit $status" >&2; false; }
+		run fctl -S "$SOCK" --json status
+		[ "$status" -eq 1 ]
+	done
+	# an exit with an error
+	whole "$(t a exited ',"last_exit":"exited: gave up"')"
+	run fctl -S "$SOCK" status
+	[ "$status" -eq 1 ]
+	# one task, addressed: the same rule
+	reply "{\"id\":1,\"result\":$(t web backoff ',"next_restart_in":1.5')}"
+	run fctl -S "$SOCK" status web
+	[ "$status" -eq 1 ]
+	# without colour, backoff has its own symbol, and the state word
+	[ "${lines[0]}" = "↻ web: backoff (restart in 1.5s), restarts 0" ]
+	reply "{\"id\":1,\"result\":$(t web ready)}"
+	run fctl -S "$SOCK" status web
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "● web: ready, restarts 0" ]
+}
+
+@test "global options are accepted anywhere on the command line" {
+	reply '{"id":1,"result":{"task":"web","state":"stopped"}}'
+	run fctl stop web -S "$SOCK" --json
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"task":"web","state":"stopped"}' ]
+	run fctl stop -t 5 web --socket="$SOCK"
+	[ "$status" -eq 0 ]
+	[ "$output" = "web: stopped" ]
+	run fctl --json stop web -S "$SOCK"
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"task":"web","state":"stopped"}' ]
+	# after --, everything is an argument
+	run fctl -S "$SOCK" stop -- --json
+	[ "$status" -eq 0 ]
+	mapfile -t req <"$FAKE_DIR/requests"
+	[ "${req[0]}" = '{"id":1,"method":"stop","params":{"task":"web","timeout":9.0}}' ]
+	[ "${req[1]}" = '{"id":1,"method":"stop","params":{"task":"web","timeout":4.5}}' ]
+	[ "${req[3]}" = '{"id":1,"method":"stop","params":{"task":"--json","timeout":9.0}}' ]
+	# a global option still needs its value
+	run fctl stop web -S
+	[ "$status" -eq 2 ]
+	run fctl status -h
+	[ "$status" -eq 0 ]
+	[[ "$output" == Usage:* ]]
+}
+
+@test "logs -f asks for the last 10 lines, then follows; -n sets how many" {
+	reply '{"id":1,"result":{"task":"web","lines":[]}}'
+	run fctl -S "$SOCK" logs web -f
+	run fctl -S "$SOCK" logs -n 3 web -f
+	run fctl -S "$SOCK" logs web
+	mapfile -t req <"$FAKE_DIR/requests"
+	[ "${req[0]}" = '{"id":1,"method":"logs","params":{"follow":true,"task":"web","lines":10}}' ]
+	[ "${req[1]}" = '{"id":1,"method":"logs","params":{"lines":3,"follow":true,"task":"web"}}' ]
+	[ "${req[2]}" = '{"id":1,"method":"logs","params":{"task":"web"}}' ]
+}
+
 @test "requests carry the command's params" {
 	reply '{"id":1,"result":{"task":"web","state":"stopped"}}'
 	run fctl -S "$SOCK" -t 5 stop web
