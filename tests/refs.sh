@@ -33,7 +33,7 @@ check 'no path outside the checkout' "$out"
 # shellcheck disable=SC2086
 out=$(grep -n -I -E '(library|daemon|quality)\.md' $(printf '%s\n' $files | grep -v '^doc/') \
 	2>/dev/null | grep -v '^tests/refs\.sh:' |
-	sed -E 's#doc/(library|daemon|quality)\.md##g' | grep -E '(library|daemon|quality)\.md')
+	sed -E 's#doc/([a-z-]+-)?(library|daemon|quality)\.md##g' | grep -E '(library|daemon|quality)\.md')
 check 'the contract pages are cited by their path in doc/' "$out"
 missing=
 # shellcheck disable=SC2086

@@ -62,7 +62,7 @@ EOF2
 @test "stderr is the journal: records go to the journal with fields" {
 	need_journal
 	WITH_STREAM=1 in_ns -n
-	grep -qa '^MESSAGE=hello 42$' "$D/journal"
+	grep -qa '^MESSAGE=t1: hello 42$' "$D/journal"
 	grep -qa '^PRIORITY=6$' "$D/journal"
 	grep -qa '^PRIORITY=4$' "$D/journal"
 	grep -qa '^SYSLOG_IDENTIFIER=fibersd$' "$D/journal"
@@ -93,7 +93,7 @@ EOF2
 	need_journal
 	printf '[fibersd]\nlog_target = journal\n' >"$D/f.conf"
 	in_ns -c "$D/f.conf"
-	grep -qa '^MESSAGE=hello 42$' "$D/journal"
+	grep -qa '^MESSAGE=t1: hello 42$' "$D/journal"
 	! grep -q 'hello' "$D/log"
 }
 

@@ -165,7 +165,7 @@ EOF2
 	run ctl status
 	[ "$status" -eq 1 ]
 	[ "${#lines[@]}" -eq 13 ]
-	[[ ${lines[4]} =~ ^●\ flaky:\ backoff\ \(restart\ in\ [0-9]+s\),\ restarts\ 1,\ memory\ 0B$ ]]
+	[[ ${lines[4]} =~ ^↻\ flaky:\ backoff\ \(restart\ in\ [0-9]+s\),\ restarts\ 1,\ memory\ 0B$ ]]
 	[[ ${lines[9]} =~ ^\ \ \ \ └─\ worker\ \[[0-9]+\]:\ running,\ 1\ fiber,\ up ]]
 	printf '%s\n' "$output" | sed -E 's/(up|in) [0-9][^,)]*/\1 T/g; s/memory [0-9.]+[BKM]/memory M/' >"$D/brief.txt"
 	printf '%s\n' "${full/\"id\":2,/\"id\":1,}" >"$D/full.reply"
