@@ -97,3 +97,8 @@ lint-clang-tidy:
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "clang-tidy: clean"
 .PHONY: lint lint-cppcheck lint-clang-tidy
 
+
+## ---- the real-systemd stage of .ci/run (root only; not part of make check) ----
+## tests/systemd/stage.sh: a packager's tree checked as a system service
+## inside a throw-away systemd (tests/systemd/with-systemd.sh).
+EXTRA_DIST += tests/systemd/stage.sh tests/systemd/guest.sh tests/systemd/with-systemd.sh
