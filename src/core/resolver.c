@@ -305,6 +305,15 @@ void resolver_release(struct resolver_req *q)
 		*pp = q->next;
 		if (r->tail == q)
 			r->tail = prev;
+	} else {
+		/* Q_DONE: take back its announcement if not drained yet. */
+		for (size_t i = 0; i < r->ndone; i++) {
+			if (r->done[i] == q->id) {
+				memmove(r->done + i, r->done + i + 1, (r->ndone - i - 1) * sizeof *r->done);
+				r->ndone--;
+				break;
+			}
+		}
 	}
 	free_req(q);
 	unref_unlock(r);

@@ -12,7 +12,8 @@
  *   resolver_result(q, &ai, &gai, &sys) once finished;
  *   resolver_release(q)              drop the request at any time: a
  *                                    queued one is never looked up, a
- *                                    running one is freed by its thread.
+ *                                    running one is freed by its thread,
+ *                                    a finished one's id is withdrawn.
  * resolver_free(r) drops the owner's reference; threads busy in
  * getaddrinfo finish and free what is left.  Helper threads start with
  * every signal blocked, so signals stay with the loop's thread.
@@ -43,7 +44,8 @@ uint64_t resolver_id(const struct resolver_req *q);
 /* Finished?  Then 1 and: *ai (owned by q) or, on failure, *gai_err (an
  * EAI_* code) and *sys_err (errno for EAI_SYSTEM).  0 while pending. */
 int resolver_result(struct resolver_req *q, const struct addrinfo **ai, int *gai_err, int *sys_err);
-/* Drop the request (pending or finished); q is invalid afterwards. */
+/* Drop the request (pending or finished); q is invalid afterwards, and
+ * its id is not drained after this (even if it finished before). */
 void resolver_release(struct resolver_req *q);
 
 /* Reset the eventfd and store up to max ids of requests that finished

@@ -1,7 +1,7 @@
 /*
  * tests/unit/resolver.c - src/core/resolver.c: a lookup of localhost is
- * announced on the eventfd with its id; released requests (queued or
- * running) are never announced; helper threads block every signal the
+ * announced on the eventfd with its id; released requests (queued,
+ * running, or finished but not drained yet) are never announced; helper threads block every signal the
  * loop may take; the pool outlives its owner while a request holds it.
  * Only "localhost" is looked up (answered from /etc/hosts).
  */
@@ -128,6 +128,14 @@ int main(void)
 		ok(n >= 1 && ids[0] == id_d, "and it is d");
 	}
 	is_int((int)resolver_threads(r), 1, "still one thread (max 1)");
+
+	/* finished, not drained, then released: its id is withdrawn */
+	is_int(resolver_submit(r, "localhost", AF_INET, &c), 0, "submit e");
+	for (int i = 0; i < 500 && !resolver_result(c, &ai, &gai, &sys); i++)
+		usleep(10000);
+	ok(resolver_result(c, &ai, &gai, &sys) == 1, "e finished");
+	resolver_release(c);
+	is_int((int)collect(r, ids, 16, 16, 200), 0, "released after finishing: not announced");
 
 	/* the owner goes first: a pending request keeps the pool alive */
 	is_int(resolver_submit(r, "localhost", AF_UNSPEC, &b), 0, "submit before free");
