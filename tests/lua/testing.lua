@@ -134,7 +134,7 @@ got = t.pack(testing.run_virtual(function()
 end))
 t.is_deeply({ got[1], got[2], got[3] }, { "exit", "exited", 0 },
   "a process exit beats a long timeout (jumps stop while it runs)")
-t.ok(got[4] >= 0.15 and got[4] < 60, "the clock moved by the real time waited (" .. tostring(got[4]) .. ")")
+t.ok(got[4] > 0 and got[4] < 60, "the clock moved by the real time waited, no jump (" .. tostring(got[4]) .. ")")
 
 -- a pending signal wait does not stop the jumps (signals are rare events
 -- from outside), and a signal that arrives is still delivered
