@@ -27,12 +27,13 @@ local core = require 'fibers.core'
 local CG = core.cgroup
 local P = core.proc
 
-local M = { mode = 'process-group', why = nil, base = nil, controllers = {} }
+local M = { mode = 'process-group', why = nil, base = nil, controllers = {}, available = '' }
 
 local LIMIT_FILES = { memory_max = 'memory.max', cpu_weight = 'cpu.weight', cpu_max = 'cpu.max',
   pids_max = 'pids.max' }
 local LIMIT_CTRL = { memory_max = 'memory', cpu_weight = 'cpu', cpu_max = 'cpu', pids_max = 'pids' }
 M.LIMIT_CTRL = LIMIT_CTRL
+M.LIMIT_KEYS = { 'cpu_max', 'cpu_weight', 'memory_max', 'pids_max' }
 
 local function words(s)
   local t = {}
@@ -96,10 +97,30 @@ function M.setup(force)
   end
   M.base, M.mode = own, 'cgroup'
   -- controllers for the task cgroups: enable what the parent offers
-  for _, c in ipairs(words(CG.read(own, 'cgroup.controllers'))) do
+  M.available = table.concat(words(CG.read(own, 'cgroup.controllers')), ' ')
+  for _, c in ipairs(words(M.available)) do
     if c == 'memory' or c == 'cpu' or c == 'pids' then CG.write(own, 'cgroup.subtree_control', '+' .. c) end
   end
   for _, c in ipairs(words(CG.read(own, 'cgroup.subtree_control'))) do M.controllers[c] = true end
+  return M.mode
+end
+
+-- What setup would decide, without changing anything (fibersd --check):
+-- the mode, and the controllers the own cgroup offers.
+function M.probe()
+  M.mode, M.base, M.why, M.controllers, M.available = 'process-group', nil, nil, {}, ''
+  local own, err = CG.path_of()
+  if not own then M.why = 'no cgroup v2 hierarchy (' .. tostring(err) .. ')'; return M.mode end
+  if own == CG.mount() then
+    M.why = 'fibersd runs in the root cgroup of ' .. own .. ', which it does not own'
+    return M.mode
+  end
+  local f = io.open(own .. '/cgroup.procs', 'a')
+  if not f then M.why = 'cannot write ' .. own; return M.mode end
+  f:close()
+  M.base, M.mode = own, 'cgroup'
+  M.available = table.concat(words(CG.read(own, 'cgroup.controllers')), ' ')
+  for _, c in ipairs(words(M.available)) do M.controllers[c] = true end
   return M.mode
 end
 
@@ -116,11 +137,11 @@ function M.refuse_limit(key)
   local c = LIMIT_CTRL[key]
   if M.mode == 'cgroup' and M.controllers[c] then return nil end
   if M.mode ~= 'cgroup' then
-    return string.format('%s: no cgroup of its own for the task (containment is process-group: %s)', key,
+    return string.format('%s: the %s controller is not available: containment is process-group (%s)', key, c,
       tostring(M.why))
   end
   return string.format('%s: the %s controller is not delegated to fibersd (cgroup.controllers: %s)', key, c,
-    M.controllers_line())
+    M.available == '' and 'empty' or M.available)
 end
 
 -- Wait until path is empty (or gone); false when deadline (monotonic,

@@ -53,6 +53,7 @@ end
 
 -- --check: compile every task script, print problems, 0 when all is well.
 local function check(cfg)
+  cgroup.probe() -- limit keys are checked against what start would find
   local bad = 0
   local entries, errs = reload.scan(cfg)
   for _, e in ipairs(errs or {}) do

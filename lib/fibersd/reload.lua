@@ -46,15 +46,83 @@ function M.task_config(cfg, name)
   end
   -- stop_timeout left empty follows the task's own grace
   if pol.stop_timeout == nil then pol.stop_timeout = pol.shutdown_grace + 5 end
+  -- environment.NAME of [defaults], then of [task:NAME]
+  if d.environment or t.environment then
+    local env = {}
+    for k, v in pairs(d.environment or {}) do env[k] = v end
+    for k, v in pairs(t.environment or {}) do env[k] = v end
+    pol.environment = env
+  end
   return pol, t.params or {}, t.enabled ~= false
 end
 
+-- Read an environment_file: { NAME = value } or nil, "file:line: message".
+-- Lines NAME=value; blank lines and # comments skipped; one pair of
+-- surrounding quotes removed.
+function M.read_env_file(path)
+  local f, err = io.open(path, 'r')
+  if not f then return nil, tostring(err) end
+  local env, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    local l = line:gsub('^%s+', ''):gsub('%s+$', '')
+    if l ~= '' and l:sub(1, 1) ~= '#' then
+      local k, v = l:match('^([A-Za-z_][A-Za-z0-9_]*)=(.*)$')
+      if not k then
+        f:close()
+        return nil, string.format('%s:%d: expected NAME=value', path, n)
+      end
+      local q = v:sub(1, 1)
+      if #v >= 2 and (q == '"' or q == "'") and v:sub(-1) == q then v = v:sub(2, -2) end
+      env[k] = v
+    end
+  end
+  f:close()
+  return env
+end
+
+-- The line of the config that set key for task name (its [task:NAME]
+-- section, else [defaults]), as "file:line: ", or "" when unknown.
+local function where(cfg, name, key)
+  local L = cfg.lines or {}
+  local line = ((L.tasks or {})[name] or {})[key] or (L.defaults or {})[key]
+  if not line or not cfg.file then return '' end
+  return string.format('%s:%d: ', cfg.file, line)
+end
+
+-- Checks only the daemon can make: limit keys need their cgroup
+-- controller; environment_file must be readable.  Completes pol.
+-- Returns true or nil, message.
+function M.check_policy(cfg, name, pol)
+  local cgroup = require 'fibersd.cgroup'
+  for _, key in ipairs(cgroup.LIMIT_KEYS) do
+    if pol[key] ~= nil then
+      local why = cgroup.refuse_limit(key)
+      if why then return nil, where(cfg, name, key) .. why end
+    end
+  end
+  if pol.environment_file then
+    local env, err = M.read_env_file(pol.environment_file)
+    if not env then return nil, where(cfg, name, 'environment_file') .. 'environment_file: ' .. err end
+    for k, v in pairs(pol.environment or {}) do env[k] = v end
+    pol.environment = env
+  end
+  return true
+end
+
 -- Does the change from policy a to policy b restart the task?
+local function same_env(a, b)
+  a, b = a or {}, b or {}
+  for k, v in pairs(a) do if b[k] ~= v then return false end end
+  for k, v in pairs(b) do if a[k] ~= v then return false end end
+  return true
+end
+
 local function restarts_task(a, b)
   for _, k in ipairs(RESTARTS_TASK) do
     if a[k] ~= b[k] then return true end
   end
-  return false
+  return not same_env(a.environment, b.environment)
 end
 
 local function same_params(a, b)
@@ -72,6 +140,8 @@ function M.prepare(cfg, entry)
   local src, err = task.read(entry.file)
   if not src then return nil, tostring(err) end
   local pol, params, enabled = M.task_config(cfg, entry.name)
+  local okp, perr = M.check_policy(cfg, entry.name, pol)
+  if not okp then return nil, perr end
   local spec = { name = entry.name, file = entry.file, source = src, hash = task.hash(src),
     policy = pol, params = params, enabled = enabled }
   local chunk, cerr = task.compile(src, entry.file, task.new_env())

@@ -387,14 +387,20 @@ function Rec:launch_run()
       return nil, 'refused', cerr
     end
   end
+  -- defaults of every Command the run starts (fibers.exec task_defaults)
+  local xd, xerr = task.exec_defaults(pol, cg)
+  if xd == nil then
+    if cg then cgroup.release(cg) end
+    log.task(self.name, self.name, 'err', '%s', xerr)
+    return nil, 'refused', xerr
+  end
   local sc, why = self.sv.tasks_scope:child()
   if not sc then
     if cg then cgroup.release(cg) end
     return nil, 'refused', why
   end
-  -- defaults of every Command the run starts (fibers.exec task_defaults)
   self.cg = cg
-  self.exec_defaults = task.exec_defaults(pol, cg)
+  self.exec_defaults = xd or nil
   pcall(sc.set_name, sc, self.name)
   sc:set_default('shutdown_grace', pol.shutdown_grace)
   task.register(sc, self)

@@ -165,10 +165,23 @@ end
 -- its cgroup (cg from fibersd.cgroup, or nil) and the identity keys of its
 -- policy (user, group, supplementary_groups, working_directory, umask,
 -- environment.NAME, environment_file, already resolved by the config).
+-- Returns the table (nil when there is nothing) or nil, message.
 function M.exec_defaults(pol, cg)
   local d = { cgroup = cg and cg.fd or nil, cwd = pol.working_directory, umask = pol.umask,
-    uid = pol.uid, gid = pol.gid, groups = pol.groups, env = pol.environment }
-  if next(d) == nil then return nil end
+    env = pol.environment }
+  if pol.user or pol.group or pol.supplementary_groups then
+    local function num(x) return x and (tonumber(x) or x) end
+    local groups
+    if pol.supplementary_groups then
+      groups = {}
+      for g in pol.supplementary_groups:gmatch('%S+') do groups[#groups + 1] = num(g) end
+    end
+    local okc, uid, gid, gl = pcall(require('fibers.exec_spec').resolve_creds,
+      { user = num(pol.user), group = num(pol.group), groups = groups })
+    if not okc then return nil, (tostring(uid):gsub('^exec: ', '')) end
+    d.uid, d.gid, d.groups = uid, gid, gl
+  end
+  if next(d) == nil then return false end
   return d
 end
 

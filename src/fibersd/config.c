@@ -23,7 +23,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 
 #include "config.h"
 #include "fibersd.h"
@@ -76,6 +78,27 @@ const struct cfg_key cfg_keys[] = {
 	  "past it a task that will not stop is forced (empty = shutdown_grace + 5)" },
 	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0", CFG_RELOAD_LIVE,
 	  "a task must call fibersd.watchdog() this often (0 = off)" },
+
+	{ "memory_max", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "", CFG_RELOAD_TASK,
+	  "memory.max of the task's cgroup: bytes its processes may use (needs the memory controller)" },
+	{ "cpu_weight", CFG_SEC_DEFAULTS, CFG_INT, 1, 10000, NULL, "", CFG_RELOAD_TASK,
+	  "cpu.weight of the task's cgroup, 1..10000 (needs the cpu controller)" },
+	{ "cpu_max", CFG_SEC_DEFAULTS, CFG_CPUMAX, 0, 0, NULL, "", CFG_RELOAD_TASK,
+	  "cpu.max of the task's cgroup: 'QUOTA [PERIOD]' in microseconds or 'max' (needs the cpu controller)" },
+	{ "pids_max", CFG_SEC_DEFAULTS, CFG_INT, 1, 4194304, NULL, "", CFG_RELOAD_TASK,
+	  "pids.max of the task's cgroup: most processes at once (needs the pids controller)" },
+	{ "user", CFG_SEC_DEFAULTS, CFG_USER, 0, 0, NULL, "", CFG_RELOAD_TASK,
+	  "user the task's Commands run as by default (not its Lua code)" },
+	{ "group", CFG_SEC_DEFAULTS, CFG_GROUPS, 0, 1, NULL, "", CFG_RELOAD_TASK,
+	  "group of the task's Commands (empty = the user's)" },
+	{ "supplementary_groups", CFG_SEC_DEFAULTS, CFG_GROUPS, 0, 0, NULL, "", CFG_RELOAD_TASK,
+	  "supplementary groups of the task's Commands (empty = the user's)" },
+	{ "working_directory", CFG_SEC_DEFAULTS, CFG_PATH, 0, 0, NULL, "", CFG_RELOAD_TASK,
+	  "working directory of the task's Commands (empty = fibersd's)" },
+	{ "umask", CFG_SEC_DEFAULTS, CFG_MODE, 0, 0777, NULL, "", CFG_RELOAD_TASK,
+	  "umask of the task's Commands (octal; empty = fibersd's)" },
+	{ "environment_file", CFG_SEC_DEFAULTS, CFG_PATH, 0, 0, NULL, "", CFG_RELOAD_TASK,
+	  "NAME=value lines added to the task's Commands' environment (environment.NAME wins)" },
 
 	{ "enabled", CFG_SEC_TASK, CFG_BOOL, 0, 0, NULL, "yes", CFG_RELOAD_LIVE, "run this task" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, 0, NULL },
@@ -182,6 +205,87 @@ static const char *push_group(lua_State *L, const char *s)
 	return NULL;
 }
 
+static const char *push_user(lua_State *L, const char *s)
+{
+	if (strspn(s, "0123456789") == strlen(s)) {
+		if (strlen(s) > 9)
+			return "user number out of range";
+		lua_pushstring(L, s);
+		return NULL;
+	}
+	errno = 0;
+	if (getpwnam(s) == NULL)
+		return "unknown user";
+	lua_pushstring(L, s);
+	return NULL;
+}
+
+/* Groups as one normalised, blank-separated string (compared as a whole
+ * at reload; fibers.exec resolves the names). */
+static const char *push_groups(lua_State *L, const struct cfg_key *k, const char *s)
+{
+	luaL_Buffer b;
+	char name[256];
+	int n = 0;
+	luaL_buffinit(L, &b);
+	for (const char *p = s; *p;) {
+		p += strspn(p, " \t,");
+		size_t w = strcspn(p, " \t,");
+		if (!w)
+			break;
+		if (w >= sizeof name) {
+			luaL_pushresult(&b);
+			lua_pop(L, 1);
+			return "group name too long";
+		}
+		memcpy(name, p, w);
+		name[w] = '\0';
+		p += w;
+		int numeric = strspn(name, "0123456789") == w;
+		if ((numeric && w > 9) || (!numeric && getgrnam(name) == NULL)) {
+			luaL_pushresult(&b);
+			lua_pop(L, 1);
+			return numeric ? "group number out of range" : "unknown group";
+		}
+		if (n++)
+			luaL_addchar(&b, ' ');
+		luaL_addlstring(&b, name, w);
+	}
+	luaL_pushresult(&b);
+	if (n == 0 || (k->max > 0 && n > k->max)) {
+		lua_pop(L, 1);
+		return n == 0 ? "expected group names or numbers" : "expected one group";
+	}
+	return NULL;
+}
+
+/* cpu.max: "max" or QUOTA, optionally " PERIOD" (microseconds). */
+static const char *push_cpumax(lua_State *L, const char *s)
+{
+	const char *bad = "expected 'max' or a quota in microseconds, optionally followed by a period";
+	const char *p = s;
+	if (strncmp(p, "max", 3) == 0)
+		p += 3;
+	else if (isdigit((unsigned char)*p)) {
+		long long q = strtoll(p, (char **)&p, 10);
+		if (q < 1000 || q > 1000000000000LL)
+			return "quota out of range (1000..10^12 microseconds)";
+	} else
+		return bad;
+	if (*p == ' ') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return bad;
+		long long per = strtoll(p, (char **)&p, 10);
+		if (per < 1000 || per > 1000000)
+			return "period out of range (1000..1000000 microseconds)";
+	}
+	if (*p)
+		return bad;
+	lua_pushstring(L, s);
+	return NULL;
+}
+
 static const char *push_enum(lua_State *L, const struct cfg_key *k, const char *s)
 {
 	size_t n = strlen(s);
@@ -230,6 +334,9 @@ const char *cfg_push_value(lua_State *L, const struct cfg_key *k, const char *te
 	}
 	case CFG_GROUP: return push_group(L, text);
 	case CFG_ENUM: return push_enum(L, k, text);
+	case CFG_USER: return push_user(L, text);
+	case CFG_GROUPS: return push_groups(L, k, text);
+	case CFG_CPUMAX: return push_cpumax(L, text);
 	}
 	return "unknown key type";
 }
@@ -389,6 +496,71 @@ static const char *sec_name(struct pctx *c, char *buf, size_t size)
 	}
 }
 
+/* Remember where a [defaults] or [task:NAME] key was set:
+ * cfg.lines.defaults[key] / cfg.lines.tasks[NAME][key] = line (errors that
+ * only the daemon can find, such as a missing cgroup controller, cite it). */
+static void note_line(struct pctx *c, const char *name)
+{
+	lua_State *L = c->L;
+	if (c->sec != SEC_DEFAULTS && c->sec != SEC_TASK)
+		return;
+	lua_getfield(L, c->cfg, "lines");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 2);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, c->cfg, "lines");
+	}
+	const char *sub = c->sec == SEC_DEFAULTS ? "defaults" : "tasks";
+	lua_getfield(L, -1, sub);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, sub);
+	}
+	if (c->sec == SEC_TASK) {
+		lua_getfield(L, -1, c->task);
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, -3, c->task);
+		}
+	}
+	lua_pushinteger(L, c->line);
+	lua_setfield(L, -2, name);
+	lua_pop(L, c->sec == SEC_TASK ? 3 : 2);
+}
+
+/* environment.NAME = value in [defaults] or [task:NAME] (the section's
+ * table on top of the stack): stored in its `environment` subtable.
+ * Returns 1 when name was such a key (handled, or reported as bad). */
+static int environment(struct pctx *c, const char *name, const char *value)
+{
+	lua_State *L = c->L;
+	if (strncmp(name, "environment.", 12) != 0)
+		return 0;
+	const char *v = name + 12;
+	if (!(isalpha((unsigned char)*v) || *v == '_') || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v)) {
+		perr(c, c->line, "bad environment variable name '%s' (expected [A-Za-z_][A-Za-z0-9_]*)", v);
+	} else {
+		lua_getfield(L, -1, "environment");
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, -3, "environment");
+		}
+		lua_pushstring(L, value);
+		lua_setfield(L, -2, v);
+		lua_pop(L, 1);
+		note_line(c, name);
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
 /* The ini_handler: validate one key = value and store it. */
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -404,8 +576,10 @@ static int handler(void *user, const char *section, const char *name, const char
 		lua_getfield(L, c->cfg, "fibersd");
 		break;
 	case SEC_DEFAULTS:
-		k = cfg_find(CFG_SEC_DEFAULTS, name);
 		lua_getfield(L, c->cfg, "defaults");
+		if (environment(c, name, value))
+			return 1;
+		k = cfg_find(CFG_SEC_DEFAULTS, name);
 		break;
 	case SEC_TASK:
 		push_task(c, c->task);
@@ -416,6 +590,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			lua_pop(L, 2);
 			return 1;
 		}
+		if (environment(c, name, value))
+			return 1;
 		k = cfg_find(CFG_SEC_DEFAULTS | CFG_SEC_TASK, name);
 		break;
 	}
@@ -428,6 +604,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			     k->type == CFG_ENUM ? " " : "", k->type == CFG_ENUM ? k->choices : "");
 		} else {
 			lua_setfield(L, -2, name);
+			note_line(c, name);
 		}
 	}
 	lua_pop(L, 1);

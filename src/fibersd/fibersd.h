@@ -29,6 +29,11 @@ enum cfg_type {
 	CFG_MODE,     /* octal file mode, <= 07777 */
 	CFG_GROUP,    /* group name or number */
 	CFG_ENUM,     /* one of the '|'-separated words in `choices` */
+	CFG_USER,     /* an existing user: name or number */
+	CFG_GROUPS,   /* existing groups, names or numbers, blank/comma-separated
+		       * (at most `max` of them when max > 0) */
+	CFG_CPUMAX,   /* cgroup cpu.max: "max" or a quota in microseconds,
+		       * optionally followed by a period */
 };
 
 /* Sections a key may appear in (bit mask). */

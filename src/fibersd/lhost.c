@@ -146,7 +146,8 @@ static int l_load_config(lua_State *L)
 static int l_config_keys(lua_State *L)
 {
 	static const char *const types[] = { "string", "path", "bool", "int", "duration",
-					     "size", "mode", "group", "enum" };
+					     "size", "mode", "group", "enum", "user", "groups",
+					     "cpumax" };
 	static const char *const reloads[] = { "?", "live", "task", "daemon" };
 	lua_newtable(L);
 	int i = 0;

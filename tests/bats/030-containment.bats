@@ -220,3 +220,88 @@ EOF
 	run ctl --json status
 	[ "$status" -eq 0 ]
 }
+
+@test "memory_max without the memory controller: the task is refused with file:line, at start, reload and --check" {
+	fd_task lim <<'EOF'
+require('fibersd').log.info('lim ran')
+EOF
+	fd_task other <<'EOF'
+require('fibersd').log.info('other ran')
+EOF
+	fd_conf <<'EOF'
+[task:lim]
+memory_max = 64M
+EOF
+	line=$(grep -n '^memory_max = 64M$' "$D/f.conf" | cut -d: -f1)
+	controllers=$(cat "$TCG/cgroup.controllers")
+	grep -qw memory "$TCG/cgroup.controllers" && skip "the memory controller is available here"
+	msg="$D/f.conf:$line: memory_max: the memory controller is not delegated to fibersd (cgroup.controllers: ${controllers:-empty})"
+	fd_start_cg
+	fd_wait_log 'fibersd .* ready'
+	grep -qxF "<3>fibersd: $msg" "$D/log"
+	[ "$(fd_count 'lim ran')" -eq 0 ]
+	fd_wait_log 'other ran'
+	run ctl --json status lim
+	[ "$status" -ne 0 ]
+	: >"$D/log"
+	run ctl reload
+	[[ "$output" == *"error: $msg"* ]]
+	# --check (run in the same cgroup) reports the same
+	run sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$TCG" \
+		timeout 20 "$FIBERSD" --check -c "$D/f.conf" -d "$D/t"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$msg"* ]]
+}
+
+@test "user, group, environment.*, environment_file, working_directory, umask reach the task's Commands" {
+	printf '# comment\nFROM_FILE="file value"\nBOTH=file\n' >"$D/env"
+	fd_task who <<EOF
+local fibers = require 'fibers'
+local exec = require 'fibers.exec'
+local out = fibers.perform(exec.command{ 'sh', '-c',
+  'id -un; id -gn; echo "\$FOO|\$FROM_FILE|\$BOTH"; pwd; umask; cat /proc/self/cgroup | grep ^0::' }:output_op())
+local own = fibers.perform(exec.command{ 'sh', '-c', 'id -un; echo "\$FOO"; pwd', user = 'root', env = { FOO = 'own' },
+  cwd = '/' }:output_op())
+local f = io.open('$D/out', 'w'); f:write(out, '--\n', own); f:close()
+EOF
+	fd_conf <<EOF
+[task:who]
+user = nobody
+group = nogroup
+environment.FOO = bar
+environment.BOTH = key
+environment_file = $D/env
+working_directory = /tmp
+umask = 0027
+restart = no
+EOF
+	fd_start_cg
+	fd_wait_file "$D/out"
+	fd_wait_log 'who: exited'
+	run cat "$D/out"
+	[ "${lines[0]}" = nobody ]
+	[ "${lines[1]}" = nogroup ]
+	[ "${lines[2]}" = "bar|file value|key" ]
+	[ "${lines[3]}" = /tmp ]
+	[ "${lines[4]}" = 0027 ]
+	[ "${lines[5]}" = "0::${TCG#$CGM}/task-who" ]
+	[ "${lines[6]}" = -- ]
+	[ "${lines[7]}" = root ]
+	[ "${lines[8]}" = own ]
+	[ "${lines[9]}" = / ]
+}
+
+@test "an unknown user or group is a config error with file:line" {
+	fd_conf <<'EOF'
+[defaults]
+user = fibersd-no-such-user
+[task:x]
+group = fibersd-no-such-group
+supplementary_groups = root fibersd-no-such-group
+EOF
+	run fibersd --check -c "$D/f.conf" -d "$D/t"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$D/f.conf:8: bad value 'fibersd-no-such-user' for user: unknown user"* ]]
+	[[ "$output" == *"$D/f.conf:10: bad value 'fibersd-no-such-group' for group: unknown group"* ]]
+	[[ "$output" == *"$D/f.conf:11: bad value 'root fibersd-no-such-group' for supplementary_groups: unknown group"* ]]
+}
