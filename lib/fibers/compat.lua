@@ -17,6 +17,7 @@
 --   view, so a traceback must be taken with debug.traceback(co, msg)); on
 --   other versions `co` is nil and the handler runs at the error point, as
 --   usual.
+-- * owns_coroutine(co): true for a coroutine of these 5.1 wrappers.
 -- * yield_across_pcall: false on PUC 5.1.  What 5.1 still cannot do even
 --   with these wrappers: yield inside metamethods (__index, __lt, __gc,
 --   __tostring, ...), inside iterators called by a generic `for` in C
@@ -43,12 +44,18 @@ if puc51 then
     return step(co, resume(co, yield(...)))
   end
 
+  -- The coroutines of these wrappers (weak): a fiber's code runs in them,
+  -- so fibers.op lets a perform block there (its yields pass through).
+  local own = setmetatable({}, { __mode = "k" })
+  function M.owns_coroutine(co) return own[co] == true end
+
   -- A coroutine for f; C functions and callable tables get a Lua wrapper
   -- (5.1 coroutines must start with a Lua function).
   local function cocreate(f)
     local ok, co = pcall(create, f)
-    if ok then return co end
-    return create(function(...) return f(...) end)
+    if not ok then co = create(function(...) return f(...) end) end
+    own[co] = true
+    return co
   end
 
   -- pcall(f, ...) that lets f yield (5.1: f runs in its own coroutine).
@@ -69,6 +76,7 @@ if puc51 then
     return finish_x(handler, co, step(co, resume(co, ...)))
   end
 else
+  function M.owns_coroutine() return false end
   M.pcall = pcall
   if select(2, xpcall(function(...) return select('#', ...) end, print, 1)) == 1 then
     M.xpcall = xpcall

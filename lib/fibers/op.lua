@@ -31,7 +31,8 @@
 local runtime = require 'fibers.runtime'
 local current_fiber = runtime.current_fiber
 -- Guards may block, so the compile phase is protected yield-safely.
-local ypcall = require('fibers.compat').pcall
+local compat = require 'fibers.compat'
+local ypcall, owns_coroutine = compat.pcall, compat.owns_coroutine
 -- Blocking yields the fiber's coroutine directly (= runtime.suspend(noop)
 -- minus two frames (parked fibers are smaller); resumed by fiber:resume.
 local suspend_yield = coroutine.yield
@@ -156,6 +157,39 @@ function Susp:complete_task(token, ...)
 end
 
 local function no_fiber() error("perform: cannot block outside a fiber", 4) end
+
+-- Before a perform registers anything to block: it must run on the
+-- fiber's own coroutine (not a coroutine created inside the fiber, whose
+-- yield would go to its resumer and leave the registration behind), and
+-- that coroutine must be able to yield from here.  Else nil, why.
+local running, isyieldable = coroutine.running, coroutine.isyieldable
+local getinfo = debug and debug.getinfo
+local puc51 = not compat.yield_across_pcall
+local NOT_OWN = "perform: cannot block in a coroutine created inside a fiber "
+             .. "(only the fiber's own coroutine can wait for an op)"
+local NO_YIELD = "perform: cannot block here: the fiber cannot yield across "
+              .. "a C call, metamethod or iterator"
+local function cannot_block(fiber)
+  local co = running()
+  if co ~= fiber.co and not owns_coroutine(co) then return NOT_OWN end
+  if isyieldable then
+    if not isyieldable() then return NO_YIELD end
+  elseif puc51 and getinfo then
+    -- 5.1 cannot yield across any C frame (plain pcall included), nor out
+    -- of a metamethod or a for iterator.
+    local lv = 3
+    while true do
+      local ar = getinfo(lv, "Sn")
+      if not ar then break end
+      if ar.what == "C" or ar.namewhat == "metamethod" or ar.namewhat == "for iterator" then
+        return NO_YIELD
+      end
+      lv = lv + 1
+    end
+  end
+  return nil
+end
+M._cannot_block = cannot_block
 
 local function new_susp(fiber)
   -- [1] fiber, [2] waiting, [3] cleanups ([4]: see src/lua/lwait.c)
@@ -512,7 +546,20 @@ local waitq_push = M._waitq_push
 --                not ok (stale entries are compacted lazily)
 --   sc:_raise()  raises the cancellation sentinel / primary (never returns)
 
+-- Woken while still waiting: resumed by something other than a
+-- completion (a raw fiber:resume).  End the wait - its registrations go
+-- stale - and raise.
+local function stray_wake(s, token)
+  s[2] = false
+  run_cleanups(s)
+  error("perform: unexpected wake-up token " .. tostring(token), 0)
+end
+
 local function after_block(C, s, sc, token, ...)
+  if s[2] then
+    fire_aborts(C, 0)
+    return stray_wake(s, token)
+  end
   run_cleanups(s)
   if token == CANCEL then
     fire_aborts(C, 0)
@@ -527,6 +574,11 @@ end
 local function block(C, sc)
   local fiber = current_fiber()
   if not fiber then error("perform: cannot block outside a fiber", 3) end
+  local why = cannot_block(fiber)
+  if why then
+    fire_aborts(C, 0)
+    error(why, 3)
+  end
   local s = new_susp(fiber)
   for i = 1, C.n do
     local leaf = C[2 * i - 1]
@@ -559,6 +611,7 @@ end
 
 -- Single leaf fast path.
 local function prim_after_block(op, s, sc, token, ...)
+  if s[2] then return stray_wake(s, token) end
   run_cleanups(s)
   if token == CANCEL then return sc:_raise() end
   if token == TASK_ERR then error((...), 0) end
@@ -569,7 +622,10 @@ end
 
 -- (A separate, non-vararg frame: it is what a parked fiber keeps.)
 local function prim_block(op, sc)
-  local s = new_susp(current_fiber() or no_fiber())
+  local fiber = current_fiber() or no_fiber()
+  local why = cannot_block(fiber)
+  if why then error(why, 3) end
+  local s = new_susp(fiber)
   op.block(s, 1, op)
   if sc and s[2] then waitq_push(sc._cw, s, CANCEL) end
   return prim_after_block(op, s, sc, suspend_yield())
@@ -587,6 +643,7 @@ end
 -- Flat choice fast path: every arm is a primitive (wraps folded in), so
 -- there is nothing to compile and no abort to fire.
 local function flat_after_block(ops, s, sc, token, ...)
+  if s[2] then return stray_wake(s, token) end
   run_cleanups(s)
   if token == CANCEL then return sc:_raise() end
   if token == TASK_ERR then error((...), 0) end
@@ -598,6 +655,8 @@ end
 local function flat_block(ops, sc)
   local fiber = current_fiber()
   if not fiber then error("perform: cannot block outside a fiber", 4) end
+  local why = cannot_block(fiber)
+  if why then error(why, 4) end
   local s = new_susp(fiber)
   for i = 1, #ops do
     local leaf = ops[i]

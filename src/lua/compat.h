@@ -34,6 +34,16 @@
 #define LUA_VERSION_NUM 501
 #endif
 
+/* FL_PUC51: PUC Lua 5.1, which (unlike LuaJIT) cannot yield across pcall.
+ * LuaJIT's headers are told apart by luajit.h beside lua.h. */
+#if LUA_VERSION_NUM == 501
+#if defined(__has_include)
+#if !__has_include(<luajit.h>)
+#define FL_PUC51 1
+#endif
+#endif
+#endif
+
 /* ---- 5.1 and LuaJIT ------------------------------------------------------ */
 #if LUA_VERSION_NUM < 502
 

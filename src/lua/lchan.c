@@ -499,6 +499,8 @@ static enum step get_step(lua_State *L, struct chan *c)
 		return STEP_GENERAL;
 	if (try_get(L, lua_touserdata(L, UP_SCHED), c, 1))
 		return STEP_DONE;
+	if (!fl_can_block(L, UP_SCHED, 2))
+		return STEP_GENERAL;
 	block(L, c, 2, 3, 0, 0);
 	return STEP_BLOCKED;
 }
@@ -512,6 +514,8 @@ static enum step put_step(lua_State *L, struct chan *c)
 		return STEP_GENERAL;
 	if (try_put(L, lua_touserdata(L, UP_SCHED), c, 1, 2))
 		return STEP_DONE;
+	if (!fl_can_block(L, UP_SCHED, 3))
+		return STEP_GENERAL;
 	block(L, c, 3, 4, 1, 2);
 	return STEP_BLOCKED;
 }
@@ -623,11 +627,14 @@ static int slow_ok(lua_State *L, struct sched *s)
 /* The running fiber's record (r, or NULL if not ready), made ready to
  * block: bound, registered with CANCEL in its scope's cancel queue,
  * ok_epoch current.  NULL if the running coroutine is not the fiber's
- * own (a coroutine nested in it: the general path).  Only once the
+ * own (a coroutine nested in it) or cannot yield: the general path,
+ * which raises.  Only once the
  * scope was found ok.  Leaves the stack as it was. */
 static struct frec *ready_to_block(lua_State *L, struct sched *s, struct frec *r)
 {
-	if (r && r->reg_q && r->reg_epoch == s->epoch)
+	if (!lua_isyieldable(L))
+		return NULL;
+	if (r && r->co == L && r->reg_q && r->reg_epoch == s->epoch)
 		return r;                       /* registered with its scope */
 	int top = lua_gettop(L), kt = top + 1, sc = top + 2, fi = top + 3;
 	lua_getiuservalue(L, UP_SCHED, UV_KEYS);
@@ -902,6 +909,10 @@ static int c_sleep_block(lua_State *L)
 	}
 	if (dt <= 0) {
 		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (!fl_can_block(L, 2, 3)) {
+		lua_pushboolean(L, 0);
 		return 1;
 	}
 	fl_push_current(L, 2);                          /* 5 fiber */

@@ -385,6 +385,29 @@ void fl_push_current(lua_State *L, int si)
 	}
 }
 
+int fl_can_block(lua_State *L, int si, int kt)
+{
+#if LUA_VERSION_NUM >= 503
+	if (!lua_isyieldable(L))
+		return 0;
+#elif defined(FL_PUC51)
+	lua_Debug ar;
+	for (int lv = 1; lua_getstack(L, lv, &ar); lv++) {
+		if (!lua_getinfo(L, "Sn", &ar))
+			break;
+		if (ar.what[0] == 'C' || (ar.namewhat && (!strcmp(ar.namewhat, "metamethod")
+							   || !strcmp(ar.namewhat, "for iterator"))))
+			return 0;
+	}
+#endif
+	int top = lua_gettop(L);
+	fl_push_current(L, si);
+	int own = lua_type(L, -1) == LUA_TTABLE && fl_getk(L, top + 1, kt, K_CO) == LUA_TTHREAD
+		  && lua_tothread(L, -1) == L;
+	lua_settop(L, top);
+	return own;
+}
+
 int fl_push_ok_scope(lua_State *L, int si, int kt)
 {
 	int t = fl_push_cur(L, si);

@@ -271,6 +271,14 @@ static void run_cleanups(lua_State *L, int s)
 static int woken_k(lua_State *L, int status, lua_KContext flat)
 {
 	(void)status;
+	if (fl_waiting(L, 4)) {
+		/* resumed by something else than a completion (a raw
+		 * fiber:resume): end the wait, its registrations go stale */
+		lua_pushboolean(L, 0);
+		lua_rawseti(L, 4, 2);
+		run_cleanups(L, 4);
+		return luaL_error(L, "perform: unexpected wake-up token %s", luaL_tolstring(L, 5, NULL));
+	}
 	run_cleanups(L, 4);
 	if (lua_rawequal(L, 5, UP_CANCEL)) {
 		lua_getfield(L, 3, "_raise");
@@ -306,6 +314,8 @@ static int block(lua_State *L, int flat)
 		if (!fl_push_ok_scope(L, UP_SCHED, 2))
 			return general(L);
 	}
+	if (!fl_can_block(L, UP_SCHED, 2))      /* the general form raises */
+		return general(L);
 	fl_push_current(L, UP_SCHED);           /* 4: the fiber (made if lazy) */
 	fl_new_susp(L, UP_SCHED, 4);            /* 5 */
 	lua_replace(L, 4);                      /* 4: the suspension */

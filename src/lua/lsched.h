@@ -193,6 +193,13 @@ int fl_push_cur(lua_State *L, int si);
  * is not made for this. */
 int fl_push_ok_scope(lua_State *L, int si, int kt);
 
+/* 1 if a perform may block here: L is the running fiber's own coroutine
+ * (not one created inside the fiber) and can yield (Lua 5.3+: not across
+ * a C call; PUC 5.1: no C frame, metamethod or iterator on its stack).
+ * Else 0: the fast paths take the general form, which raises.  kt: the
+ * keys (UV_KEYS) at an absolute index.  Leaves the stack as it was. */
+int fl_can_block(lua_State *L, int si, int kt);
+
 /* True if p is the light userdata marking a lazy fiber record in a run
  * queue: the marker, then the function and the scope (3 slots). */
 int fl_is_lazy_marker(const void *p);

@@ -156,6 +156,65 @@ do
   t.is_deeply(log, { "defer3", "defer2", "defer1" }, "defers run LIFO")
 end
 
+-- perform from a coroutine created inside a fiber, or where the fiber
+-- cannot yield, is an immediate error and leaves nothing registered
+do
+  local chan = require 'fibers.channel'
+  local compat = require 'fibers.compat'
+  local plain_pcall = _G.pcall
+  local out = {}
+  local ok, err = plain_pcall(fibers.run, function()
+    local ch = chan.new()
+    local ops = {
+      sleep_op = function() return fibers.perform(sleep.sleep_op(0.01)) end,
+      sleep = function() return sleep.sleep(0.01) end,
+      get = function() return ch:get() end,
+      choice = function() return fibers.perform(op.choice(ch:get_op(), sleep.sleep_op(0.01))) end,
+      raw = function() return op.perform_raw(ch:get_op()) end,
+      bracket = function()
+        return fibers.perform(op.choice(op.bracket(function() out.acq = (out.acq or 0) + 1 end,
+          function() out.rel = (out.rel or 0) + 1 end, function() return op.never() end), ch:get_op()))
+      end,
+    }
+    for _, name in ipairs({ "sleep_op", "sleep", "get", "choice", "raw", "bracket" }) do
+      local gen = coroutine.wrap(function() return plain_pcall(ops[name]) end)
+      local gok, gerr = gen()
+      out[name] = { gok, (tostring(gerr):match("cannot block in a coroutine created inside a fiber")) }
+    end
+    -- nothing stayed registered: a put finds no getter, the fiber's own
+    -- sleeps are not woken early by a stale timer
+    out.put = fibers.named_choice{ put = ch:put_op(1), timeout = sleep.sleep_op(0.05) }
+    sleep.sleep(0.03)
+    out.after = "ran"
+    -- a plain pcall: blocks where the fiber can yield across it; on PUC
+    -- 5.1 it cannot, and the perform raises before registering
+    local pok, perr = plain_pcall(sleep.sleep, 0.01)
+    out.pcall = { pok, perr and tostring(perr):match("cannot block here") }
+    sleep.sleep(0.03)
+    -- inside a table.sort comparator (a C call) the fiber cannot yield
+    -- (PUC Lua; LuaJIT's sort may be yielded across)
+    if not rawget(_G, "jit") and (coroutine.isyieldable or not compat.yield_across_pcall) then
+      local sok, serr = plain_pcall(table.sort, { 2, 1 }, function(a, b) sleep.sleep(0.01); return a < b end)
+      out.sort = { sok, serr and tostring(serr):match("cannot block here") }
+      sleep.sleep(0.03)
+    end
+  end)
+  t.is_deeply({ ok, err }, { true }, "fibers.run completes (no resume of a fiber without a suspended coroutine)")
+  local e = { false, "cannot block in a coroutine created inside a fiber" }
+  t.is_deeply({ out.sleep_op, out.sleep, out.get, out.choice, out.raw },
+    { e, e, e, e, e }, "perform in a nested coroutine: a clear error (sleep_op, sleep, ch:get, choice, perform_raw)")
+  t.is_deeply({ out.bracket, out.acq, out.rel }, { e, 1, 1 }, "... after releasing a compiled bracket arm")
+  t.is_deeply({ out.put, out.after }, { "timeout", "ran" }, "nothing stayed registered")
+  if compat.yield_across_pcall then
+    t.is_deeply(out.pcall, { true }, "perform under a plain pcall blocks (it can yield across it)")
+  else
+    t.is_deeply(out.pcall, { false, "cannot block here" }, "Lua 5.1: perform under a plain pcall raises at once")
+  end
+  if out.sort then
+    t.is_deeply(out.sort, { false, "cannot block here" }, "perform in a table.sort comparator raises at once")
+  end
+end
+
 -- scale: 10^5 fibers
 do
   local t0 = runtime.monotime()
