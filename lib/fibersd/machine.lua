@@ -157,9 +157,13 @@ local function begin_stop(m, ev)
 end
 
 -- A stop while stopping: the run is already going; the later `after` wins.
+-- A run unwinding on its own (it failed) has no intent yet: the stop's
+-- reason becomes it, so the run's end does the stop's `after` (e.g. a
+-- reload's removal) instead of the restart policy.
 local function restop(m, ev)
   m.after = ev.after or 'idle'
   if ev.spec then m.pending = ev.spec end
+  if not m.intent then m.intent = ev.reason end
 end
 
 -- Install the pending version; run it unless it is disabled.

@@ -276,6 +276,18 @@ do -- a failure while stopping is shown as failed and not restarted
   t.is(w.launches, 1, 'failure during stop: no restart')
 end
 
+do -- removed by a reload while unwinding from its own failure: removed, not restarted
+  local w = world()
+  w.m:event('start'); w.m:event('loaded')
+  w.m:event('unwinding', { reason = 'boom' })
+  w.m:event('stop', { reason = 'reload', after = 'exit' })
+  w.m:event('exit-fail', { reason = 'boom' })
+  t.is(w.m.state, 'failed', 'stop while unwinding from a failure: the failure is shown')
+  t.ok(w.removed, 'stop while unwinding from a failure: the stop\'s after (exit) is done')
+  t.is(w.launches, 1, 'stop while unwinding from a failure: no restart')
+  t.is(w.m.next_start, nil, 'stop while unwinding from a failure: no backoff')
+end
+
 do -- restart: stop, then run again at once
   local w = world()
   w.m:event('start'); w.m:event('loaded')
