@@ -1,6 +1,38 @@
 # fibersctl.bash - bash completion for fibersctl(1): commands, options, and
-# task names asked from the running daemon (`fibersctl --json status`).
+# task names asked from the running daemon (`fibersctl --json status`).  The
+# commands and their options are read from `fibersctl --help`, which prints
+# the method table (src/fibersd/protocol.h): nothing here lists them.
 # Install into bash-completion's completionsdir (or source it).
+
+# "NAME ARGS..." lines of the commands, from fibersctl --help (once): each
+# is "  NAME ARGS  help", two blanks before the help.
+_fibersctl_table() {
+	if [[ -z ${_fibersctl_cmds-} ]]; then
+		_fibersctl_cmds=$(fibersctl --help 2>/dev/null |
+			sed -n '/^Commands:/,/^$/{s/^  //; s/  .*//; /^[a-z]/p}')
+	fi
+	printf '%s\n' "$_fibersctl_cmds"
+}
+
+# The valued options of command $1 ("-n|--lines N" -> -n --lines).
+_fibersctl_cmd_valued() {
+	_fibersctl_table | awk -v c="$1" '$1 == c {
+		for (i = 2; i < NF; i++) if ($i ~ /^\[-/ && $(i + 1) ~ /^[A-Z]+\]$/) {
+			w = $i; gsub(/\[/, "", w); n = split(w, a, "|"); for (j = 1; j <= n; j++) print a[j] } }'
+}
+
+# The option words of command $1 ("-n|--lines N" -> -n --lines).
+_fibersctl_cmd_opts() {
+	_fibersctl_table | awk -v c="$1" '$1 == c {
+		for (i = 2; i <= NF; i++) if ($i ~ /^\[-/) {
+			w = $i; gsub(/[][]/, "", w); n = split(w, a, "|"); for (j = 1; j <= n; j++) print a[j] } }'
+}
+
+# The positional words of command $1, in order (SCOPE, TASK, SIG, ...).
+_fibersctl_cmd_args() {
+	_fibersctl_table | awk -v c="$1" '$1 == c {
+		for (i = 2; i <= NF; i++) { w = $i; if (w ~ /^\[?[A-Z]+\]?$/) { gsub(/[][]/, "", w); print w } } }'
+}
 
 _fibersctl_tasks() {
 	local -a opts=()
@@ -26,7 +58,8 @@ _fibersctl() {
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	fi
-	local commands="status cancel start stop restart signal reload logs watch version"
+	local commands
+	commands=$(_fibersctl_table | cut -d' ' -f1)
 	local options="-S --socket -c --config -j --json -t --timeout -V --version -h --help"
 
 	case $prev in
@@ -34,7 +67,7 @@ _fibersctl() {
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
-	-t | --timeout | -n | --lines | -d | --depth)
+	-t | --timeout)
 		return
 		;;
 	esac
@@ -62,25 +95,33 @@ _fibersctl() {
 		return
 	fi
 
-	local argn=$((cword - cmdpos))
-	case $cmd in
-	status | cancel | start | stop | restart | logs)
-		if [[ $cur == -* ]]; then
-			case $cmd in
-			logs) COMPREPLY=($(compgen -W "-n -f --lines --follow" -- "$cur")) ;;
-			status) COMPREPLY=($(compgen -W "-d --depth" -- "$cur")) ;;
-			cancel) COMPREPLY=($(compgen -W "--no-wait" -- "$cur")) ;;
-			esac
-		elif ((argn == 1)); then
-			COMPREPLY=($(compgen -W "$(_fibersctl_tasks)" -- "$cur"))
+	# after a valued option of the command: its number, nothing to offer
+	local valued
+	valued=" $(_fibersctl_cmd_valued "$cmd" | tr '\n' ' ') "
+	if [[ $prev == -* && $valued == *" $prev "* ]]; then
+		return
+	fi
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$(_fibersctl_cmd_opts "$cmd")" -- "$cur"))
+		return
+	fi
+	# which positional word is being completed (options and their values skipped)
+	local argn=0 j
+	for ((j = cmdpos + 1; j < cword; j++)); do
+		if [[ ${words[j]} == -* ]]; then
+			[[ $valued == *" ${words[j]} "* ]] && ((j++))
+			continue
 		fi
+		argn=$((argn + 1))
+	done
+	local what
+	what=$(_fibersctl_cmd_args "$cmd" | sed -n "$((argn + 1))p")
+	case $what in
+	SCOPE | TASK)
+		COMPREPLY=($(compgen -W "$(_fibersctl_tasks)" -- "$cur"))
 		;;
-	signal)
-		if ((argn == 1)); then
-			COMPREPLY=($(compgen -W "$(_fibersctl_tasks)" -- "$cur"))
-		elif ((argn == 2)); then
-			COMPREPLY=($(compgen -W "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP" -- "$cur"))
-		fi
+	SIG)
+		COMPREPLY=($(compgen -W "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP" -- "$cur"))
 		;;
 	esac
 }

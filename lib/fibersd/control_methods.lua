@@ -1,5 +1,6 @@
--- fibersd.control_methods - the control protocol's methods (doc/daemon.md §7) as a
--- table: name -> { admin = needs the admin role, fn = handler }.  A handler
+-- fibersd.control_methods - the handlers of the control protocol's methods
+-- (doc/daemon.md §7), one per row of the method table in
+-- src/fibersd/protocol.h (name, arguments, role, streaming, help).  A handler
 -- gets (conn, id, params) and returns a result table, or nil, code, message
 -- (, ids), or `true` when it replied itself (streams: watch, logs -f).
 -- Request parsing and dispatch (`handle`) live here too; connections,
@@ -12,6 +13,7 @@ local sleep = require 'fibers.sleep'
 local log = require 'fibersd.log'
 local introspect = require 'fibersd.introspect'
 local host = require 'fibersd.host'
+local methods = require 'fibersd.methods'
 local H = require '_fibersd'
 local C = H.control
 
@@ -266,14 +268,10 @@ function T.watch(conn, id)
   return true
 end
 
--- The method table: admin = the method changes something.
-M.methods = {
-  status = { fn = T.status }, version = { fn = T.version }, logs = { fn = T.logs },
-  watch = { fn = T.watch },
-  cancel = { fn = T.cancel, admin = true }, start = { fn = T.start, admin = true },
-  stop = { fn = T.stop, admin = true }, restart = { fn = T.restart, admin = true },
-  signal = { fn = T.signal, admin = true }, reload = { fn = T.reload, admin = true },
-}
+-- The handlers bound to the rows of protocol.h's method table (role and
+-- the rest come from there); a row without a handler or a handler without
+-- a row stops the daemon from starting.
+M.methods = assert(methods.bind(C.methods, T))
 
 -- Parse one request line and dispatch it; every failure becomes an error reply.
 function M.handle(conn, line)

@@ -6,5 +6,5 @@ dist_luafibersd_DATA = \
 	lib/fibersd/cgroup.lua lib/fibersd/control.lua lib/fibersd/control_methods.lua \
 	lib/fibersd/host.lua \
 	lib/fibersd/init.lua lib/fibersd/introspect.lua lib/fibersd/log.lua \
-	lib/fibersd/machine.lua lib/fibersd/main.lua lib/fibersd/reload.lua \
+	lib/fibersd/machine.lua lib/fibersd/main.lua lib/fibersd/methods.lua lib/fibersd/reload.lua \
 	lib/fibersd/supervisor.lua lib/fibersd/task.lua

@@ -1,11 +1,14 @@
 /*
- * commands.c - the fibersctl command table: for each command its arguments,
- * the control method it calls, how its params are built and which renderer
- * prints the result.  Also the request/reply loop shared by all commands
- * (streams included) and the protocol-error -> exit-code mapping.
+ * commands.c - the fibersctl commands: protocol.h's method table parsed by
+ * one generic argument parser (each row's template says which positional
+ * arguments and options it takes and how they become params), the
+ * renderers where the human output needs one, the request/reply loop
+ * shared by all commands (streams included) and the protocol-error ->
+ * exit-code mapping.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,65 +51,85 @@ static int bad_usage(const struct ctl_cmd *cmd, const char *why)
 	return FCTL_EXIT_USAGE;
 }
 
-/* Split argv into positional args (returned count) after handling the
- * command-local options through `opt(c, flag, value, params)`. */
-typedef int (*local_opt_fn)(const struct ctl_cmd *cmd, const char *flag, const char *val,
-			    json_t *params);
+/* ---- the argument template (protocol.h's FIBERSD_METHODS) ------------------ */
 
-/* Is `a` one of the space-separated words of `list`? */
-static int in_list(const char *list, const char *a)
+#define TMPL_MAX 8
+
+/* A command's template, parsed: positional names and options. */
+struct tmpl {
+	int npos, nopt;
+	char pos[TMPL_MAX][32];   /* SCOPE, TASK, ... */
+	struct {
+		char shortn[8];   /* "-n" or "" */
+		char longn[32];   /* "--lines" or "" */
+		char key[32];     /* params key: "lines" (for --no-wait: "wait") */
+		int valued;       /* takes a number */
+		int negated;      /* --no-KEY: sets KEY = false */
+	} opt[TMPL_MAX];
+};
+
+/* Parse one option spec "-n|--lines N" (or "--no-wait", "-f|--follow"). */
+static void tmpl_option(struct tmpl *t, const char *spec, size_t len)
 {
-	size_t n = strlen(a);
-	for (const char *p = list; p && *p;) {
-		const char *e = strchr(p, ' ');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (len == n && strncmp(p, a, n) == 0)
-			return 1;
-		p = e ? e + 1 : NULL;
+	if (t->nopt >= TMPL_MAX)
+		return;
+	char buf[96];
+	snprintf(buf, sizeof buf, "%.*s", (int)len, spec);
+	char *value = strchr(buf, ' ');
+	if (value)
+		*value = '\0';
+	memset(&t->opt[t->nopt], 0, sizeof t->opt[t->nopt]);
+	t->opt[t->nopt].valued = value != NULL;
+	for (char *name = strtok(buf, "|"); name; name = strtok(NULL, "|")) {
+		if (name[1] == '-')
+			snprintf(t->opt[t->nopt].longn, sizeof t->opt[t->nopt].longn, "%s", name);
+		else
+			snprintf(t->opt[t->nopt].shortn, sizeof t->opt[t->nopt].shortn, "%s", name);
 	}
-	return 0;
+	const char *key = t->opt[t->nopt].longn[0] ? t->opt[t->nopt].longn + 2 : t->opt[t->nopt].shortn + 1;
+	if (strncmp(key, "no-", 3) == 0) {
+		t->opt[t->nopt].negated = 1;
+		key += 3;
+	}
+	snprintf(t->opt[t->nopt].key, sizeof t->opt[t->nopt].key, "%s", key);
+	t->nopt++;
 }
 
-static int split_args(const struct ctl_cmd *cmd, int argc, char **argv, const char *valued,
-		      const char *flags, local_opt_fn opt, json_t *params, char **pos, int maxpos,
-		      int *npos)
+/* Parse a template: WORD / [WORD] positional, [-x|--name N] / [-x|--name]
+ * / [--no-name] options (see protocol.h). */
+static void tmpl_parse(const char *args, struct tmpl *t)
 {
-	*npos = 0;
-	int only_pos = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!only_pos && strcmp(a, "--") == 0) {
-			only_pos = 1;
-		} else if (!only_pos && a[0] == '-' && a[1]) {
-			int rc;
-			if (in_list(valued, a)) {
-				if (i + 1 >= argc)
-					return bad_usage(cmd, "option needs a value");
-				rc = opt(cmd, a, argv[++i], params);
-			} else if (in_list(flags, a)) {
-				rc = opt(cmd, a, NULL, params);
-			} else {
-				char why[128];
-				snprintf(why, sizeof why, "unknown option '%s'", a);
-				return bad_usage(cmd, why);
-			}
-			if (rc)
-				return rc;
-		} else {
-			if (*npos >= maxpos)
-				return bad_usage(cmd, "too many arguments");
-			pos[(*npos)++] = argv[i];
+	memset(t, 0, sizeof *t);
+	for (const char *p = args; *p;) {
+		if (*p == ' ') {
+			p++;
+			continue;
 		}
+		const char *tok = p, *end;
+		size_t len;
+		if (*p == '[') {
+			end = strchr(p, ']');
+			end = end ? end : p + strlen(p);
+			tok = p + 1;
+			len = (size_t)(end - tok);
+			p = *end ? end + 1 : end;
+		} else {
+			end = strchr(p, ' ');
+			end = end ? end : p + strlen(p);
+			len = (size_t)(end - tok);
+			p = end;
+		}
+		if (tok[0] == '-')
+			tmpl_option(t, tok, len);
+		else if (t->npos < TMPL_MAX)
+			snprintf(t->pos[t->npos++], sizeof t->pos[0], "%.*s", (int)len, tok);
 	}
-	return 0;
 }
 
 static int parse_count(const struct ctl_cmd *cmd, const char *val, json_int_t *out)
 {
 	char *end;
 	errno = 0;
-	/* valued options always pass their value (split_args) */
-	// NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker)
 	long long n = strtoll(val, &end, 10);
 	if (errno || end == val || *end || n < 0)
 		return bad_usage(cmd, "expected a number >= 0");
@@ -114,139 +137,123 @@ static int parse_count(const struct ctl_cmd *cmd, const char *val, json_int_t *o
 	return 0;
 }
 
-static int local_opt(const struct ctl_cmd *cmd, const char *flag, const char *val, json_t *params)
+/* The one parser: argv (argv[0] is the command) into params, by the
+ * command's template; 0 or FCTL_EXIT_USAGE after saying why. */
+static int parse_args(const struct ctl_cmd *cmd, int argc, char **argv, json_t *params)
 {
-	json_int_t n;
-	if (strcmp(flag, "-n") == 0 || strcmp(flag, "--lines") == 0) {
-		if (parse_count(cmd, val, &n))
-			return FCTL_EXIT_USAGE;
-		json_object_set_new(params, "lines", json_integer(n));
-	} else if (strcmp(flag, "-d") == 0 || strcmp(flag, "--depth") == 0) {
-		if (parse_count(cmd, val, &n))
-			return FCTL_EXIT_USAGE;
-		json_object_set_new(params, "depth", json_integer(n));
-	} else if (strcmp(flag, "-f") == 0 || strcmp(flag, "--follow") == 0) {
-		json_object_set_new(params, "follow", json_true());
-	} else if (strcmp(flag, "--no-wait") == 0) {
-		json_object_set_new(params, "wait", json_false());
+	struct tmpl t;
+	tmpl_parse(cmd->args, &t);
+	const char *pos[TMPL_MAX];
+	int npos = 0, only_pos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!only_pos && strcmp(a, "--") == 0) {
+			only_pos = 1;
+			continue;
+		}
+		if (!only_pos && a[0] == '-' && a[1]) {
+			int k;
+			for (k = 0; k < t.nopt; k++)
+				if (strcmp(a, t.opt[k].shortn) == 0 || strcmp(a, t.opt[k].longn) == 0)
+					break;
+			if (k == t.nopt) {
+				char why[128];
+				snprintf(why, sizeof why, "unknown option '%s'", a);
+				return bad_usage(cmd, why);
+			}
+			if (t.opt[k].valued) {
+				json_int_t n;
+				if (i + 1 >= argc)
+					return bad_usage(cmd, "option needs a value");
+				if (parse_count(cmd, argv[++i], &n))
+					return FCTL_EXIT_USAGE;
+				json_object_set_new(params, t.opt[k].key, json_integer(n));
+			} else {
+				json_object_set_new(params, t.opt[k].key,
+						    t.opt[k].negated ? json_false() : json_true());
+			}
+			continue;
+		}
+		if (npos >= cmd->max_args || npos >= TMPL_MAX)
+			return bad_usage(cmd, "too many arguments");
+		pos[npos++] = a;
+	}
+	/* positionals after the options (the params' order on the wire) */
+	for (int k = 0; k < npos; k++) {
+		char key[32];
+		size_t j;
+		for (j = 0; t.pos[k][j] && j + 1 < sizeof key; j++)
+			key[j] = (char)tolower((unsigned char)t.pos[k][j]);
+		key[j] = '\0';
+		json_object_set_new(params, key, json_string(pos[k]));
+	}
+	if (npos < cmd->min_args) {
+		char why[128] = "missing";
+		for (int k = npos; k < cmd->min_args && k < t.npos; k++)
+			snprintf(why + strlen(why), sizeof why - strlen(why), "%s%s",
+				 k > npos ? " and " : " ", t.pos[k]);
+		return bad_usage(cmd, why);
 	}
 	return 0;
 }
 
-static int parse_status(struct ctl *c, int argc, char **argv, json_t *params)
+/* ---- what the human output needs, per command ----------------------------- */
+
+/* status without a scope, for the table: the daemon may leave out what
+ * render.c never prints (a reply half the size). */
+static void prep_status(struct ctl *c, json_t *params)
 {
-	char *pos[1];
-	int n, rc;
-	rc = split_args(&ctl_commands[0], argc, argv, "-d --depth", NULL, local_opt, params, pos, 1, &n);
-	if (rc)
-		return rc;
-	if (n == 1)
-		json_object_set_new(params, "scope", json_string(pos[0]));
-	else if (!c->json)
-		/* every task, for the table: the daemon may leave out what
-		 * render.c never prints (a reply half the size) */
+	if (!json_object_get(params, "scope") && !c->json)
 		json_object_set_new(params, "brief", json_true());
-	return 0;
 }
 
-static int parse_cancel(struct ctl *c, int argc, char **argv, json_t *params)
+/* The daemon waits for a join or a state a little less than we do, so that
+ * a slow one comes back as a "timeout" error rather than silence. */
+static void prep_wait(struct ctl *c, json_t *params)
 {
-	const struct ctl_cmd *cmd = ctl_find_command("cancel");
-	char *pos[2];
-	int n, rc = split_args(cmd, argc, argv, NULL, "--no-wait", local_opt, params, pos, 2, &n);
-	if (rc)
-		return rc;
-	if (n < 1)
-		return bad_usage(cmd, "missing SCOPE");
-	json_object_set_new(params, "scope", json_string(pos[0]));
-	if (n == 2)
-		json_object_set_new(params, "reason", json_string(pos[1]));
-	/* The daemon waits for the join a little less than we do, so that a
-	 * slow join comes back as a "timeout" error rather than silence. */
 	json_object_set_new(params, "timeout", json_real(c->timeout * 0.9));
-	return 0;
 }
 
-static int parse_task(struct ctl *c, int argc, char **argv, json_t *params)
+/* logs -f without -n: the last FCTL_FOLLOW_LINES lines, then new ones (as
+ * tail -f and journalctl -f), not the whole ring. */
+static void prep_logs(struct ctl *c, json_t *params)
 {
-	const struct ctl_cmd *cmd = ctl_find_command(argv[0]);
-	char *pos[1];
-	int n, rc = split_args(cmd, argc, argv, NULL, NULL, local_opt, params, pos, 1, &n);
-	if (rc)
-		return rc;
-	if (n < 1)
-		return bad_usage(cmd, "missing TASK");
-	json_object_set_new(params, "task", json_string(pos[0]));
-	json_object_set_new(params, "timeout", json_real(c->timeout * 0.9));
-	return 0;
-}
-
-static int parse_signal(struct ctl *c, int argc, char **argv, json_t *params)
-{
-	const struct ctl_cmd *cmd = ctl_find_command("signal");
-	char *pos[2];
-	int n, rc = split_args(cmd, argc, argv, NULL, NULL, local_opt, params, pos, 2, &n);
 	(void)c;
-	if (rc)
-		return rc;
-	if (n < 2)
-		return bad_usage(cmd, "missing SCOPE or SIG");
-	json_object_set_new(params, "scope", json_string(pos[0]));
-	json_object_set_new(params, "sig", json_string(pos[1]));
-	return 0;
-}
-
-static int parse_none(struct ctl *c, int argc, char **argv, json_t *params)
-{
-	const struct ctl_cmd *cmd = ctl_find_command(argv[0]);
-	char *pos[1];
-	int n;
-	(void)c;
-	return split_args(cmd, argc, argv, NULL, NULL, local_opt, params, pos, 0, &n);
-}
-
-static int parse_logs(struct ctl *c, int argc, char **argv, json_t *params)
-{
-	const struct ctl_cmd *cmd = ctl_find_command("logs");
-	char *pos[1];
-	int n, rc = split_args(cmd, argc, argv, "-n --lines", "-f --follow", local_opt, params, pos,
-			       1, &n);
-	(void)c;
-	if (rc)
-		return rc;
-	if (n < 1)
-		return bad_usage(cmd, "missing TASK");
-	json_object_set_new(params, "task", json_string(pos[0]));
-	/* -f without -n: the last 10 lines, then new ones (as tail -f and
-	 * journalctl -f), not the whole ring */
 	if (json_is_true(json_object_get(params, "follow")) && !json_object_get(params, "lines"))
 		json_object_set_new(params, "lines", json_integer(FCTL_FOLLOW_LINES));
-	return 0;
 }
 
-/* The command table.  status must stay first (parse_status uses it). */
+/* Renderers and exit codes where the human output needs them; a command
+ * without a row here prints its result generically (ctl_render_generic). */
+static const struct ctl_human {
+	const char *name;
+	int (*render)(struct ctl *c, json_t *result);
+	int (*exit_of)(json_t *result);
+	void (*prepare)(struct ctl *c, json_t *params);
+} human[] = {
+	{ "status", ctl_render_status, ctl_status_exit, prep_status },
+	{ "cancel", ctl_render_cancel, NULL, prep_wait },
+	{ "start", ctl_render_task_op, NULL, prep_wait },
+	{ "stop", ctl_render_task_op, NULL, prep_wait },
+	{ "restart", ctl_render_task_op, NULL, prep_wait },
+	{ "signal", ctl_render_signal, NULL, NULL },
+	{ "reload", ctl_render_reload, ctl_reload_exit, NULL },
+	{ "logs", ctl_render_logs, NULL, prep_logs },
+	{ "watch", ctl_render_watch, NULL, NULL },
+	{ "version", ctl_render_version, NULL, NULL },
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* The command table: protocol.h's method table. */
 const struct ctl_cmd ctl_commands[] = {
-	{ "status", "[SCOPE] [-d DEPTH]", "show tasks, scopes and processes", "status",
-	  parse_status, ctl_render_status, ctl_status_exit },
-	{ "cancel", "SCOPE [REASON] [--no-wait]", "cancel a scope and wait for its join report",
-	  "cancel", parse_cancel, ctl_render_cancel, NULL },
-	{ "start", "TASK", "start a stopped, exited or fatal task", "start", parse_task,
-	  ctl_render_task_op, NULL },
-	{ "stop", "TASK", "stop a task (not restarted until start)", "stop", parse_task,
-	  ctl_render_task_op, NULL },
-	{ "restart", "TASK", "stop and start a task", "restart", parse_task, ctl_render_task_op,
-	  NULL },
-	{ "signal", "SCOPE SIG", "send SIG to every process group in SCOPE", "signal", parse_signal,
-	  ctl_render_signal, NULL },
-	{ "reload", "", "re-read the config and rescan the task directory", "reload", parse_none,
-	  ctl_render_reload, ctl_reload_exit },
-	{ "logs", "TASK [-n N] [-f]", "show (and follow) a task's recent log lines", "logs",
-	  parse_logs, ctl_render_logs, NULL },
-	{ "watch", "", "stream state changes (snapshot first)", "watch", parse_none,
-	  ctl_render_watch, NULL },
-	{ "version", "", "show fibersctl and fibersd versions", "version", parse_none,
-	  ctl_render_version, NULL },
-	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL },
+#define READ 0
+#define ADMIN 1
+#define X(name, args, min, max, role, stream, help) { #name, args, help, min, max, role, stream },
+	FIBERSD_METHODS(X)
+#undef X
+#undef READ
+#undef ADMIN
+	{ NULL, NULL, NULL, 0, 0, 0, 0 },
 };
 
 /* Look a command up by name; NULL when unknown. */
@@ -258,9 +265,41 @@ const struct ctl_cmd *ctl_find_command(const char *name)
 	return NULL;
 }
 
+static const struct ctl_human *human_of(const struct ctl_cmd *cmd)
+{
+	for (const struct ctl_human *h = human; h->name; h++)
+		if (strcmp(h->name, cmd->name) == 0)
+			return h;
+	return NULL;
+}
+
+/* A result with no renderer of its own: one "key: value" line per member
+ * (strings bare, anything else as compact JSON). */
+static int ctl_render_generic(struct ctl *c, json_t *result)
+{
+	(void)c;
+	const char *k;
+	json_t *v;
+	if (!json_is_object(result)) {
+		char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("%s\n", s ? s : "?");
+		return FCTL_EXIT_OK;
+	}
+	json_object_foreach(result, k, v) {
+		if (json_is_string(v)) {
+			printf("%s: %s\n", k, json_string_value(v));
+		} else {
+			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+			printf("%s: %s\n", k, s ? s : "?");
+		}
+	}
+	return FCTL_EXIT_OK;
+}
+
 /* Print one result: unchanged JSON, or through the command's renderer. */
 static int emit(struct ctl *c, const struct ctl_cmd *cmd, json_t *result)
 {
+	const struct ctl_human *h = human_of(cmd);
 	if (c->json) {
 		/* same real precision as the daemon, so numbers print as sent */
 		char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
@@ -269,28 +308,31 @@ static int emit(struct ctl *c, const struct ctl_cmd *cmd, json_t *result)
 			fputc('\n', stdout);
 		} /* s is in the reply's arena (ctl_run_command): no free */
 		/* the exit code contract holds in JSON mode too */
-		return cmd->exit_of ? cmd->exit_of(result) : FCTL_EXIT_OK;
+		return h && h->exit_of ? h->exit_of(result) : FCTL_EXIT_OK;
 	}
-	return cmd->render(c, result);
+	return h ? h->render(c, result) : ctl_render_generic(c, result);
 }
 
 /* Run one command end to end; returns the exit code. */
 int ctl_run_command(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	json_t *params = json_object();
-	int rc = cmd->parse(c, argc, argv, params);
+	int rc = parse_args(cmd, argc, argv, params);
 	if (rc) {
 		json_decref(params);
 		return rc;
 	}
+	const struct ctl_human *h = human_of(cmd);
+	if (h && h->prepare)
+		h->prepare(c, params);
 	c->deadline = ctl_now() + c->timeout;
 	if ((rc = ctl_connect(c))) {
 		json_decref(params);
 		return rc;
 	}
-	if (cmd->render == ctl_render_version && !c->json)
+	if (strcmp(cmd->name, "version") == 0 && !c->json)
 		printf("fibersctl %s (protocol %d)\n", PACKAGE_VERSION, FIBERSD_PROTOCOL_VERSION);
-	json_t *req = json_pack("{s:i, s:s, s:o}", "id", 1, "method", cmd->method, "params", params);
+	json_t *req = json_pack("{s:i, s:s, s:o}", "id", 1, "method", cmd->name, "params", params);
 	rc = ctl_send(c, req);
 	json_decref(req);
 	int final = FCTL_EXIT_OK;

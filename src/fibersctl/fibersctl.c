@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	for (const struct ctl_cmd *cmd = ctl_commands; cmd->name; cmd++) {
 		char left[64];
 		snprintf(left, sizeof left, "%s %s", cmd->name, cmd->args);
-		fprintf(f, "  %-26s %s\n", left, cmd->help);
+		fprintf(f, "  %-26s  %s\n", left, cmd->help); /* two blanks: the completion splits there */
 	}
 	fprintf(f,
 		"\nOptions:\n"

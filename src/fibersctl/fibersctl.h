@@ -30,21 +30,14 @@ struct ctl {
 	json_t *hello;           /* the greeting's "hello" object */
 };
 
-/* A command of the table: parses its arguments into params, names the
- * method, renders each result.  `stream` commands read replies until one
- * arrives without "continues":true. */
+/* A command: one row of protocol.h's method table (FIBERSD_METHODS). */
 struct ctl_cmd {
-	const char *name;
-	const char *args;  /* usage synopsis of the arguments */
+	const char *name;  /* command = method name */
+	const char *args;  /* argument template (protocol.h): parsed, and shown by --help */
 	const char *help;  /* one line for --help */
-	const char *method;
-	/* Fill params from argv (argv[0] is the command name); return 0 or
-	 * FCTL_EXIT_USAGE after printing why. */
-	int (*parse)(struct ctl *c, int argc, char **argv, json_t *params);
-	/* Print one result (human form); return an exit code. */
-	int (*render)(struct ctl *c, json_t *result);
-	/* Optional: the exit code a result implies (used with --json too). */
-	int (*exit_of)(json_t *result);
+	int min_args, max_args; /* positional arguments */
+	int admin;         /* needs the admin role */
+	int stream;        /* may answer with several replies */
 };
 
 /* The command table, terminated by a NULL name (commands.c). */
@@ -68,7 +61,8 @@ int ctl_error_exit(const char *code);
 /* Print an error object {"code","message"} on stderr; returns its exit code. */
 int ctl_report_error(json_t *err);
 
-/* Renderers (render.c), one per command family. */
+/* Renderers (render.c), one per command family (commands.c's human[]
+ * says which command uses which). */
 int ctl_render_status(struct ctl *c, json_t *result);
 int ctl_render_cancel(struct ctl *c, json_t *result);
 int ctl_render_task_op(struct ctl *c, json_t *result);

@@ -3,8 +3,8 @@
  * control.lua) needs from C.  JSON encoding/decoding through jansson (no
  * hand-written parser), UTF-8 sanitising (invalid bytes -> U+FFFD), peer
  * credentials and roles (SO_PEERCRED, SO_PEERGROUPS else getgrouplist),
- * signal names, RFC 3339 timestamps, and the protocol constants of
- * protocol.h.  It owns no sockets; its only state is the dump buffer it
+ * signal names, RFC 3339 timestamps, and the protocol constants and
+ * method table of protocol.h.  It owns no sockets; its only state is the dump buffer it
  * reuses between replies.  Objects are built with their keys in sorted
  * order (so dumps need no JSON_SORT_KEYS); lstatus.c builds the status
  * reply with ctl_to_json and ctl_push_dump.  Misuse raises, OS failure
@@ -236,6 +236,43 @@ static const luaL_Reg control_funcs[] = {
 	{ NULL, NULL },
 };
 
+/* Push the method table of protocol.h as an array of { name, args, min,
+ * max, role = "read"|"admin", stream = bool, help }. */
+static void push_methods(lua_State *L)
+{
+	static const struct {
+		const char *name, *args, *role, *help;
+		int min, max, stream;
+	} rows[] = {
+#define READ "read"
+#define ADMIN "admin"
+#define X(name, args, min, max, role, stream, help) { #name, args, role, help, min, max, stream },
+		FIBERSD_METHODS(X)
+#undef X
+#undef READ
+#undef ADMIN
+	};
+	lua_createtable(L, (int)(sizeof rows / sizeof rows[0]), 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		lua_createtable(L, 0, 7);
+		lua_pushstring(L, rows[i].name);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, rows[i].args);
+		lua_setfield(L, -2, "args");
+		lua_pushinteger(L, rows[i].min);
+		lua_setfield(L, -2, "min");
+		lua_pushinteger(L, rows[i].max);
+		lua_setfield(L, -2, "max");
+		lua_pushstring(L, rows[i].role);
+		lua_setfield(L, -2, "role");
+		lua_pushboolean(L, rows[i].stream);
+		lua_setfield(L, -2, "stream");
+		lua_pushstring(L, rows[i].help);
+		lua_setfield(L, -2, "help");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
 /* Push the `control` sub-module table (an entry of lhost.c's subs[]). */
 int fd_open_control(lua_State *L)
 {
@@ -261,5 +298,7 @@ int fd_open_control(lua_State *L)
 	FIBERSD_PROTO_ERRORS(X)
 #undef X
 	lua_setfield(L, -2, "errors");
+	push_methods(L);
+	lua_setfield(L, -2, "methods");
 	return 1;
 }

@@ -42,6 +42,37 @@
 #define FIBERSD_ROLE_ADMIN "admin"
 #define FIBERSD_ROLE_READ "read"
 
+/* The control methods: ONE table shared by the daemon and fibersctl.
+ * X(name, args, min, max, role, stream, help):
+ *   name    the method (and fibersctl command) name
+ *   args    the argument template; fibersctl parses argv by it and prints
+ *           it in --help and the completion reads it:
+ *             WORD, [WORD]        a positional argument, sent as
+ *                                 params.<word in lower case> (a string)
+ *             [-x|--name N]       a valued option, params.name = N (an
+ *                                 integer >= 0)
+ *             [-x|--name]         a flag, params.name = true
+ *             [--no-name]         a flag, params.name = false
+ *   min,max how many positional arguments
+ *   role    READ (control_group may call it) or ADMIN
+ *   stream  1 when it may answer with several replies ("continues":true)
+ *   help    one line for --help, the completion and fibersctl(1)
+ * The daemon refuses to start when a row has no Lua handler in
+ * lib/fibersd/control_methods.lua or a handler has no row. */
+#define FIBERSD_METHODS(X)                                                                      \
+	X(status, "[SCOPE] [-d|--depth N]", 0, 1, READ, 0, "show tasks, scopes and processes")     \
+	X(cancel, "SCOPE [REASON] [--no-wait]", 1, 2, ADMIN, 0,                                     \
+	  "cancel a scope and wait for its join report")                                            \
+	X(start, "TASK", 1, 1, ADMIN, 0, "start a stopped, exited or fatal task")                   \
+	X(stop, "TASK", 1, 1, ADMIN, 0, "stop a task (not restarted until start)")                 \
+	X(restart, "TASK", 1, 1, ADMIN, 0, "stop and start a task")                                 \
+	X(signal, "SCOPE SIG", 2, 2, ADMIN, 0, "send SIG to every process group in SCOPE")         \
+	X(reload, "", 0, 0, ADMIN, 0, "re-read the config and rescan the task directory")          \
+	X(logs, "TASK [-n|--lines N] [-f|--follow]", 1, 1, READ, 1,                                \
+	  "show (and follow) a task's recent log lines")                                            \
+	X(watch, "", 0, 0, READ, 1, "stream state changes (snapshot first)")                       \
+	X(version, "", 0, 0, READ, 0, "show fibersctl and fibersd versions")
+
 /* Error codes (the "code" of an error object).  X-macro so the server can
  * export the list and the client can map each code to an exit status:
  * X(C identifier, wire string, fibersctl exit code). */

@@ -1,12 +1,18 @@
 #!/usr/bin/env bats
-# 051-completion.bats - completion/fibersctl.bash: commands, options, per-command
-# flags and task names taken from `fibersctl --json status -d 0` (a stand-in
-# fibersctl function records how it was called).
+# 051-completion.bats - completion/fibersctl.bash: commands, options and
+# per-command flags read from `fibersctl --help` (the method table), task
+# names taken from `fibersctl --json status -d 0` (a stand-in fibersctl
+# function passes --help to the real one and records the other calls).
 
 setup() {
 	source "$BATS_TEST_DIRNAME/../../completion/fibersctl.bash"
 	CALLS=$(mktemp /tmp/comp.XXXXXX)
+	FCTL="${top_builddir:-$BATS_TEST_DIRNAME/../..}/src/fibersctl/fibersctl"
 	fibersctl() {
+		if [ "$*" = --help ]; then
+			"$FCTL" --help
+			return
+		fi
 		echo "$*" >>"$CALLS"
 		echo '{"version":"1","tasks":[{"children":[],"id":3,"name":"web"},{"file":"/t/db.lua","name":"db.main"}]}'
 	}
@@ -26,8 +32,10 @@ comp() {
 	[ "$(comp fibersctl st)" = "status start stop" ]
 	[ "$(comp fibersctl re)" = "restart reload" ]
 	[ "$(comp fibersctl --j)" = "--json" ]
-	[ "$(comp fibersctl -S /x.sock "")" = "status cancel start stop restart signal reload logs watch version" ]
-	[ ! -s "$CALLS" ]
+	# every command of the table, in its order
+	[ "$(comp fibersctl -S /x.sock "")" = "$("$FCTL" --help | sed -n 's/^  \([a-z]*\) .*/\1/p' | xargs)" ]
+	[[ " $(comp fibersctl -S /x.sock "") " == *" status cancel start stop restart signal reload logs watch version "* ]]
+	[ ! -s "$CALLS" ] # only --help was asked
 }
 
 @test "task names come from the daemon, with the same -S" {
@@ -38,22 +46,27 @@ comp() {
 }
 
 @test "per-command flags and signal names" {
-	[ "$(comp fibersctl logs web -)" = "-n -f --lines --follow" ]
+	[ "$(comp fibersctl logs web -)" = "-n --lines -f --follow" ]
+	[ "$(comp fibersctl status -)" = "-d --depth" ]
+	[ "$(comp fibersctl logs -n 5 w)" = "web" ]
 	[ "$(comp fibersctl cancel --)" = "--no-wait" ]
 	[ "$(comp fibersctl signal web T)" = "TERM" ]
 	[ "$(comp fibersctl logs web -n "")" = "" ]
 	[ "$(comp fibersctl reload "")" = "" ]
 }
 
-@test "the man page and --help list every command of the table" {
-	FCTL="${top_builddir:-$BATS_TEST_DIRNAME/../..}/src/fibersctl/fibersctl"
+@test "the man page, --help and the completion cover every row of the method table" {
+	# the rows of src/fibersd/protocol.h's FIBERSD_METHODS
+	rows=$(sed -n '/^#define FIBERSD_METHODS(X)/,/^$/s/^[[:space:]]*X(\([a-z_-]*\),.*/\1/p' \
+		"$BATS_TEST_DIRNAME/../../src/fibersd/protocol.h")
+	[ "$(echo "$rows" | wc -l)" -ge 10 ]
 	run "$FCTL" --help
 	[ "$status" -eq 0 ]
 	cmds=$(printf '%s\n' "$output" | sed -n 's/^  \([a-z]*\) .*/\1/p' | grep -v '^$')
-	[ "$(echo "$cmds" | wc -l)" -eq 10 ]
+	[ "$cmds" = "$rows" ]
+	[ "$(comp fibersctl "")" = "$(echo $rows)" ]
 	man=$BATS_TEST_DIRNAME/../../man/fibersctl.1
-	for c in $cmds; do
-		grep -Eq "^\.(B|BR|BI) \"?$c( |\"|$)" "$man"
-		[[ " $(sed -n 's/^[[:space:]]*local commands="\(.*\)"/\1/p' "$BATS_TEST_DIRNAME/../../completion/fibersctl.bash") " == *" $c "* ]]
+	for c in $rows; do
+		grep -Eq "^\.(B|BR|BI) \"?$c( |\"|$)" "$man" || { echo "fibersctl(1) lacks $c" >&2; false; }
 	done
 }

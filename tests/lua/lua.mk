@@ -21,7 +21,8 @@ LUA_TESTS = \
 	tests/lua/alarm.lua tests/lua/channel.lua tests/lua/compat.lua tests/lua/cond.lua \
 	tests/lua/exec.lua tests/lua/exec_cgroup.lua tests/lua/exec_sigchld.sh \
 	tests/lua/exec_vfork.sh tests/lua/fastpath.lua tests/lua/fibers.lua \
-	tests/lua/fibersd-machine.lua tests/lua/file.lua tests/lua/io-poll.sh \
+	tests/lua/fibersd-machine.lua tests/lua/fibersd-methods.lua tests/lua/file.lua \
+	tests/lua/io-poll.sh \
 	tests/lua/oneshot.lua tests/lua/op.lua tests/lua/regress/001-op-zero-results.lua \
 	tests/lua/regress/002-channel-fast-path.lua tests/lua/regress/003-scope-fiber-frames.lua \
 	tests/lua/runtime.lua tests/lua/scope.lua tests/lua/signal.lua tests/lua/sleep.lua \
