@@ -1,13 +1,12 @@
-## etc/etc.mk - the shipped configuration: etc/fibersd.conf.in with
-## @sysconfdir@ filled in; installed without overwriting an existing one,
-## removed on uninstall only when unchanged.  tests/unit/config.t checks it
-## against the key table.
-etc/fibersd.conf: $(top_srcdir)/etc/fibersd.conf.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) etc && $(SED) -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
-		$(top_srcdir)/etc/fibersd.conf.in > $@.tmp && mv $@.tmp $@
+## etc/etc.mk - the shipped configuration, printed from the key table
+## (`fibersd --print-config`: every key commented out, with its help line
+## and default); installed without overwriting an existing one, removed on
+## uninstall only when unchanged.  tests/unit/config.t checks that it parses
+## and means the built-in defaults.
+etc/fibersd.conf: src/fibersd/fibersd$(EXEEXT)
+	$(AM_V_GEN)$(MKDIR_P) etc && src/fibersd/fibersd --print-config > $@.tmp && mv $@.tmp $@
 nodist_noinst_DATA = etc/fibersd.conf
 CLEANFILES += etc/fibersd.conf
-EXTRA_DIST += etc/fibersd.conf.in
 install-data-hook: install-fibersd-conf
 install-fibersd-conf: etc/fibersd.conf
 	$(MKDIR_P) $(DESTDIR)$(sysconfdir) $(DESTDIR)$(sysconfdir)/fibers.d

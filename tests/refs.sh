@@ -47,7 +47,7 @@ out=$(grep -n -I -E '[Ee]ngineer [A-Z][0-9]|\b[Ii]ssues? #?[0-9]+\b|Owner: ' $fi
 check 'no team or issue labels in comments' "$out"
 # The daemon's own modules and its host binding are required plainly.
 # shellcheck disable=SC2086
-out=$(grep -n -E 'pcall\(require|local function has\(' $(printf '%s\n' $files | grep '^lib/fibersd/') 2>/dev/null)
+out=$(grep -n -E 'pcall\(require,|local function has\(' $(printf '%s\n' $files | grep '^lib/fibersd/') 2>/dev/null)
 check 'lib/fibersd requires its modules plainly' "$out"
 echo "1..$n"
 exit $fail

@@ -37,31 +37,31 @@
 #define NOMAX 1e15
 const struct cfg_key cfg_keys[] = {
 	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d", CFG_RELOAD_DAEMON,
-	  "directory of the task scripts (*.lua)" },
+	  "directory of the task scripts: every NAME.lua directly in it is a task" },
 	{ "control_socket", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, "/run/fibersd/control.sock", CFG_RELOAD_DAEMON,
-	  "path of the control socket" },
+	  "the control socket used by fibersctl(1)" },
 	{ "control_mode", CFG_SEC_FIBERSD, CFG_MODE, 0, 0777, NULL, "0660", CFG_RELOAD_DAEMON, "socket file mode (octal)" },
 	{ "control_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd", CFG_RELOAD_DAEMON,
 	  "group that may read status and logs" },
 	{ "admin_group", CFG_SEC_FIBERSD, CFG_GROUP, 0, 0, NULL, "fibersd-admin", CFG_RELOAD_DAEMON,
 	  "group that may also cancel/start/stop/restart/reload" },
 	{ "log_level", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "debug|info|notice|warning|err", "info", CFG_RELOAD_LIVE,
-	  "lowest priority logged" },
+	  "lowest priority logged: debug|info|notice|warning|err" },
 	{ "log_target", CFG_SEC_FIBERSD, CFG_ENUM, 0, 0, "auto|journal|stderr", "auto", CFG_RELOAD_LIVE,
-	  "where log records go" },
+	  "where log records go: auto (the journal when stderr is the journal)|journal|stderr" },
 	{ "shutdown_timeout", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "30", CFG_RELOAD_LIVE,
 	  "seconds for the whole stop before SIGKILL of all" },
 	{ "max_slice", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "1.0", CFG_RELOAD_LIVE,
 	  "seconds a task may run without yielding (0 = no limit)" },
 	{ "lua_path", CFG_SEC_FIBERSD, CFG_STRING, 0, 0, NULL, "", CFG_RELOAD_DAEMON,
-	  "extra package.path entries for tasks (templates or directories, ';'-separated)" },
+	  "extra package.path entries for tasks: templates (/x/?.lua) or directories, ';'-separated" },
 	{ "log_lines", CFG_SEC_FIBERSD, CFG_INT, 0, 1000000, NULL, "200", CFG_RELOAD_LIVE,
-	  "lines kept per task for `fibersctl logs`" },
+	  "lines of log kept per task for `fibersctl logs`" },
 	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "60", CFG_RELOAD_DAEMON,
-	  "seconds before an idle control connection is closed" },
+	  "seconds before an idle control connection is closed (not watch/logs -f streams)" },
 
 	{ "restart", CFG_SEC_DEFAULTS, CFG_ENUM, 0, 0, "no|on-failure|always", "on-failure", CFG_RELOAD_LIVE,
-	  "restart policy" },
+	  "restart policy: no|on-failure|always" },
 	{ "restart_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0.1", CFG_RELOAD_LIVE,
 	  "first backoff (seconds), doubles each time, with jitter" },
 	{ "restart_max_delay", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "30", CFG_RELOAD_LIVE,
@@ -69,15 +69,15 @@ const struct cfg_key cfg_keys[] = {
 	{ "restart_limit", CFG_SEC_DEFAULTS, CFG_INT, 0, 1000000, NULL, "5", CFG_RELOAD_LIVE,
 	  "more than this many restarts ..." },
 	{ "restart_window", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "60", CFG_RELOAD_LIVE,
-	  "... within this many seconds: give up (state fatal)" },
+	  "... within this many seconds: give up (state \"fatal\")" },
 	{ "shutdown_grace", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "5", CFG_RELOAD_LIVE,
 	  "grace for the task's subprocesses (SIGTERM -> SIGKILL)" },
 	{ "memory_limit", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "64M", CFG_RELOAD_TASK,
 	  "Lua memory + stream buffers the task may hold (0 = none)" },
 	{ "stop_timeout", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "", CFG_RELOAD_LIVE,
-	  "past it a task that will not stop is forced (empty = shutdown_grace + 5)" },
+	  "past this a task that will not stop is forced (empty = shutdown_grace + 5)" },
 	{ "watchdog_sec", CFG_SEC_DEFAULTS, CFG_DURATION, 0, NOMAX, NULL, "0", CFG_RELOAD_LIVE,
-	  "a task must call fibersd.watchdog() this often (0 = off)" },
+	  "a task must call fibersd.watchdog() at least this often (0 = off)" },
 
 	{ "memory_max", CFG_SEC_DEFAULTS, CFG_SIZE, 0, NOMAX, NULL, "", CFG_RELOAD_TASK,
 	  "memory.max of the task's cgroup: bytes its processes may use (needs the memory controller)" },
@@ -103,6 +103,63 @@ const struct cfg_key cfg_keys[] = {
 	{ "enabled", CFG_SEC_TASK, CFG_BOOL, 0, 0, NULL, "yes", CFG_RELOAD_LIVE, "run this task" },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, 0, NULL },
 };
+
+/* The shipped configuration file (`fibersd --print-config`, installed as
+ * $(sysconfdir)/fibersd.conf): every key of the table, commented out, with
+ * its help line and default. */
+void cfg_print(FILE *f)
+{
+	static const char *const head =
+		"# fibersd.conf - configuration of fibersd(8), see fibersd.conf(5).\n"
+		"#\n"
+		"# Every key is listed below with its default value, commented out; remove\n"
+		"# the ';' to change one.  Values: booleans yes/no/true/false/on/off/1/0,\n"
+		"# modes in octal, sizes in bytes with an optional K/M/G suffix (1024-based),\n"
+		"# durations in seconds (a number >= 0), groups by name or number.\n"
+		"# Unknown sections or keys and bad values are errors naming file and line;\n"
+		"# `fibersd --check` checks this file and compiles every task script.\n"
+		"# Lines may be at most 200 bytes long.\n";
+	static const struct {
+		int section;
+		const char *intro;
+	} sections[] = {
+		{ CFG_SEC_FIBERSD, "\n[fibersd]\n" },
+		{ CFG_SEC_DEFAULTS, "\n[defaults]\n"
+				    "; these apply to every task unless its [task:NAME] section overrides them\n" },
+		{ CFG_SEC_TASK, "\n; Per task: a [task:NAME] section for the task in NAME.lua takes the\n"
+				"; [defaults] keys, `enabled`, and parameters `param.KEY = value` that the\n"
+				"; script receives as task.params.KEY (strings).\n"
+				";[task:NAME]\n" },
+	};
+	/* a paragraph before the first key of a group */
+	static const struct {
+		const char *key, *text;
+	} groups[] = {
+		{ "memory_max",
+		  ";\n"
+		  "; Limits of the task's processes: files of its own cgroup (fibersd.conf(5),\n"
+		  "; fibersd(8) CONTAINMENT).  A task that sets one whose controller is not\n"
+		  "; delegated to fibersd is refused (memory_limit above bounds its Lua only).\n" },
+		{ "user",
+		  ";\n"
+		  "; Defaults of every Command the task starts (a Command may override them);\n"
+		  "; the task's Lua code itself keeps running as fibersd.  Task files are\n"
+		  "; root-owned configuration, like unit files.\n" },
+	};
+	fputs(head, f);
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+		fputs(sections[i].intro, f);
+		for (const struct cfg_key *k = cfg_keys; k->name; k++) {
+			if (k->sections != sections[i].section)
+				continue;
+			for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+				if (strcmp(groups[g].key, k->name) == 0)
+					fputs(groups[g].text, f);
+			fprintf(f, "; %s\n;%s =%s%s\n", k->help, k->name, *k->def ? " " : "", k->def);
+		}
+	}
+	fputs(";param.example = value\n", f);
+}
 
 /* Find a key by section mask and name; NULL when unknown. */
 const struct cfg_key *cfg_find(int section, const char *name)

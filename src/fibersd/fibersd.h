@@ -65,6 +65,10 @@ struct cfg_key {
 /* The key table, terminated by an entry with name == NULL. */
 extern const struct cfg_key cfg_keys[];
 
+/* Print the shipped configuration file: every key commented out with its
+ * help line and default (`fibersd --print-config`). */
+void cfg_print(FILE *f);
+
 /* Find a key by section mask and name; NULL when unknown. */
 const struct cfg_key *cfg_find(int section, const char *name);
 

@@ -67,6 +67,7 @@ static void usage(FILE *to)
 		"  -S, --socket PATH      control socket (overrides control_socket)\n"
 		"  -l, --log-level LEVEL  debug|info|notice|warning|err (overrides log_level)\n"
 		"      --check            check the configuration and compile every task, then exit\n"
+		"      --print-config     print the default configuration file (every key, commented)\n"
 		"  -V, --version          print the version and exit\n"
 		"  -h, --help             print this help and exit\n\n"
 		"Exit status: 0 clean stop or check passed; 1 bad configuration or usage;\n"
@@ -119,6 +120,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "socket", required_argument, NULL, 'S' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "print-config", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -148,6 +150,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->log_level = optarg;
 			break;
 		case 'C': o->check = true; break;
+		case 'P': cfg_print(stdout); return 0;
 		case 'V':
 			printf("fibersd %s\n", PACKAGE_VERSION);
 			fd_print_features(stdout);
