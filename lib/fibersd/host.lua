@@ -11,7 +11,7 @@
 local H = require '_fibersd'
 local core = require 'fibers.core'
 
-local M = { native = H, version = H.version, features = H.features() }
+local M = { version = H.version, features = H.features() }
 
 -- The config key table (config.c's cfg_keys): { {name, section, type,
 -- default, choices, help, reload = "live"|"task"|"daemon"}, ... }.
@@ -50,6 +50,24 @@ function M.check_trust(path) return H.check_trust(path) end
 
 -- List a directory: array of entry names (without . and ..) or nil, msg.
 function M.readdir(dir) return H.readdir(dir) end
+
+-- The sandbox's questions: is a task running (a slice, or task code on the
+-- stack)?  Is the first Lua function at stack level `level` task code?
+-- Is a chunk name ("@/path...") the library's own?
+M.in_task = H.in_task
+M.task_caller = H.task_caller
+M.library_source = H.library_source
+-- The library's modules are also loaded from dir (daemon only).
+M.library_dir = H.library_dir
+
+-- After a run failed for memory: collect what it left (a dead buffer of a
+-- failed table.concat can be most of memory_limit and would wait for the
+-- next cycle) and give the freed pages back to the system.
+local collect = collectgarbage
+function M.reclaim()
+  collect('collect')
+  return H.trim()
+end
 
 -- Memory accounting: a new account (limit in bytes, 0 = none) for one run.
 function M.task_new(limit) return H.task_new(limit) end

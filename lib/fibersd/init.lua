@@ -9,9 +9,11 @@
 --   fibersd.ready()      mark the task ready (status shows it)
 --   fibersd.watchdog()   tell the per-task watchdog (watchdog_sec) we live
 --   fibersd.task         the calling task's { name, file, params }
+--   fibersd.config_keys() the daemon's config key table (a fresh copy)
 
 local task = require 'fibersd.task'
 local log = require 'fibersd.log'
+local host = require 'fibersd.host'
 
 local M = { log = {} }
 
@@ -34,6 +36,10 @@ function M.ready()
   local rec = task.current()
   if rec and rec.on_ready then rec:on_ready() end
 end
+
+-- The daemon's config keys: { {name, section, type, default, choices, help,
+-- reload}, ... } (tasks cannot reach the host binding itself).
+function M.config_keys() return host.config_keys() end
 
 -- Feed the calling task's watchdog.
 function M.watchdog()

@@ -530,6 +530,7 @@ function Rec:end_run(sc, status, perr, report)
     task.unregister(sc)
     if self.acct then M.live[self.acct] = nil end
     host.task_free(self.acct)
+    if status == 'failed' and tostring(perr):find('not enough memory', 1, true) then host.reclaim() end
   end
   self.acct = nil
   self.extra_errors = report and report.extra_errors or {}

@@ -86,35 +86,154 @@ function M.hash(s)
   return string.format('%08x%08x-%x', h1, h2, #s)
 end
 
--- ---- the private environment -------------------------------------------
+-- ---- the sandbox ----------------------------------------------------------
+--
+-- Tasks share the daemon's Lua state, so every path to a standard function
+-- that would block or end the daemon must refuse inside a task: the global
+-- tables are wrapped in place (require('os'), package.loaded.os and the
+-- registry all hand out the same wrapped functions).  "Inside a task" is
+-- host.in_task(): a task slice runs, or task code is on the stack (a task's
+-- metamethod called by the daemon).  The daemon's own calls pass.
 
-local function blocked(name)
-  return function()
-    error(name .. ' is not available in fibersd tasks: use fibers.exec / fibers.io', 2)
+local in_task, task_caller, library_source = host.in_task, host.task_caller, host.library_source
+
+local function deny(name, why)
+  error(name .. ' is not available in fibersd tasks' .. (why and ': ' .. why or ''), 3)
+end
+
+-- Replace tbl[key] by a wrapper that refuses in tasks (refuse(...) decides).
+local function guard(tbl, key, name, why, refuse)
+  local f = tbl[key]
+  if type(f) ~= 'function' then return end
+  tbl[key] = function(...)
+    if (refuse == nil or refuse(...)) and in_task() then deny(name, why) end
+    return f(...)
   end
 end
 
-local task_os = setmetatable({
-  exit = blocked('os.exit'),
-  execute = blocked('os.execute'),
-}, { __index = os })
+local function any() return true end
+local function with_args(...) return select('#', ...) > 0 end
 
-local task_io = setmetatable({
-  popen = blocked('io.popen'),
-  read = blocked('io.read'),
-  lines = function(file, ...)
-    if file == nil then blocked('io.lines on stdin')() end
-    return io.lines(file, ...)
-  end,
-}, { __index = io })
+-- Modules only the daemon may load: the host binding, the daemon's own
+-- modules (the `fibersd` task API excepted) and the real globals.
+local function internal(name)
+  return name == '_fibersd' or name == '_G' or
+    (type(name) == 'string' and name:sub(1, 8) == 'fibersd.')
+end
+
+local sandboxed = false
+
+-- Wrap the standard library and hide the daemon's modules from tasks (once,
+-- before the first task loads).
+function M.sandbox()
+  if sandboxed then return end
+  sandboxed = true
+  -- the library's own code is known by its chunk names: add the directories
+  -- it was found in when they are not the built-in ones (lua_path)
+  for _, mod in ipairs({ 'fibers.scope', 'fibersd.task' }) do
+    local file = package.searchpath(mod, package.path)
+    if file and not library_source('@' .. file) then
+      host.library_dir((file:gsub('/fibers[d]?/[^/]*$', '')))
+    end
+  end
+  local exec_why = 'use fibers.exec'
+  guard(os, 'exit', 'os.exit', 'the daemon would end')
+  guard(os, 'execute', 'os.execute', exec_why)
+  guard(io, 'popen', 'io.popen', exec_why)
+  guard(io, 'read', 'io.read', 'stdin belongs to the daemon; use fibers.io')
+  guard(io, 'lines', 'io.lines on stdin', 'use fibers.io', function(file) return file == nil end)
+  guard(io, 'input', 'io.input', 'stdin belongs to the daemon', with_args)
+  guard(io, 'output', 'io.output', 'stdout belongs to the daemon', with_args)
+  -- the file handle methods, shared by every handle: stdin is never read,
+  -- the standard handles are never closed
+  local methods = (getmetatable(io.stdin) or {}).__index
+  if type(methods) == 'table' then
+    local stdin, stdout, stderr = io.stdin, io.stdout, io.stderr
+    local function is_stdin(f) return rawequal(f, stdin) end
+    guard(methods, 'read', 'reading stdin', 'stdin belongs to the daemon', is_stdin)
+    guard(methods, 'lines', 'reading stdin', 'stdin belongs to the daemon', is_stdin)
+    guard(methods, 'close', 'closing a standard stream', nil, function(f)
+      return rawequal(f, stdin) or rawequal(f, stdout) or rawequal(f, stderr)
+    end)
+  end
+  -- the runaway guard owns the hook; the registry and other functions'
+  -- upvalues and locals are the daemon's
+  for _, k in ipairs({ 'sethook', 'getregistry', 'getupvalue', 'setupvalue', 'upvaluejoin',
+                       'setlocal', 'setmetatable', 'setuservalue', 'setcstacklimit' }) do
+    guard(debug, k, 'debug.' .. k, k == 'sethook' and 'the runaway guard owns the hook' or nil, any)
+  end
+  -- the collector is the daemon's: a task may collect, step and count
+  local gc_ok = { collect = true, count = true, step = true, isrunning = true }
+  local gc = collectgarbage
+  _G.collectgarbage = function(opt, ...)
+    if opt ~= nil and not gc_ok[opt] and in_task() then
+      deny("collectgarbage('" .. tostring(opt) .. "')", 'the collector is the daemon\'s')
+    end
+    return gc(opt, ...)
+  end
+  -- a finaliser runs outside any task slice, where nothing can interrupt it
+  -- (Lua runs finalisers with hooks off); asked of task code only, the
+  -- library's own objects (streams) keep theirs
+  local setmt = setmetatable
+  _G.setmetatable = function(t, mt)
+    if type(mt) == 'table' and rawget(mt, '__gc') ~= nil and task_caller(2) then
+      deny('__gc', 'use scope:finally')
+    end
+    return setmt(t, mt)
+  end
+  -- package.loaded: internal modules live in a hidden table, reached only
+  -- when the one asking is not task code.  So that "not task code" stays
+  -- true, a task cannot load a second copy of a daemon module (searchers
+  -- refuse the names, loadfile/dofile the library's files) nor give a chunk
+  -- a library file's name (load).
+  for i, searcher in ipairs(package.searchers) do
+    package.searchers[i] = function(name, ...)
+      if internal(name) and task_caller(2) then
+        return "\n\tmodule '" .. tostring(name) .. "' is not available in fibersd tasks"
+      end
+      return searcher(name, ...)
+    end
+  end
+  local function library_file(path)
+    return type(path) == 'string' and library_source('@' .. path)
+  end
+  for _, k in ipairs({ 'loadfile', 'dofile' }) do
+    local f = _G[k]
+    _G[k] = function(path, ...)
+      if library_file(path) and task_caller(2) then deny(k .. ' of a library file') end
+      return f(path, ...)
+    end
+  end
+  local load0 = load
+  _G.load = function(chunk, name, ...)
+    if type(name) == 'string' and library_source(name) and task_caller(2) then
+      name = '=' .. name:sub(2)
+    end
+    return load0(chunk, name, ...)
+  end
+  local loaded, hidden = package.loaded, {}
+  for k, v in pairs(loaded) do
+    if internal(k) then hidden[k] = v; loaded[k] = nil end
+  end
+  package.preload._fibersd = nil
+  setmt(loaded, {
+    __index = function(_, k)
+      if hidden[k] ~= nil and not task_caller(2) then return hidden[k] end
+      return nil
+    end,
+    __newindex = function(t, k, v)
+      if internal(k) and not task_caller(2) then hidden[k] = v else rawset(t, k, v) end
+    end,
+    __metatable = false,
+  })
+end
 
 -- A new global environment for one task: reads fall back to the shared
--- globals, writes stay private, blocked calls raise.
+-- globals, writes stay private; M.sandbox() makes blocked calls raise.
 function M.new_env()
+  M.sandbox()
   local env = setmetatable({}, { __index = _G })
   env._G = env
-  env.os = task_os
-  env.io = task_io
   return env
 end
 

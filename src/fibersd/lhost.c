@@ -47,11 +47,20 @@
  *   task_free(id); task_doomed(id) -> reason | nil; memory() -> total bytes
  *   enter(fiber), leave(fiber)     for runtime.set_resume_hook
  *   set_max_slice(seconds)         0 = guard off
+ *   trim()                         malloc_trim(0) where glibc has it
+ *   The task sandbox (task.c): in_task() -> bool (a task slice runs or task
+ *   code is on the stack); task_caller(level) -> bool (the first Lua
+ *   function at that stack level is task code); library_source(chunkname)
+ *   -> bool.  Opening `_fibersd` also charges the C buffers of streams
+ *   created in task slices to their task (mem_acct_install).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -253,6 +262,19 @@ static int l_raise_nofile(lua_State *L)
 	return 2;
 }
 
+/* trim() -> true: give the C heap's free memory back to the system
+ * (glibc's malloc_trim; false where there is none) */
+static int l_trim(lua_State *L)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+	lua_pushboolean(L, 1);
+#else
+	lua_pushboolean(L, 0);
+#endif
+	return 1;
+}
+
 static int l_getpid(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)getpid());
@@ -318,6 +340,7 @@ static const luaL_Reg host_funcs[] = {
 	{ "subreaper", l_subreaper },
 	{ "raise_nofile", l_raise_nofile },
 	{ "getpid", l_getpid },
+	{ "trim", l_trim },
 	{ "realtime", l_realtime },
 	{ "monotime", l_monotime },
 	{ NULL, NULL },

@@ -76,7 +76,7 @@ struct mem {
 	bool in_task, raise_slice;
 	double max_slice, slice_start;
 	/* chunk-source prefixes of library code the doom error never hits */
-	char *exempt[4];
+	char *exempt[8];
 	size_t nexempt;
 	fl_acct_hook_t acct; /* C buffers of streams (FL_ACCT_KEY) */
 };
@@ -430,6 +430,79 @@ static int l_leave(lua_State *L)
 	return 0;
 }
 
+/* Is the Lua function of frame ar task code (not the library)?  Needs the
+ * library's directories (mem_guard_exempt); without them nothing is. */
+static bool task_code(lua_State *L, lua_Debug *ar, const struct mem *m)
+{
+	if (m->nexempt == 0 || !lua_getinfo(L, "S", ar) || ar->source == NULL)
+		return false;
+	if (ar->what[0] == 'C')
+		return false;
+	return !in_library(L, ar, m);
+}
+
+/* in_task() -> true while a task runs: inside a task slice, or with task
+ * code anywhere on the calling coroutine's stack (a task's metamethod or
+ * finaliser run by the daemon).  The sandbox of the standard library asks
+ * this before a blocking or process-ending call. */
+static int l_in_task(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	lua_Debug ar;
+	bool in = m->cur != 0;
+	for (int level = 1; !in && lua_getstack(L, level, &ar); level++)
+		in = task_code(L, &ar, m);
+	lua_pushboolean(L, in);
+	return 1;
+}
+
+/* task_caller(level) -> true when the first Lua function at or above stack
+ * level `level` (1 = the caller of task_caller) is task code: who asked for
+ * a module, skipping C functions such as require itself. */
+static int l_task_caller(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	lua_Debug ar;
+	int level = (int)luaL_optinteger(L, 1, 1);
+	for (; lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "S", &ar))
+			break;
+		if (ar.what[0] != 'C') {
+			lua_pushboolean(L, task_code(L, &ar, m));
+			return 1;
+		}
+	}
+	lua_pushboolean(L, 0);
+	return 1;
+}
+
+/* library_source(chunkname) -> true when the name is one of the library's
+ * (a chunk a task loads must not pass for library code) */
+static int l_library_source(lua_State *L)
+{
+	struct mem *m = get_mem(L);
+	const char *src = luaL_checkstring(L, 1);
+	bool lib = false;
+	for (size_t i = 0; i < m->nexempt && !lib; i++)
+		lib = strncmp(src, m->exempt[i], strlen(m->exempt[i])) == 0;
+	lua_pushboolean(L, lib);
+	return 1;
+}
+
+/* library_dir(dir): the library's modules (DIR/fibers*.lua, DIR/fibers/,
+ * DIR/fibersd/) are also loaded from dir (a lua_path entry); refused in a
+ * task slice (tasks cannot reach `_fibersd` at all, see task.lua) */
+static int l_library_dir(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	if (get_mem(L)->cur != 0)
+		return luaL_error(L, "library_dir is not available in fibersd tasks");
+	int err = mem_guard_exempt(L, dir);
+	if (err)
+		return luaL_error(L, "library_dir: %s", strerror(err));
+	return 0;
+}
+
 /* The stream accounting hook: whom a new stream works for (0 = daemon). */
 static unsigned long long acct_owner(void *ud)
 {
@@ -477,6 +550,10 @@ void mem_acct_install(lua_State *L)
 
 /* The functions of this file, merged into `_fibersd` by lhost.c. */
 const luaL_Reg fd_task_funcs[] = {
+	{ "in_task", l_in_task },
+	{ "task_caller", l_task_caller },
+	{ "library_source", l_library_source },
+	{ "library_dir", l_library_dir },
 	{ "task_new", l_task_new },
 	{ "task_set_limit", l_task_set_limit },
 	{ "task_memory", l_task_memory },

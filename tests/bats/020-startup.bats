@@ -96,8 +96,11 @@ EOF2
 	fd_wait_log 'a: exited'
 	grep -qx '<6>a: chunk args	table	a	blue' "$D/log"
 	grep -qx '<5>a: nested a true' "$D/log"
-	[ "$(grep -c '^<6>a: false	.* is not available in fibersd tasks: use fibers.exec / fibers.io$' "$D/log")" -eq 5 ]
-	grep -qx '<6>a: false	os.exit is not available in fibersd tasks: use fibers.exec / fibers.io' "$D/log"
+	grep -qx '<6>a: false	os.exit is not available in fibersd tasks: the daemon would end' "$D/log"
+	grep -qx '<6>a: false	os.execute is not available in fibersd tasks: use fibers.exec' "$D/log"
+	grep -qx '<6>a: false	io.popen is not available in fibersd tasks: use fibers.exec' "$D/log"
+	grep -qx '<6>a: false	io.read is not available in fibersd tasks: stdin belongs to the daemon; use fibers.io' "$D/log"
+	grep -qx '<6>a: false	io.lines on stdin is not available in fibersd tasks: use fibers.io' "$D/log"
 	grep -qx '<6>b: b sees	nil	nil	true' "$D/log"
 }
 

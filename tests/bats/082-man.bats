@@ -25,10 +25,10 @@ teardown() { fd_teardown; }
 }
 
 @test "fibersd.conf(5) documents every key of the daemon's key table, with its default, and no other" {
-	# The table itself, from the daemon: _fibersd.config_keys().
+	# The table itself, from the daemon: fibersd.config_keys().
 	fd_task keys <<'EOF2'
 local fibersd = require 'fibersd'
-for _, k in ipairs(require('_fibersd').config_keys()) do
+for _, k in ipairs(fibersd.config_keys()) do
   fibersd.log.notice('key %s %s =%s', k.section, k.name, k.default and (' ' .. k.default) or '')
 end
 EOF2

@@ -54,3 +54,108 @@ EOF2
 	[[ "$output" == *'"state":"failed"'* ]]
 	[[ "$output" == *'"last_error":"not enough memory (stream buffers past memory_limit)"'* ]]
 }
+
+@test "the sandbox holds through require, package.loaded, the registry and file handles; the daemon stays up" {
+	fd_task attack <<'EOF2'
+local log = require('fibersd').log
+local tries = {
+  function() require('os').exit(3) end,
+  function() package.loaded.os.execute('sleep 8') end,
+  function() require('io').popen('sleep 8') end,
+  function() io.stdin:read() end,
+  function() getmetatable(io.stdin).__index.read(io.stdin) end,
+  function() io.read() end,
+  function() io.lines() end,
+  function() debug.getregistry() end,
+  function() debug.sethook() end,
+  function() debug.getupvalue(require('fibersd').ready, 1) end,
+  function() collectgarbage('stop') end,
+  function() collectgarbage('incremental', 1000, 1000) end,
+  function() setmetatable({}, { __gc = function() while true do end end }) end,
+  function() require('_fibersd') end,
+  function() require('fibersd.host') end,
+  function() io.stdout:close() end,
+  function() loadfile(package.searchpath('fibersd.host', package.path)) end,
+}
+for i, f in ipairs(tries) do
+  local ok, err = pcall(f)
+  log.info('try %d: %s %s', i, tostring(ok), tostring(err):gsub('^[^:]*:%d+: ', ''))
+end
+local hostfile = package.searchpath('fibersd.host', package.path)
+log.info('forged: %s', load('return debug.getinfo(1, "S").source', '@' .. hostfile)() == '=' .. hostfile)
+log.info('loaded._fibersd=%s loaded._G=%s gc=%s', tostring(package.loaded._fibersd),
+  tostring(package.loaded._G), tostring(collectgarbage('isrunning')))
+require('fibersd').ready()
+require('fibers.sleep').sleep(1000)
+EOF2
+	fd_start
+	fd_wait_log '^<6>attack: loaded._fibersd=nil loaded._G=nil gc=true$'
+	local want=(
+		'try 1: false os.exit is not available in fibersd tasks: the daemon would end'
+		'try 2: false os.execute is not available in fibersd tasks: use fibers.exec'
+		'try 3: false io.popen is not available in fibersd tasks: use fibers.exec'
+		'try 4: false reading stdin is not available in fibersd tasks: stdin belongs to the daemon'
+		'try 5: false reading stdin is not available in fibersd tasks: stdin belongs to the daemon'
+		'try 6: false io.read is not available in fibersd tasks: stdin belongs to the daemon; use fibers.io'
+		'try 7: false io.lines on stdin is not available in fibersd tasks: use fibers.io'
+		'try 8: false debug.getregistry is not available in fibersd tasks'
+		'try 9: false debug.sethook is not available in fibersd tasks: the runaway guard owns the hook'
+		'try 10: false debug.getupvalue is not available in fibersd tasks'
+		"try 11: false collectgarbage('stop') is not available in fibersd tasks: the collector is the daemon's"
+		"try 12: false collectgarbage('incremental') is not available in fibersd tasks: the collector is the daemon's"
+		'try 13: false __gc is not available in fibersd tasks: use scope:finally'
+	)
+	local i
+	for i in "${!want[@]}"; do grep -qxF "<6>attack: ${want[$i]}" "$D/log"; done
+	grep -q "^<6>attack: try 14: false module '_fibersd' not found" "$D/log"
+	grep -q "^<6>attack: try 15: false module 'fibersd.host' not found:" "$D/log"
+	grep -qxF "<6>attack: 	module 'fibersd.host' is not available in fibersd tasks" "$D/log"
+	grep -qxF '<6>attack: try 17: false loadfile of a library file is not available in fibersd tasks' "$D/log"
+	grep -qxF '<6>attack: forged: true' "$D/log"
+	grep -qxF '<6>attack: try 16: false closing a standard stream is not available in fibersd tasks' "$D/log"
+	status_answers
+	run ctl status attack
+	[[ "$output" == *"attack"*"ready"* ]]
+	kill -0 "$FD_PID"
+}
+
+@test "debug.sethook cannot remove the runaway guard; a busy loop after it still fails at max_slice" {
+	fd_task spin <<'EOF2'
+pcall(debug.sethook)
+pcall(debug.sethook, coroutine.running(), function() end, 'c')
+while true do end
+EOF2
+	fd_conf <<'EOF2'
+[fibersd]
+max_slice = 0.5
+[defaults]
+restart = no
+EOF2
+	fd_start
+	fd_wait_log '^<3>spin: failed: task exceeded max_slice of 0.5s without yielding$' 10
+	status_answers
+}
+
+@test "memory of a run that failed for memory is collected and returned to the system" {
+	fd_task big <<'EOF2'
+local t = {}
+for i = 1, 40 do t[i] = string.rep(string.char(64 + i % 26), 1000000) end
+require('fibersd').log.info('built')
+local s = table.concat(t) .. table.concat(t)
+EOF2
+	fd_conf <<'EOF2'
+[defaults]
+restart_limit = 3
+restart_delay = 0.1
+restart_window = 60
+EOF2
+	fd_start
+	fd_wait_log '^<3>big: .*fatal' 30
+	sleep 0.5
+	status_answers
+	# the three runs each left ~40 MB of strings and a failed 80 MB buffer
+	local rss
+	rss=$(rss_kb "$FD_PID")
+	echo "rss after fatal: $rss kB"
+	[ "$rss" -lt $(( 30 * 1024 )) ]
+}
