@@ -110,12 +110,25 @@ function M.status_line(sv)
   return table.concat(parts, ', ')
 end
 
+-- The open-file limit children get by default: the usual soft limit (we
+-- raised ours), never above the hard limit (setrlimit would fail in every
+-- child); said once when clamped.
+local CHILD_NOFILE = 1024
+local function child_nofile(hard)
+  if math.type(hard) == 'integer' and hard >= 0 and hard < CHILD_NOFILE then
+    log.daemon('notice', 'open-file hard limit is %d: children get nofile = %d (not %d)',
+      hard, hard, CHILD_NOFILE)
+    return hard
+  end
+  return CHILD_NOFILE
+end
+
 -- Hook exec (log modes, defaults, orphans) and alarms into the daemon.
-local function host_library()
+local function host_library(nofile_hard)
   local exec = require 'fibers.exec'
   exec._set_host({
-    -- children get the usual soft open-file limit back (we raised ours)
-    defaults = { stdin = 'null', stdout = 'log', stderr = 'log', rlimits = { nofile = 1024 } },
+    defaults = { stdin = 'null', stdout = 'log', stderr = 'log',
+      rlimits = { nofile = child_nofile(nofile_hard) } },
     scrub_env = { 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS',
       'LISTEN_PID', 'LISTEN_FDNAMES', 'JOURNAL_STREAM', 'INVOCATION_ID' },
     log_line = function(cmd, stream, line, s)
@@ -176,13 +189,13 @@ local function daemon(D, cfg, opts)
   local T0 = fibers.now()
   log.configure(F.log_level, F.log_lines)
   host.subreaper()
-  host.raise_nofile()
+  local _, nofile_hard = host.raise_nofile()
   containment()
   host.set_max_slice(F.max_slice)
   host.install_hooks(runtime, supervisor.live, supervisor.on_doom)
   check_lua_path(F.lua_path)
   _G.print = task.print
-  local alarm = host_library()
+  local alarm = host_library(nofile_hard)
   local signal = require 'fibers.signal'
 
   local S = assert(D:child()); pcall(S.set_name, S, 'supervisor')

@@ -159,3 +159,24 @@ EOF2
 	echo "rss after fatal: $rss kB"
 	[ "$rss" -lt $(( 30 * 1024 )) ]
 }
+
+@test "with a hard open-file limit below 1024 children still start: the default nofile is clamped, said once" {
+	fd_task lim <<'EOF2'
+local fibers, exec = require 'fibers', require 'fibers.exec'
+for i = 1, 2 do
+  local out, st, code, sig, err = fibers.perform(exec.command('sh', '-c', 'ulimit -n; ulimit -Hn'):output_op())
+  require('fibersd').log.info('child %d: %s %s %s', i, (out or ''):gsub('\n', ' '), tostring(st), tostring(err))
+end
+EOF2
+	fd_conf <<'EOF2'
+[defaults]
+restart = no
+EOF2
+	ulimit -Sn 256
+	ulimit -Hn 512
+	fd_start
+	fd_wait_log '^<6>lim: child 2: ' 10
+	grep -qxF '<6>lim: child 1: 512 512  exited nil' "$D/log"
+	grep -qxF '<6>lim: child 2: 512 512  exited nil' "$D/log"
+	[ "$(fd_count 'open-file hard limit is 512: children get nofile = 512 \(not 1024\)')" -eq 1 ]
+}
