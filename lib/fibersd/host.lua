@@ -48,6 +48,10 @@ function M.unlink_control(path) return H.unlink_control(path) end
 -- Trust check of a path (root only): true or nil, reason.
 function M.check_trust(path) return H.check_trust(path) end
 
+-- Read a regular file of at most max bytes without ever waiting (a FIFO is
+-- refused, not opened for good): contents or nil, "path: message".
+function M.read_file(path, max) return H.read_file(path, max) end
+
 -- List a directory: array of entry names (without . and ..) or nil, msg.
 function M.readdir(dir) return H.readdir(dir) end
 

@@ -61,14 +61,13 @@ function M.scan(dir)
   return entries, refused
 end
 
--- Read a whole file: source or nil, msg.
+-- Largest task file read (bytes).
+M.FILE_MAX = 16 * 1048576
+
+-- Read a whole task file: source or nil, msg.  Only regular files (a FIFO
+-- or device named *.lua is refused without blocking), at most FILE_MAX.
 function M.read(file)
-  local f, err = io.open(file, 'rb')
-  if not f then return nil, err end
-  local s, rerr = f:read('a')
-  f:close()
-  if not s then return nil, file .. ': ' .. tostring(rerr) end
-  return s
+  return host.read_file(file, M.FILE_MAX)
 end
 
 -- A content hash (two 32-bit polynomial hashes + length) as hex.

@@ -56,6 +56,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
 #ifdef __GLIBC__
@@ -65,6 +66,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -293,6 +295,61 @@ static int l_monotime(lua_State *L)
 	return 1;
 }
 
+/*
+ * read_file(path, max) -> contents | nil, "path: message".  Only a regular
+ * file is read: the open never waits (O_NONBLOCK: a FIFO named *.lua would
+ * block open() until a writer came) and anything else is refused before a
+ * byte is read; more than max bytes is refused too.
+ */
+static int l_read_file(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	lua_Integer max = luaL_checkinteger(L, 2);
+	struct stat st;
+	const char *why = NULL;
+	int e = 0;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		e = errno;
+	else if (fstat(fd, &st) != 0)
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (max >= 0 && st.st_size > max)
+		why = "file too large";
+	if (e == 0 && why == NULL) {
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		for (;;) {
+			char *p = luaL_prepbuffer(&b);
+			ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				e = errno;
+				break;
+			}
+			if (n == 0)
+				break;
+			luaL_addsize(&b, (size_t)n);
+			if (max >= 0 && luaL_bufflen(&b) > (size_t)max) {
+				why = "file too large";
+				break;
+			}
+		}
+		if (e == 0 && why == NULL) {
+			close(fd);
+			luaL_pushresult(&b);
+			return 1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", path, why ? why : strerror(e));
+	return 2;
+}
+
 static int l_readdir(lua_State *L)
 {
 	const char *dir = luaL_checkstring(L, 1);
@@ -331,6 +388,7 @@ static int l_kill(lua_State *L)
 
 static const luaL_Reg host_funcs[] = {
 	{ "readdir", l_readdir },
+	{ "read_file", l_read_file },
 	{ "kill", l_kill },
 	{ "load_config", l_load_config },
 	{ "config_keys", l_config_keys },

@@ -180,3 +180,22 @@ EOF2
 	grep -qxF '<6>lim: child 2: 512 512  exited nil' "$D/log"
 	[ "$(fd_count 'open-file hard limit is 512: children get nofile = 512 \(not 1024\)')" -eq 1 ]
 }
+
+@test "a FIFO named *.lua is refused without blocking, at start-up and at reload" {
+	fd_task good <<'EOF2'
+require('fibersd').ready()
+require('fibers.sleep').sleep(1000)
+EOF2
+	mkfifo "$D/t/fifo.lua"
+	fd_start
+	fd_wait_log "fifo.lua: not a regular file" 10
+	fd_wait_log '^<5>fibersd: .*ready' 10
+	status_answers
+	mkfifo "$D/t/fifo2.lua"
+	run ctl reload
+	fd_wait_log "fifo2.lua: not a regular file" 10
+	status_answers
+	run ctl status good
+	[ "$status" -eq 0 ]
+	[[ "$output" == *ready* ]]
+}
