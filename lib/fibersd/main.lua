@@ -187,6 +187,12 @@ end
 local function daemon(D, cfg, opts)
   local F = cfg.fibersd
   local T0 = fibers.now()
+  -- Signals first: from here on TERM, INT and HUP are held for the main
+  -- loop (a HUP during the initial load is a reload after it, a TERM
+  -- stops what has started) instead of killing the daemon, and the
+  -- watcher's fd is taken before any task can use up the fds.
+  local signal = require 'fibers.signal'
+  for _, sig in ipairs({ 'TERM', 'INT', 'HUP' }) do signal.signal_op(sig) end
   log.configure(F.log_level, F.log_lines)
   host.subreaper()
   local _, nofile_hard = host.raise_nofile()
@@ -196,7 +202,6 @@ local function daemon(D, cfg, opts)
   check_lua_path(F.lua_path)
   _G.print = task.print
   local alarm = host_library(nofile_hard)
-  local signal = require 'fibers.signal'
 
   local S = assert(D:child()); pcall(S.set_name, S, 'supervisor')
   local T = assert(D:child()); pcall(T.set_name, T, 'tasks')
