@@ -36,15 +36,20 @@ local function check_lua_path(lp)
   if not lp or lp == '' then return end
   for entry in lp:gmatch('[^;]+') do
     local dir = entry:gsub('^%s+', ''):gsub('%s+$', '')
-    if dir:sub(1, 1) == '/' and not dir:find('?', 1, true) then
-      local okt, why = host.check_trust(dir)
+    local q = dir:find('?', 1, true)
+    if dir:sub(1, 1) == '/' then
+      -- a template ("/opt/x/?.lua") is checked at the directory holding
+      -- its '?' part; module files themselves at load (task.sandbox)
+      local checked = q and dir:sub(1, q - 1):match('^(.*)/') or dir
+      local okt, why = host.check_trust(checked == '' and '/' or checked)
       if not okt then
         log.daemon('err', 'lua_path %s refused: %s', dir, tostring(why))
         local d = dir:gsub('/+$', '')
-        for _, tail in ipairs({ '/?.lua;', '/?/init.lua;', '/?.so;' }) do
+        local tails = q and { ';' } or { '/?.lua;', '/?/init.lua;', '/?.so;' }
+        for _, tail in ipairs(tails) do
           local pat = (d .. tail):gsub('[%^%$%(%)%%%.%[%]%*%+%-%?]', '%%%0')
-          package.path = package.path:gsub(pat, '')
-          package.cpath = package.cpath:gsub(pat, '')
+          package.path = (package.path .. ';'):gsub(pat, ''):gsub(';$', '')
+          package.cpath = (package.cpath .. ';'):gsub(pat, ''):gsub(';$', '')
         end
       end
     end

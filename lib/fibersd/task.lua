@@ -185,10 +185,23 @@ function M.sandbox()
   -- true, a task cannot load a second copy of a daemon module (searchers
   -- refuse the names, loadfile/dofile the library's files) nor give a chunk
   -- a library file's name (load).
+  -- Module files found on package.path/cpath run as the daemon's user:
+  -- as root each must pass the trust check itself (its directory passing
+  -- is not enough).
+  local path_of = { [2] = 'path', [3] = 'cpath', [4] = 'cpath' }
   for i, searcher in ipairs(package.searchers) do
     package.searchers[i] = function(name, ...)
       if internal(name) and task_caller(2) then
         return "\n\tmodule '" .. tostring(name) .. "' is not available in fibersd tasks"
+      end
+      local which = path_of[i]
+      if which and type(name) == 'string' then
+        local lookup = i == 4 and name:match('^[^.]+') or name
+        local file = package.searchpath(lookup, package[which])
+        if file then
+          local okt, why = host.check_trust(file)
+          if not okt then return "\n\tmodule '" .. name .. "' refused: " .. tostring(why) end
+        end
       end
       return searcher(name, ...)
     end

@@ -137,6 +137,17 @@ int mem_guard_exempt(lua_State *L, const char *dir);
 /* Charge the C buffers of streams a task creates to the task (task.c). */
 void mem_acct_install(lua_State *L);
 
+/* ---- sock.c ------------------------------------------------------------ */
+
+/* NULL when path may be trusted by root (always when not root), else the
+ * reason, written to why (n bytes). */
+const char *fd_trust(const char *path, char *why, size_t n);
+
+/* ---- lhost.c: the config file as the daemon loads it -------------------- */
+
+/* cfg_load after the trust check of the file (root); same results. */
+int fd_load_config(lua_State *L, const char *path);
+
 /* ---- functions merged into `_fibersd` (one array per file) ------------- */
 
 extern const luaL_Reg fd_task_funcs[];   /* task.c */

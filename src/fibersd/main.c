@@ -267,7 +267,7 @@ static int pmain(lua_State *L)
 	fl_preload(L);
 	fd_preload(L);
 
-	if (cfg_load(L, o->no_config ? NULL : o->config_file) != 1) {
+	if (fd_load_config(L, o->no_config ? NULL : o->config_file) != 1) {
 		int err = errno ? errno : EINVAL;
 		const char *msg = lua_tostring(L, -1);
 		fprintf(stderr, "%s\n", msg);

@@ -160,41 +160,40 @@ static int l_unlink_control(lua_State *L)
 	return 1;
 }
 
-/* check_trust(path) -> true | nil, reason.  When running as root, path and
- * every ancestor must not be writable by group/other (unless a root-owned
- * sticky directory such as /tmp) nor owned by a non-root user. */
-static int l_check_trust(lua_State *L)
+/*
+ * The trust rule for what runs as root (StrictModes-like): NULL when path
+ * may be trusted, else the reason, written to why.  Only for root; path
+ * and every ancestor must be owned by root and not writable by group or
+ * others, except that an ancestor may be a root-owned sticky directory
+ * such as /tmp (path itself may not: a 1777 task directory lets anybody
+ * add tasks).
+ */
+const char *fd_trust(const char *path, char *why, size_t n)
 {
-	const char *path = luaL_checkstring(L, 1);
 	char real[PATH_MAX];
 	struct stat st;
-	if (geteuid() != 0) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
+	bool first = true;
+	if (geteuid() != 0)
+		return NULL;
 	if (realpath(path, real) == NULL) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "%s: %s", path, strerror(errno));
-		return 2;
+		snprintf(why, n, "%s: %s", path, strerror(errno));
+		return why;
 	}
 	for (;;) {
 		if (stat(real, &st) != 0) {
-			lua_pushnil(L);
-			lua_pushfstring(L, "%s: %s", real, strerror(errno));
-			return 2;
+			snprintf(why, n, "%s: %s", real, strerror(errno));
+			return why;
 		}
 		if (st.st_uid != 0) {
-			lua_pushnil(L);
-			lua_pushfstring(L, "%s is owned by uid %d, not root", real, (int)st.st_uid);
-			return 2;
+			snprintf(why, n, "%s is owned by uid %d, not root", real, (int)st.st_uid);
+			return why;
 		}
-		if ((st.st_mode & 022) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
-			char mode[16];
-			snprintf(mode, sizeof mode, "%04o", (unsigned)(st.st_mode & 07777));
-			lua_pushnil(L);
-			lua_pushfstring(L, "%s is writable by group or others (mode %s)", real, mode);
-			return 2;
+		if ((st.st_mode & 022) && (first || !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))) {
+			snprintf(why, n, "%s is writable by group or others (mode %04o)", real,
+				 (unsigned)(st.st_mode & 07777));
+			return why;
 		}
+		first = false;
 		char *slash = strrchr(real, '/');
 		if (slash == NULL || slash == real) {
 			if (real[1] == '\0')
@@ -203,6 +202,18 @@ static int l_check_trust(lua_State *L)
 			continue;
 		}
 		*slash = '\0';
+	}
+	return NULL;
+}
+
+/* check_trust(path) -> true | nil, reason (see fd_trust; true unless root) */
+static int l_check_trust(lua_State *L)
+{
+	char why[PATH_MAX + 100];
+	if (fd_trust(luaL_checkstring(L, 1), why, sizeof why) != NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, why);
+		return 2;
 	}
 	lua_pushboolean(L, 1);
 	return 1;

@@ -266,3 +266,48 @@ EOF2
 	grep -q '^<5>fibersd: stopped$' "$D/log"
 	[ "$(fd_count 'cannot watch signals')" -eq 0 ]
 }
+
+@test "as root, a config file, a task directory of mode 1777, a lua_path template directory or a module file others could write is refused" {
+	[ "$(id -u)" -eq 0 ] || skip "trust checks apply to root only"
+	# the config file
+	chmod 0666 "$D/f.conf"
+	run "$FIBERSD" -c "$D/f.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$D/f.conf: refused: $D/f.conf is writable by group or others (mode 0666)"* ]]
+	chmod 0644 "$D/f.conf"
+	chown 1000 "$D/f.conf"
+	run "$FIBERSD" -c "$D/f.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$D/f.conf: refused: $D/f.conf is owned by uid 1000, not root"* ]]
+	chown 0 "$D/f.conf"
+	# a sticky, world-writable task directory (fine as an ancestor, not as the directory)
+	chmod 1777 "$D/t"
+	fd_start
+	fd_wait_log 'ready: 0 tasks \(1 errors\)'
+	grep -qx "<3>fibersd: refused: $D/t is writable by group or others (mode 1777)" "$D/log"
+	kill -TERM "$FD_PID"; fd_wait_dead "$FD_PID"
+	chmod 0755 "$D/t"
+	: >"$D/log"
+	# lua_path: a template entry in a 0777 directory; a module owned by uid 1000
+	mkdir -m 0777 "$D/open"
+	mkdir -m 0755 "$D/mods"
+	echo "return 'open'" >"$D/open/openmod.lua"
+	echo "return 'user'" >"$D/mods/usermod.lua"
+	echo "return 'rootmod'" >"$D/mods/rootmod.lua"
+	chown 1000 "$D/mods/usermod.lua"
+	chmod 0644 "$D/open/openmod.lua" "$D/mods/"*.lua
+	printf '[fibersd]\nlua_path = %s/open/?.lua;%s/mods/?.lua\n' "$D" "$D" >>"$D/f.conf"
+	fd_task user <<'EOF2'
+local log = require('fibersd').log
+for _, m in ipairs({ 'openmod', 'usermod', 'rootmod' }) do
+  local ok, v = pcall(require, m)
+  log.info('%s: %s %s', m, tostring(ok), ok and tostring(v) or (tostring(v):match('refused: [^\n]*') or 'not found'))
+end
+EOF2
+	fd_start
+	fd_wait_log '^<6>user: rootmod: ' 10
+	grep -qx "<3>fibersd: lua_path $D/open/?.lua refused: $D/open is writable by group or others (mode 0777)" "$D/log"
+	grep -qx '<6>user: openmod: false not found' "$D/log"
+	grep -qx "<6>user: usermod: false refused: $D/mods/usermod.lua is owned by uid 1000, not root" "$D/log"
+	grep -qx '<6>user: rootmod: true rootmod' "$D/log"
+}
