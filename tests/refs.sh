@@ -28,7 +28,7 @@ check() { # description, offending lines (empty = ok)
 	fi
 }
 # shellcheck disable=SC2086
-out=$(grep -n -I -E '\.\./shared|shared/spec|\.\./seed/' $files 2>/dev/null | grep -v '^tests/refs\.sh:')
+out=$(grep -n -I -E '\.\./shared|shared[/]spec|\.\./seed/' $files 2>/dev/null | grep -v '^tests/refs\.sh:')
 check 'no path outside the checkout' "$out"
 # shellcheck disable=SC2086
 out=$(grep -n -I -E '(library|daemon|quality)\.md' $(printf '%s\n' $files | grep -v '^doc/') \
