@@ -15,8 +15,10 @@
  * $(pkgdatadir)/lua; then the absolute entries of lua_path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,9 +322,28 @@ static int pmain(lua_State *L)
 	return 1;
 }
 
+/* fds 0-2 closed by whoever started us would be reused by the first files
+ * we open (log lines would land in them): keep them open on /dev/null.
+ * SIGPIPE would end the daemon when stderr's reader is gone: writes get
+ * EPIPE instead (children get every disposition reset at spawn). */
+static void sane_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+			int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+			if (n >= 0 && n != fd) { /* a lower fd was closed too: moved below */
+				dup2(n, fd);
+				close(n);
+			}
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
+	sane_stdio();
 	fd_features(); /* detected once, before anything changes the environment */
 	int status = parse_args(argc, argv, &o);
 	if (status >= 0) /* -h, -V, usage errors: the process ends, nothing to free */

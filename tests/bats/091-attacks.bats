@@ -311,3 +311,28 @@ EOF2
 	grep -qx "<6>user: usermod: false refused: $D/mods/usermod.lua is owned by uid 1000, not root" "$D/log"
 	grep -qx '<6>user: rootmod: true rootmod' "$D/log"
 }
+
+@test "stderr's reader gone (SIGPIPE) or fds 0-2 closed at start: the daemon runs, 0-2 on /dev/null" {
+	fd_task alive <<'EOF2'
+local fibersd = require 'fibersd'
+for i = 1, 50 do fibersd.log.info('a line to nobody %d', i) end
+fibersd.ready()
+require('fibers.sleep').sleep(1000)
+EOF2
+	"$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" 3>&- </dev/null > >(true) 2>&1 &
+	FD_PID=$!
+	local i
+	for i in $(seq 100); do ctl status alive 2>/dev/null | grep -q ready && break; sleep 0.05; done
+	! fd_dead "$FD_PID"
+	status_answers
+	run ctl status alive
+	[[ "$output" == *ready* ]]
+	kill -TERM "$FD_PID"; fd_wait_dead "$FD_PID"
+	"$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$D/c.sock" 3>&- <&- >&- 2>&- &
+	FD_PID=$!
+	for i in $(seq 100); do ctl status alive 2>/dev/null | grep -q ready && break; sleep 0.05; done
+	status_answers
+	[ "$(readlink "/proc/$FD_PID/fd/0")" = /dev/null ]
+	[ "$(readlink "/proc/$FD_PID/fd/1")" = /dev/null ]
+	[ "$(readlink "/proc/$FD_PID/fd/2")" = /dev/null ]
+}
