@@ -88,7 +88,7 @@ teardown() { fd_teardown; }
 	grep -qxF ".I $sysconfdir/fibersd.conf" "$S$mandir/man5/fibersd.conf.5"
 	grep -qF ".BR task_dir \" = \\fI$sysconfdir\\fB/fibers.d\"" "$S$mandir/man5/fibersd.conf.5"
 	# the README reads the same installed: no link out of the tree
-	! grep -nE '\.\./|shared/' "$S$docdir/README.md"
+	! grep -nE '\.\./|shared[/]' "$S$docdir/README.md"
 	cmp "$top_srcdir/COPYING" "$S$docdir/COPYING"
 }
 
