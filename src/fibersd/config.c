@@ -57,7 +57,7 @@ const struct cfg_key cfg_keys[] = {
 	  "extra package.path entries for tasks: templates (/x/?.lua) or directories, ';'-separated" },
 	{ "log_lines", CFG_SEC_FIBERSD, CFG_INT, 0, 1000000, NULL, "200", CFG_RELOAD_LIVE,
 	  "lines of log kept per task for `fibersctl logs`" },
-	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0, NOMAX, NULL, "60", CFG_RELOAD_DAEMON,
+	{ "control_idle", CFG_SEC_FIBERSD, CFG_DURATION, 0.1, NOMAX, NULL, "60", CFG_RELOAD_DAEMON,
 	  "seconds before an idle control connection is closed (not watch/logs -f streams)" },
 
 	{ "restart", CFG_SEC_DEFAULTS, CFG_ENUM, 0, 0, "no|on-failure|always", "on-failure", CFG_RELOAD_LIVE,

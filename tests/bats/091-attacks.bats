@@ -336,3 +336,10 @@ EOF2
 	[ "$(readlink "/proc/$FD_PID/fd/1")" = /dev/null ]
 	[ "$(readlink "/proc/$FD_PID/fd/2")" = /dev/null ]
 }
+
+@test "control_idle = 0 (every client locked out) is refused with file:line" {
+	printf '[fibersd]\ncontrol_idle = 0\n' >"$D/idle.conf"
+	run "$FIBERSD" -c "$D/idle.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[ "$output" = "$D/idle.conf:2: bad value '0' for control_idle: out of range" ]
+}
