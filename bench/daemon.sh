@@ -14,6 +14,8 @@
 #                        daemon's (/proc/PID/stat), ref = fibersctl's (less
 #                        noisy than wall time on a shared machine)
 #   fibersd_ready_spawn  1000 tasks each starting one `sleep` child -> READY=1
+#   fibersd_ready_spawn_cg  the same with one cgroup per task (root and a
+#                        writable cgroup v2 hierarchy; in a private cgroup)
 #   fibersd_idle         100 sleeping tasks: scheduler wake-ups in 10 s
 #                        (/proc/PID/task/*/schedstat run counts)
 #   fibersd_restart      a failing task with restart_delay = 0: ms from the
@@ -40,6 +42,13 @@ cleanup() {
 	[ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null
 	[ -n "$SPID" ] && kill "$SPID" 2>/dev/null
 	pkill -KILL -f "sleep 100[0-9]\.$U" 2>/dev/null
+	if [ -n "${BCG:-}" ] && [ -d "$BCG" ]; then
+		local d
+		for d in $(find "$BCG" -mindepth 1 -type d | sort -r) "$BCG"; do
+			echo 1 >"$d/cgroup.kill" 2>/dev/null
+			for _ in $(seq 100); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+		done
+	fi
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -78,7 +87,9 @@ start() {
 	local i
 	for i in $(seq 100); do [ -S "$W/notify.sock" ] && break; sleep 0.02; done
 	T0=$(now)
-	NOTIFY_SOCKET=$W/notify.sock "$FIBERSD" -c "$W/$n.conf" -d "$W/$n.d" -S "$W/c.sock" \
+	# in $START_CG (a cgroup of its own) when set
+	NOTIFY_SOCKET=$W/notify.sock sh -c 'if [ -n "$1" ]; then echo $$ >"$1/cgroup.procs" || exit 1; fi
+		shift; exec "$@"' sh "${START_CG:-}" "$FIBERSD" -c "$W/$n.conf" -d "$W/$n.d" -S "$W/c.sock" \
 		</dev/null >>"$W/$n.log" 2>&1 3>&- &
 	DPID=$!
 }
@@ -154,6 +165,20 @@ start b
 r=$(ready_time)
 report fibersd_ready_spawn "$N" "$r" s 2
 stop
+
+# --- the same, one cgroup per task --------------------------------------------
+CGM=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+	/proc/self/mountinfo | head -n 1)
+if [ "$(id -u)" -eq 0 ] && [ -n "$CGM" ] && mkdir "$CGM/fdbench-$$" 2>/dev/null; then
+	BCG=$CGM/fdbench-$$
+	START_CG=$BCG start b
+	r=$(ready_time)
+	grep -q 'containment: cgroup' "$W/b.log" || echo "# fibersd_ready_spawn_cg: not in cgroup mode" >&2
+	report fibersd_ready_spawn_cg "$N" "$r" s 2
+	stop
+else
+	echo "# fibersd_ready_spawn_cg skipped: needs root and a writable cgroup v2 hierarchy" >&2
+fi
 
 # --- idle: 100 sleeping tasks, wake-ups over 10 s ---------------------------
 tasks "$W/c.d" 100 "require('fibersd').ready(); require('fibers.sleep').sleep(1e6)"

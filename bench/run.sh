@@ -91,13 +91,13 @@ BEGIN {
 	else if (name == "choice") { tgt = "<= 1 us/iter"; met = (v <= 1) }
 	else if (name == "sleep1ms_mean") { tgt = "<= ref + 20 us"; met = (v <= r + 20) }
 	else if (name == "sleep1ms_p99") { tgt = "<= ref + 100 us"; met = (v <= r + 100) }
-	else if (name ~ /^spawn_proc_(seq|conc50)$/) { tgt = ">= 90% of ref"; met = (r > 0 && v >= 0.9 * r) }
+	else if (name ~ /^spawn_proc_(cg_)?(seq|conc50)$/) { tgt = ">= 90% of ref"; met = (r > 0 && v >= 0.9 * r) }
 	else if (name == "spawn_proc_mem") { tgt = "bounded (< 256 KiB)"; met = (v < 256) }
 	else if (name == "pipe") { tgt = ">= 0.9x ref (dd | cat)"; met = (v >= 0.9 * r) }
 	else if (name == "tcp") { tgt = ">= 0.9x ref (dd | socat over TCP)"; met = (v >= 0.9 * r) }
 	else if (name == "performs_rss") { tgt = "growth <= 1024 KiB (" v - r ")"; met = (v - r <= 1024) }
 	else if (name == "fibersd_ready") { tgt = "<= 1 s"; met = (v > 0 && v <= 1) }
-	else if (name == "fibersd_ready_spawn") { tgt = "<= 2 s"; met = (v > 0 && v <= 2) }
+	else if (name ~ /^fibersd_ready_spawn(_cg)?$/) { tgt = "<= 2 s"; met = (v > 0 && v <= 2) }
 	else if (name == "fibersd_rss") { tgt = "<= 25600 KiB"; met = (v <= 25600) }
 	else if (name == "fibersd_status") { tgt = "<= 20 ms whole command"; met = (v <= 20) }
 	else if (name == "fibersd_idle") { tgt = "0 wake-ups in 10 s (<= 1)"; met = (v <= 1) }
