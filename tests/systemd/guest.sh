@@ -92,6 +92,14 @@ fibers.spawn(function() fibers.perform(exec.command{ 'sleep', '1000' }:run_op())
 require('fibersd').ready()
 while true do require('fibers.sleep').sleep(10) end
 EOF
+cat >/etc/fibers.d/escape.lua <<'EOF'
+-- a child that double-forks a setsid daemon ignoring SIGTERM (it leaves
+-- every process group of the task, not its cgroup), and stays
+local fibers = require 'fibers'
+fibers.perform(require('fibers.exec').command{ 'sh', '-c',
+  [[( setsid sh -c 'trap "" TERM; echo $$ >/run/escape.pid; exec sleep 1000' </dev/null >/dev/null 2>&1 & ); exec sleep 1000]] }:run_op())
+EOF
+printf '[task:escape]\nshutdown_grace = 1\n' >>/etc/fibersd.conf
 chmod 0644 /etc/fibers.d/*.lua
 
 # ---- start: active once every task is loaded ---------------------------------
@@ -100,8 +108,25 @@ check "fibersd.service is active" is_active
 out=$(timeout 20 fibersctl status)
 ntasks=$(grep -cE '^(●|○|×|↻) ' <<<"$out")
 check "READY came after every task loaded: $ntasks tasks listed, none loading, slowload ready" \
-	eval '[[ $ntasks -eq 3 ]] && ! grep -q ": loading" <<<"$out" && grep -Eq "^● slowload( \[[0-9]+\])?: ready" <<<"$out"'
+	eval '[[ $ntasks -eq 4 ]] && ! grep -q ": loading" <<<"$out" && grep -Eq "^● slowload( \[[0-9]+\])?: ready" <<<"$out"'
 check "STATUS= is the daemon's status line" eval '[[ $(prop StatusText) == *"tasks running"* ]]'
+
+# ---- containment: one cgroup per task (Delegate=yes) ------------------------
+CG=/sys/fs/cgroup$(prop ControlGroup)
+check "fibersd moved itself to the unit's supervisor cgroup" grep -qx "$(prop MainPID)" "$CG/supervisor/cgroup.procs"
+check "the escaped setsid daemon is in the task's cgroup" \
+	wait_for 10 eval '[[ -s /run/escape.pid ]] && grep -qx "$(cat /run/escape.pid)" "$CG/task-escape/cgroup.procs"'
+check "fibersctl status escape: containment cgroup, the daemon listed as a stray" \
+	eval 'o=$(timeout 20 fibersctl status escape); [[ $o == *"containment: cgroup $CG/task-escape"* && $o == *"process $(cat /run/escape.pid) (stray): sleep 1000"* ]]'
+esc=$(cat /run/escape.pid)
+gone() { [[ ! -e /proc/$1 ]]; }
+check "fibersctl stop escape ends the escaped daemon (cgroup.kill after its grace)" \
+	eval 'ctl stop escape; wait_for 10 gone "$esc"'
+check "the stopped task's cgroup is removed" wait_for 5 eval '[[ ! -d $CG/task-escape ]]'
+rm -f /run/escape.pid
+check "fibersctl start escape: a fresh cgroup and daemon" \
+	eval 'ctl start escape; wait_for 10 eval '"'"'[[ -s /run/escape.pid ]] && grep -qx "$(cat /run/escape.pid)" "$CG/task-escape/cgroup.procs"'"'"
+esc=$(cat /run/escape.pid)
 
 # ---- fibersctl as root and as a member of each group -------------------------
 check "fibersctl status as root: exit 0" ctl status
@@ -173,7 +198,7 @@ check "fibersctl status exits non-zero while tasks crash-loop (got $rc)" test "$
 rm /etc/fibers.d/busy.lua /etc/fibers.d/crash*.lua
 sed -i '/^\[task:crash/,$d' /etc/fibersd.conf
 check "reload back to the quiet task set" reload_ok
-quiet() { [[ $(timeout 20 fibersctl status | grep -cE '^(●|○|×|↻) ') -eq 3 ]]; }
+quiet() { [[ $(timeout 20 fibersctl status | grep -cE '^(●|○|×|↻) ') -eq 4 ]]; }
 check "the busy and crash-looping tasks are gone within 5 s" wait_for 5 quiet
 
 # ---- stop: nothing left, nothing killed by systemd ---------------------------------
@@ -185,6 +210,7 @@ check "the stop took less than 5 s (every task stops on SIGTERM; took $((SECONDS
 left=
 for p in $pids; do [[ -e /proc/$p && $(awk '/^State:/ {print $2}' "/proc/$p/status" 2>/dev/null) != Z ]] && left+=" $p"; done
 check "no process of any task is left after stop${left:+ (left:$left)}" test -z "$left"
+check "the escaped daemon (SIGTERM ignored) is gone too" gone "$esc"
 check "systemd killed nothing (no 'Killing process' lines)" \
 	eval '! journalctl --no-pager | grep -q "fibersd.service: Killing process"'
 check "the unit stopped cleanly (inactive, Result=success)" \

@@ -14,7 +14,9 @@
 #     task file added, changed, removed), each active again within 5 s; the
 #     journal's MESSAGE lines carry the task name and FIBERS_TASK= selects
 #     them; the watchdog holds 2 x WatchdogSec under load; socket activation
-#     through fibersd.socket; `systemctl stop` leaves no task process and no
+#     through fibersd.socket; one cgroup per task (a setsid daemon that
+#     ignores SIGTERM is listed as a stray and ends with `fibersctl stop`);
+#     `systemctl stop` leaves no task process and no
 #     "Killing process" line; a config error fails the unit once, with the
 #     error in the journal, without restarts.
 #
