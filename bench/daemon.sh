@@ -173,7 +173,7 @@ if [ "$(id -u)" -eq 0 ] && [ -n "$CGM" ] && mkdir "$CGM/fdbench-$$" 2>/dev/null;
 	BCG=$CGM/fdbench-$$
 	START_CG=$BCG start b
 	r=$(ready_time)
-	grep -q 'containment: cgroup' "$W/b.log" || echo "# fibersd_ready_spawn_cg: not in cgroup mode" >&2
+	[ -d "$BCG/supervisor" ] || echo "# fibersd_ready_spawn_cg: fibersd did not take the cgroup" >&2
 	report fibersd_ready_spawn_cg "$N" "$r" s 2
 	stop
 else
