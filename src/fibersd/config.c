@@ -16,11 +16,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <grp.h>
@@ -35,6 +37,7 @@
 #endif
 
 #define NOMAX 1e15
+#define CFG_MAX_FILE (4 << 20) /* bytes of a config file */
 const struct cfg_key cfg_keys[] = {
 	{ "task_dir", CFG_SEC_FIBERSD, CFG_PATH, 0, 0, NULL, FIBERSD_SYSCONFDIR "/fibers.d", CFG_RELOAD_DAEMON,
 	  "directory of the task scripts: every NAME.lua directly in it is a task" },
@@ -699,18 +702,27 @@ int cfg_load(lua_State *L, const char *path)
 		return 1;
 	lua_pushstring(L, path);
 	lua_setfield(L, cfg, "file");
-	FILE *fp = fopen(path, "re");
+	/* only a regular file of sane size: a FIFO would block the open
+	 * (O_NONBLOCK), a device such as /dev/zero would be read for ever */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
-	int err = fp == NULL ? errno : fstat(fileno(fp), &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-	if (err) {
-		if (fp)
-			fclose(fp);
+	int err = fd < 0 ? errno : fstat(fd, &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	const char *why = err ? strerror(err) : !S_ISREG(st.st_mode) ? "not a regular file" :
+		st.st_size > CFG_MAX_FILE ? "file too large" : NULL;
+	FILE *fp = NULL;
+	if (why == NULL && (fp = fdopen(fd, "r")) == NULL) {
+		err = errno;
+		why = strerror(err);
+	}
+	if (why) {
+		if (fd >= 0)
+			close(fd);
 		lua_pushnil(L);
 		if (err == ENOENT)
 			lua_pushfstring(L, "%s: the configuration file does not exist", path);
 		else
-			lua_pushfstring(L, "%s: cannot read the configuration file: %s", path, strerror(err));
-		errno = err;
+			lua_pushfstring(L, "%s: cannot read the configuration file: %s", path, why);
+		errno = err ? err : EINVAL;
 		return 2;
 	}
 	int r = cfg_parse_stream(L, path, fp, cfg);

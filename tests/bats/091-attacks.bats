@@ -343,3 +343,14 @@ EOF2
 	[ "$status" -eq 1 ]
 	[ "$output" = "$D/idle.conf:2: bad value '0' for control_idle: out of range" ]
 }
+
+@test "a config that is no regular file (FIFO, /dev/zero) or too large is refused at once, exit 1" {
+	mkfifo "$D/fifo.conf"
+	run timeout 10 "$FIBERSD" -c "$D/fifo.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[ "$output" = "$D/fifo.conf: cannot read the configuration file: not a regular file" ]
+	head -c 5000000 /dev/zero | tr '\0' ';' >"$D/big.conf"
+	run timeout 10 "$FIBERSD" -c "$D/big.conf" -d "$D/t" --check
+	[ "$status" -eq 1 ]
+	[ "$output" = "$D/big.conf: cannot read the configuration file: file too large" ]
+}
