@@ -73,6 +73,12 @@ local function check(cfg)
       bad = bad + 1
     end
   end
+  -- what bind would refuse at start (sun_path holds 107 bytes and a NUL)
+  local sock = cfg.fibersd.control_socket
+  if type(sock) == 'string' and #sock > 107 then
+    io.stderr:write(string.format('control socket path too long (max 107 bytes): %s\n', sock))
+    bad = bad + 1
+  end
   for _, entry in ipairs(entries or {}) do
     local spec, err = reload.prepare(cfg, entry)
     if not spec then err = err elseif spec.error then err = spec.error else err = nil end

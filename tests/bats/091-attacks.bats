@@ -354,3 +354,11 @@ EOF2
 	[ "$status" -eq 1 ]
 	[ "$output" = "$D/big.conf: cannot read the configuration file: file too large" ]
 }
+
+@test "--check refuses a control socket path over 107 bytes, as the start would" {
+	local long
+	long="$D/$(printf 's%.0s' $(seq 120)).sock"
+	run "$FIBERSD" -c "$D/f.conf" -d "$D/t" -S "$long" --check
+	[ "$status" -eq 1 ]
+	[ "$output" = "control socket path too long (max 107 bytes): $long" ]
+}
