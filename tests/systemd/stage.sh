@@ -62,7 +62,7 @@ if [[ -z $DESTDIR ]]; then
 		if [[ -f $W/src/Makefile ]]; then make -C "$W/src" distclean >/dev/null 2>&1 || true; fi
 	fi
 	log=$W/build.log
-	if ! (cd "$W/src" && { [[ -x configure ]] || ./autogen.sh; } && ./configure --prefix=/usr/local --sysconfdir=/etc &&
+	if ! (cd "$W/src" && { [[ -x configure ]] || ./autogen.sh; } && ./configure --prefix=/usr/local --sysconfdir=/etc --disable-dependency-tracking &&
 		make -j"$(nproc)" && make install DESTDIR="$W/root") >"$log" 2>&1; then
 		tail -n 40 "$log" >&2
 		die "the packager's build failed (log: $log)"
