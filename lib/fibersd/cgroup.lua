@@ -236,10 +236,9 @@ function M.new_run(name, pol)
   return { path = path, fd = fd }
 end
 
--- pid -> true for the process groups of the running Commands of scope s's
--- subtree.
-function M.command_groups(s)
-  local groups = {}
+-- Calls fn(command snapshot) for every running Command in the subtrees of
+-- the scopes given (each scope walked once).
+function M.each_running_command(scopes, fn)
   local scope = require 'fibers.scope'
   local seen = {}
   local function walk(sc)
@@ -248,14 +247,23 @@ function M.command_groups(s)
     local okc, snap = pcall(sc.snapshot, sc)
     if not okc or not snap then return end
     for _, c in ipairs(snap.commands or {}) do
-      if c.pid and c.state == 'running' then groups[c.pid] = true end
+      if c.state == 'running' then fn(c) end
     end
     for _, id in ipairs(snap.children or {}) do
       local ch = scope.by_id(id)
       if ch then walk(ch) end
     end
   end
-  if s then walk(s) end
+  for _, sc in ipairs(scopes) do walk(sc) end
+end
+
+-- pid -> true for the process groups of the running Commands of scope s's
+-- subtree.
+function M.command_groups(s)
+  local groups = {}
+  M.each_running_command({ s }, function(c)
+    if c.pid then groups[c.pid] = true end
+  end)
   return groups
 end
 

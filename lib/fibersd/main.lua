@@ -102,21 +102,7 @@ function M.status_line(sv)
     end
   end
   local procs = 0
-  local seen = {}
-  local function walk(s)
-    if seen[s] then return end
-    seen[s] = true
-    local okc, snap = pcall(s.snapshot, s)
-    if not okc or not snap then return end
-    for _, cmd in ipairs(snap.commands or {}) do
-      if cmd.state == 'running' then procs = procs + 1 end
-    end
-    for _, id in ipairs(snap.children or {}) do
-      local ch = scope.by_id(id)
-      if ch then walk(ch) end
-    end
-  end
-  for _, s in ipairs(sv:scopes()) do walk(s) end
+  cgroup.each_running_command(sv:scopes(), function() procs = procs + 1 end)
   parts[#parts + 1] = string.format('%d process%s', procs, procs == 1 and '' or 'es')
   return table.concat(parts, ', ')
 end
