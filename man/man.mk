@@ -7,7 +7,7 @@ man1_MANS = man/built/fibersctl.1
 man5_MANS = man/built/fibersd.conf.5
 man7_MANS = man/built/fibers.7
 man8_MANS = man/built/fibersd.8
-EXTRA_DIST += man/fibersctl.1 man/fibersd.conf.5 man/fibers.7 man/fibersd.8
+EXTRA_DIST += man/fibersctl.1 man/fibersd.conf.5 man/fibers.7 man/fibersd.8 man/method-entries.awk
 man_edit = $(SED) \
 	-e 's|^SYSCONFDIR\b|$(sysconfdir)|' -e 's|\([^A-Z]\)SYSCONFDIR\b|\1$(sysconfdir)|g' \
 	-e 's|\(\\f[BIRP]\)SYSCONFDIR\b|\1$(sysconfdir)|g' \
@@ -15,8 +15,13 @@ man_edit = $(SED) \
 	-e 's|^LUADIR\b|$(luadir)|' -e 's|\([^A-Z]\)LUADIR\b|\1$(luadir)|g' \
 	-e 's|^LUACMODDIR\b|$(luacmoddir)|' -e 's|\([^A-Z]\)LUACMODDIR\b|\1$(luacmoddir)|g' \
 	-e 's|^PKGDATADIR\b|$(pkgdatadir)|' -e 's|\([^A-Z]\)PKGDATADIR\b|\1$(pkgdatadir)|g'
-man/built/fibersctl.1: $(top_srcdir)/man/fibersctl.1 Makefile
-	$(AM_V_GEN)$(MKDIR_P) man/built && $(man_edit) $(top_srcdir)/man/fibersctl.1 > $@.tmp && mv $@.tmp $@
+# fibersctl(1)'s COMMANDS gain an entry, from the method table (through
+# `fibersctl --help`), for every method the page has no prose for.
+man/built/fibersctl.1: $(top_srcdir)/man/fibersctl.1 $(top_srcdir)/man/method-entries.awk \
+		src/fibersctl/fibersctl$(EXEEXT) Makefile
+	$(AM_V_GEN)$(MKDIR_P) man/built && src/fibersctl/fibersctl --help > $@.help && \
+	$(AWK) -f $(top_srcdir)/man/method-entries.awk $@.help $(top_srcdir)/man/fibersctl.1 | \
+	$(man_edit) > $@.tmp && rm -f $@.help && mv $@.tmp $@
 man/built/fibersd.conf.5: $(top_srcdir)/man/fibersd.conf.5 Makefile
 	$(AM_V_GEN)$(MKDIR_P) man/built && $(man_edit) $(top_srcdir)/man/fibersd.conf.5 > $@.tmp && mv $@.tmp $@
 man/built/fibers.7: $(top_srcdir)/man/fibers.7 Makefile
