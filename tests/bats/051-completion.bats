@@ -73,16 +73,17 @@ comp() {
 
 @test "a method with no prose in fibersctl(1) gets its entry from the table's template and help line" {
 	src=$BATS_TEST_DIRNAME/../../man/fibersctl.1
-	"$FCTL" --help | sed 's/^  version /  ping [-x|--extra N]         check that the daemon answers\n  version /' >"$BATS_TEST_TMPDIR/help"
+	# --help's shape: a documented method (status) and one without prose (ping)
+	printf '%s\n' 'Usage: fibersctl COMMAND' '' 'Commands:' \
+		'  status [SCOPE] [-d|--depth N]  show tasks, scopes and processes' \
+		'  ping [-x|--extra N]         check that the daemon answers' '' \
+		'Options:' '  -h, --help          show this help' >"$BATS_TEST_TMPDIR/help"
 	run awk -f "$BATS_TEST_DIRNAME/../../man/method-entries.awk" "$BATS_TEST_TMPDIR/help" "$src"
 	[ "$status" -eq 0 ]
 	# the generated entry closes the COMMANDS section, before the next one
 	entry=$(printf '%s\n' "$output" | sed -n '/^\.SH COMMANDS/,/^\.SH /p' | tail -4)
 	[ "$entry" = "$(printf '%s\n' '.TP' '.B "ping [\-x|\-\-extra N]"' 'Check that the daemon answers.' '.SH SCOPE ADDRESSES')" ]
-	# methods with prose keep it and get no second entry
-	[ "$(printf '%s\n' "$output" | grep -c '^\.TP')" -eq "$(($(grep -c '^\.TP' "$src") + 1))" ]
+	# everything else, status's prose included, is the page as written
 	[ "$(printf '%s\n' "$output" | grep -v -x -e '\.TP' -e '\.B "ping .*"' -e 'Check that the daemon answers\.')" = "$(grep -v -x '\.TP' "$src")" ]
-	# with the real table every method has prose: the page is unchanged
-	run awk -f "$BATS_TEST_DIRNAME/../../man/method-entries.awk" <("$FCTL" --help) "$src"
-	[ "$output" = "$(cat "$src")" ]
+	[ "$(printf '%s\n' "$output" | grep -c -x '\.TP')" -eq "$(($(grep -c -x '\.TP' "$src") + 1))" ]
 }
